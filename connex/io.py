@@ -1,0 +1,73 @@
+"""Small I/O helpers that write outputs whole or not at all.
+
+Every writer goes to a temporary file beside its target and renames it into place, so a run
+killed mid-write never leaves a half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it to ``target`` if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Keep the full suffix (".nii.gz") so writers that look at the extension behave the same.
+    suffix = "".join(target.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(data: dict, target: str | Path) -> Path:
+    """Write ``data`` as indented JSON to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    return Path(target)
+
+
+def write_tsv(table: pd.DataFrame, target: str | Path, *, index: bool = False) -> Path:
+    """Write a table as tab-separated values with ``n/a`` for missing cells, atomically."""
+    with atomic_path(target) as tmp:
+        table.to_csv(tmp, sep="\t", index=index, na_rep="n/a", float_format="%.6g")
+    return Path(target)
+
+
+def write_text(text: str, target: str | Path) -> Path:
+    """Write ``text`` to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
+    return Path(target)
+
+
+def save_nifti(image: nib.Nifti1Image, target: str | Path) -> Path:
+    """Save a NIfTI image atomically (gzipped when ``target`` ends in ``.gz``)."""
+    with atomic_path(target) as tmp:
+        nib.save(image, tmp)
+    return Path(target)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

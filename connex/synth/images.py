@@ -1,0 +1,358 @@
+"""Render a synthetic subject's T1w, DWI and BOLD images from its true networks.
+
+All three images share one head position: a per-subject affine ``subject_to_mni`` maps the
+subject's scanner coordinates (mm) to MNI coordinates, so a registration must undo it. Each
+image has its own grid (voxel size, orientation, field of view) in scanner space.
+
+Shapes: ``g`` gradient directions, ``t`` volumes, ``n`` regions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from dipy.core.gradients import GradientTable, gradient_table
+from dipy.core.sphere import HemiSphere, disperse_charges
+from dipy.sims.voxel import add_noise
+from scipy import ndimage
+
+from connex.synth.atlas import Parcellation
+from connex.synth.networks import GroupNetworks, SubjectNetworks
+from connex.templates import MNITemplate
+
+# Diffusivities (mm^2/s) of a single fibre population (FA about 0.8) and of the free compartments.
+FIBRE_AXIAL = 1.7e-3
+FIBRE_RADIAL = 0.3e-3
+ISOTROPIC_DIFFUSIVITY = {"gm": 0.9e-3, "wm": 0.8e-3, "csf": 3.0e-3}
+# Relative T2-weighted (b=0 / EPI) brightness of each tissue.
+T2_BRIGHTNESS = {"gm": 1.1, "wm": 0.9, "csf": 1.8}
+BOLD_BRIGHTNESS = {"gm": 1.0, "wm": 0.8, "csf": 1.3}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """An image grid in scanner space: ``shape`` (X, Y, Z) and voxel-to-mm ``affine`` (4, 4)."""
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+
+
+def random_misalignment(rng: np.random.Generator, centre_mm: np.ndarray, *, rotation_deg: float,
+                        translation_mm: float, scaling: float) -> np.ndarray:
+    """Return a random ``subject_to_mni`` affine (4, 4): rotation about ``centre_mm``, translation
+    and anisotropic scaling, each drawn uniformly within the given bounds per axis."""
+    angles = np.deg2rad(rng.uniform(-rotation_deg, rotation_deg, 3))
+    rotation = _rotation_matrix(angles)
+    scale = np.diag(1.0 + rng.uniform(-scaling, scaling, 3))
+    linear = rotation @ scale
+    affine = np.eye(4)
+    affine[:3, :3] = linear
+    affine[:3, 3] = centre_mm - linear @ centre_mm + rng.uniform(-translation_mm, translation_mm, 3)
+    return affine
+
+
+def grid_around(mask: np.ndarray, mask_affine: np.ndarray, subject_to_mni: np.ndarray, *,
+                voxel_mm: float, margin_mm: float, orientation: str) -> Grid:
+    """A grid in scanner space that covers ``mask`` (given in MNI space) with a margin.
+
+    ``orientation`` is ``"RAS"`` or ``"LAS"`` (the usual dcm2niix/FSL layout, negative
+    determinant, in which FSL-convention b-vectors are plain voxel-axis vectors).
+    """
+    mni_mm = _apply(mask_affine, np.argwhere(mask).astype(float))
+    subject_mm = _apply(np.linalg.inv(subject_to_mni), mni_mm)
+    low = subject_mm.min(0) - margin_mm
+    high = subject_mm.max(0) + margin_mm
+    shape = tuple(int(np.ceil(s)) + 1 for s in (high - low) / voxel_mm)
+    affine = np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0])
+    affine[:3, 3] = low
+    if orientation == "LAS":
+        affine[0, 0] = -voxel_mm
+        affine[0, 3] = high[0]
+    elif orientation != "RAS":
+        raise ValueError(f"'orientation' must be 'RAS' or 'LAS'; {orientation!r} was provided.")
+    return Grid(shape=shape, affine=affine)
+
+
+def sample_mni(volume: np.ndarray, volume_affine: np.ndarray, grid: Grid,
+               subject_to_mni: np.ndarray, *, order: int = 1) -> np.ndarray:
+    """Resample an MNI-space ``volume`` onto a scanner-space ``grid`` (order 0: nearest)."""
+    to_volume = np.linalg.inv(volume_affine) @ subject_to_mni @ grid.affine
+    return ndimage.affine_transform(volume, to_volume[:3, :3], to_volume[:3, 3],
+                                    output_shape=grid.shape, order=order, mode="constant", cval=0.0)
+
+
+# --------------------------------------------------------------------------------------- T1w
+
+def head_model(template: MNITemplate) -> np.ndarray:
+    """Template T1w intensities with a CSF rim, skull and scalp around the brain (X, Y, Z).
+
+    The template is skull-stripped; a whole-head image is what a scanner gives and what a
+    brain extraction must handle.
+    """
+    outside_mm = ndimage.distance_transform_edt(~template.brain_mask) * template.voxel_size
+    head = template.t1w * template.brain_mask
+    head = np.where((outside_mm > 0) & (outside_mm <= 3), 0.12, head)
+    head = np.where((outside_mm > 3) & (outside_mm <= 8), 0.04, head)
+    head = np.where((outside_mm > 8) & (outside_mm <= 13), 0.75, head)
+    return ndimage.gaussian_filter(head.astype(np.float32), 0.5)
+
+
+def render_t1w(head: np.ndarray, template: MNITemplate, grid: Grid, subject_to_mni: np.ndarray,
+               rng: np.random.Generator, *, intensity_scale: float, noise_sd: float,
+               bias_strength: float = 0.15) -> np.ndarray:
+    """A T1w volume (X, Y, Z) int16: the head model seen through ``subject_to_mni``, times a
+    smooth multiplicative bias field, plus Rician noise of ``noise_sd`` (fraction of white matter)."""
+    image = sample_mni(head, template.affine, grid, subject_to_mni, order=1)
+    image *= smooth_bias_field(grid.shape, rng, bias_strength)
+    noisy = np.hypot(image + rng.normal(0, noise_sd, image.shape), rng.normal(0, noise_sd, image.shape))
+    return np.round(noisy * 1000.0 * intensity_scale).astype(np.int16)
+
+
+def smooth_bias_field(shape: tuple[int, ...], rng: np.random.Generator, strength: float) -> np.ndarray:
+    """exp of a random quadratic polynomial over the field of view, spanning about +-``strength``."""
+    axes = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
+    terms = list(axes) + [a * b for i, a in enumerate(axes) for b in axes[i:]]
+    coefficients = rng.normal(0, 1, len(terms))
+    log_field = sum(c * term for c, term in zip(coefficients, terms))
+    log_field *= strength / (np.abs(log_field).max() + 1e-9)
+    return np.exp(log_field).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------- DWI
+
+def make_gradient_table(rng: np.random.Generator, *, n_b0: int, n_directions: int,
+                        bvalues: tuple[float, ...]) -> GradientTable:
+    """b=0 volumes interleaved with ``n_directions`` electrostatically spread directions per shell."""
+    theta = np.arccos(rng.uniform(-1, 1, n_directions))
+    phi = rng.uniform(0, 2 * np.pi, n_directions)
+    spread, _ = disperse_charges(HemiSphere(theta=theta, phi=phi), 2000)
+    directions = spread.vertices
+    bvals, bvecs = [], []
+    for b in bvalues:
+        bvals += [b] * n_directions
+        bvecs.append(directions)
+    bvals = np.array(bvals, float)
+    bvecs = np.vstack(bvecs)
+    # Spread the b=0 volumes through the series (one first), as scanners usually do.
+    positions = np.linspace(0, len(bvals) + n_b0 - 1, n_b0).round().astype(int)
+    for position in positions:
+        bvals = np.insert(bvals, position, 0.0)
+        bvecs = np.insert(bvecs, position, [0.0, 0.0, 0.0], axis=0)
+    return gradient_table(bvals, bvecs=bvecs, b0_threshold=50)
+
+
+def bundle_curves(parcellation: Parcellation, group: GroupNetworks, template: MNITemplate,
+                  *, points_per_mm: float = 1.0) -> list[np.ndarray]:
+    """One smooth curve (p, 3) in MNI mm per bundle, from one region's anchor to the other's.
+
+    Quadratic Bezier curves whose control point is pulled towards the centre of the brain, so
+    bundles run through the deep white matter and cross one another there.
+    """
+    brain_centre = _apply(template.affine, np.argwhere(template.wm > 0.5).astype(float)).mean(0)
+    curves = []
+    for i, j in group.sc_edges:
+        start, end = parcellation.anchors[i], parcellation.anchors[j]
+        control = 0.5 * (start + end)
+        control = control + 0.6 * (brain_centre - control)
+        n_points = max(int(np.linalg.norm(end - start) * points_per_mm * 1.3), 8)
+        s = np.linspace(0, 1, n_points)[:, None]
+        curves.append((1 - s) ** 2 * start + 2 * s * (1 - s) * control + s ** 2 * end)
+    return curves
+
+
+def render_dwi(template: MNITemplate, grid: Grid, subject_to_mni: np.ndarray,
+               curves_mni: list[np.ndarray], strengths: np.ndarray, gtab: GradientTable,
+               rng: np.random.Generator, *, intensity_scale: float, snr: float,
+               base_radius_mm: float = 2.0, fibre_fraction: float = 0.7,
+               max_fibre_fraction: float = 0.85) -> np.ndarray:
+    """A DWI series (X, Y, Z, g) int16 with b-vectors in voxel axes (FSL convention for LAS).
+
+    Each voxel holds free water in its tissue mix and, where bundles pass, one stick-like
+    tensor per bundle along the bundle's local direction (several where bundles cross).
+    A bundle's radius grows with the square root of its strength, so its cross-section (and
+    the streamline count a uniform white-matter seeding gives it) grows with the strength.
+    Rician noise has sigma = b=0 white-matter signal / ``snr``.
+    """
+    tissues = {name: sample_mni(getattr(template, name), template.affine, grid, subject_to_mni)
+               for name in ("gm", "wm", "csf")}
+    total = sum(tissues.values())
+    in_brain = total > 0.3
+    safe_total = np.where(in_brain, total, 1.0)
+    s0 = sum(T2_BRIGHTNESS[k] * v for k, v in tissues.items()) / safe_total * in_brain
+    diffusivity = sum(ISOTROPIC_DIFFUSIVITY[k] * v for k, v in tissues.items()) / safe_total
+    bvals = gtab.bvals
+    bvecs = gtab.bvecs
+    free = np.exp(-np.multiply.outer(diffusivity, bvals))  # (X, Y, Z, g)
+
+    voxel_ids, bundle_ids, tangents = rasterize_bundles(curves_mni, strengths, grid, subject_to_mni,
+                                                        base_radius_mm=base_radius_mm)
+    white = (tissues["wm"] + tissues["gm"]).ravel()[voxel_ids]
+    keep = white > 0.5
+    voxel_ids, bundle_ids, tangents = voxel_ids[keep], bundle_ids[keep], tangents[keep]
+    weight = np.full(len(voxel_ids), fibre_fraction)
+    n_voxels = int(np.prod(grid.shape))
+    per_voxel = np.bincount(voxel_ids, weights=weight, minlength=n_voxels)
+    weight *= np.minimum(1.0, max_fibre_fraction / per_voxel[voxel_ids])
+    fibre_total = np.bincount(voxel_ids, weights=weight, minlength=n_voxels)
+
+    cos2 = (tangents @ bvecs.T) ** 2  # (m, g)
+    sticks = np.exp(-bvals * (FIBRE_RADIAL + (FIBRE_AXIAL - FIBRE_RADIAL) * cos2)) * weight[:, None]
+    fibre_signal = np.zeros((n_voxels, len(bvals)))
+    np.add.at(fibre_signal, voxel_ids, sticks)
+
+    signal = free.reshape(n_voxels, -1) * (1.0 - fibre_total)[:, None] + fibre_signal
+    signal = signal.reshape(*grid.shape, len(bvals)) * s0[..., None] * 1000.0 * intensity_scale
+    white_matter_s0 = T2_BRIGHTNESS["wm"] * 1000.0 * intensity_scale
+    noisy = add_noise(signal, snr=snr, S0=white_matter_s0, noise_type="rician", rng=rng)
+    return np.round(noisy).astype(np.int16)
+
+
+def rasterize_bundles(curves_mni: list[np.ndarray], strengths: np.ndarray, grid: Grid,
+                      subject_to_mni: np.ndarray, *, base_radius_mm: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Voxels (flat indices) within each bundle's radius, with the bundle's unit direction there.
+
+    Returns ``voxel_ids (m,)``, ``bundle_ids (m,)`` and ``tangents (m, 3)`` in voxel axes; a
+    voxel appears once per bundle that covers it, with the direction of the bundle's nearest point.
+    """
+    mni_to_voxel = np.linalg.inv(grid.affine) @ np.linalg.inv(subject_to_mni)
+    voxel_size = float(np.abs(np.linalg.det(grid.affine[:3, :3])) ** (1 / 3))
+    shape = np.array(grid.shape)
+    all_ids, all_bundles, all_tangents = [], [], []
+    for b, (curve, strength) in enumerate(zip(curves_mni, strengths)):
+        points = _apply(mni_to_voxel, curve)
+        tangent = np.gradient(points, axis=0)
+        tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
+        radius = np.clip(base_radius_mm * np.sqrt(strength), 1.2, 5.0) / voxel_size
+        reach = int(np.ceil(radius))
+        offsets = np.stack(np.meshgrid(*[np.arange(-reach, reach + 1)] * 3, indexing="ij"), -1).reshape(-1, 3)
+        candidates = np.round(points)[:, None, :].astype(int) + offsets[None]  # (p, o, 3)
+        distance = np.linalg.norm(candidates - points[:, None, :], axis=-1)
+        inside = (distance <= radius) & np.all((candidates >= 0) & (candidates < shape), axis=-1)
+        point_index = np.broadcast_to(np.arange(len(points))[:, None], inside.shape)[inside]
+        flat = np.ravel_multi_index(tuple(candidates[inside].T), grid.shape)
+        order = np.lexsort((distance[inside], flat))  # by voxel, nearest point first
+        unique_flat, first = np.unique(flat[order], return_index=True)
+        all_ids.append(unique_flat)
+        all_bundles.append(np.full(len(unique_flat), b))
+        all_tangents.append(tangent[point_index[order][first]])
+    return np.concatenate(all_ids), np.concatenate(all_bundles), np.vstack(all_tangents)
+
+
+# -------------------------------------------------------------------------------------- BOLD
+
+@dataclass(frozen=True)
+class BoldNoise:
+    """Amplitudes (fractions of baseline) of the BOLD signal components."""
+
+    neural: float = 0.012
+    physiological: float = 0.008
+    thermal_snr: float = 90.0
+    drift: float = 0.02
+    motion_mm: float = 0.6
+    spike_drop: float = 0.03
+
+
+def motion_parameters(rng: np.random.Generator, n_volumes: int, *, scale_mm: float
+                      ) -> np.ndarray:
+    """Head motion (t, 6): ``trans_x/y/z`` in mm then ``rot_x/y/z`` in radians.
+
+    A slow random-walk drift plus a few sudden, lasting jumps whose number and size grow with
+    ``scale_mm`` (the typical jump in mm); 1 mm of rotation is taken at 50 mm from the centre.
+    """
+    steps = rng.normal(0, 0.03 * scale_mm, (n_volumes, 6))
+    drift = ndimage.gaussian_filter1d(np.cumsum(steps, axis=0), 3.0, axis=0)
+    jumps = np.zeros((n_volumes, 6))
+    n_jumps = rng.poisson(1.0 + 2.0 * scale_mm)
+    for when in rng.choice(np.arange(5, n_volumes - 1), size=min(n_jumps, n_volumes - 6), replace=False):
+        jumps[when:] += rng.normal(0, scale_mm, 6)
+    motion = drift + jumps
+    motion -= motion[0]
+    motion[:, 3:] /= 50.0  # mm of arc at 50 mm -> radians
+    return motion
+
+
+def rigid_matrix(parameters: np.ndarray, centre_mm: np.ndarray) -> np.ndarray:
+    """4x4 rigid transform of 6 motion parameters, rotating about ``centre_mm``."""
+    rotation = _rotation_matrix(parameters[3:])
+    matrix = np.eye(4)
+    matrix[:3, :3] = rotation
+    matrix[:3, 3] = centre_mm - rotation @ centre_mm + parameters[:3]
+    return matrix
+
+
+def render_bold(template: MNITemplate, parcellation: Parcellation, grid: Grid,
+                subject_to_mni: np.ndarray, networks: SubjectNetworks, motion: np.ndarray,
+                rng: np.random.Generator, *, intensity_scale: float, noise: BoldNoise,
+                repetition_time: float) -> np.ndarray:
+    """A BOLD series (X, Y, Z, t) int16.
+
+    Grey-matter voxels carry their region's neural time course; every tissue carries
+    physiological noise that is mostly white-matter and CSF signal (so WM/CSF regressors
+    explain it); a slow drift; thermal noise; and head motion: each volume is the static
+    image moved rigidly by ``motion[t]``, with a brief intensity drop where the head jumps.
+    """
+    n_volumes = networks.timeseries.shape[0]
+    tissues = {name: sample_mni(getattr(template, name), template.affine, grid, subject_to_mni)
+               for name in ("gm", "wm", "csf")}
+    total = sum(tissues.values())
+    in_brain = total > 0.3
+    baseline = sum(BOLD_BRIGHTNESS[k] * v for k, v in tissues.items()) * 1000.0 * intensity_scale
+    labels = sample_mni(parcellation.labels, parcellation.affine, grid, subject_to_mni, order=0)
+
+    gm, wm, csf = (tissues[k][in_brain] for k in ("gm", "wm", "csf"))
+    region = labels[in_brain].astype(int) - 1
+    neural = np.zeros((n_volumes, in_brain.sum()))
+    labelled = region >= 0
+    neural[:, labelled] = networks.timeseries[:, region[labelled]] * gm[labelled]
+
+    smooth = _slow_noise(rng, n_volumes, 2, repetition_time)
+    wm_noise, csf_noise = smooth[:, 0], smooth[:, 1]
+    physiological = (np.outer(wm_noise, wm + 0.5 * gm) + np.outer(csf_noise, 2.0 * csf + 0.5 * gm))
+    t = np.linspace(-1, 1, n_volumes)[:, None]
+    drift = rng.normal(0, 1, 2) @ np.vstack([t.T, (t ** 2 - 1 / 3).T])
+    relative = (noise.neural * neural + noise.physiological * physiological
+                + noise.drift * drift[:, None] / 2)
+    base = baseline[in_brain]
+    series = base * (1.0 + relative)
+    series += rng.normal(0, 1000.0 * intensity_scale / noise.thermal_snr, series.shape)
+
+    volume = np.zeros(grid.shape + (n_volumes,), dtype=np.float32)
+    volume[in_brain] = series.T
+    air = ~in_brain
+    volume[air] = np.abs(rng.normal(0, 1000.0 * intensity_scale / noise.thermal_snr,
+                                    (air.sum(), n_volumes)))
+    centre_mm = _apply(grid.affine, np.argwhere(in_brain).mean(0, keepdims=True))[0]
+    jump = np.r_[0.0, np.abs(np.diff(motion[:, :3], axis=0)).sum(1) + 50 * np.abs(np.diff(motion[:, 3:], axis=0)).sum(1)]
+    for index in range(n_volumes):
+        moved = rigid_matrix(motion[index], centre_mm)
+        to_static = np.linalg.inv(grid.affine) @ np.linalg.inv(moved) @ grid.affine
+        volume[..., index] = ndimage.affine_transform(volume[..., index], to_static[:3, :3],
+                                                      to_static[:3, 3], order=1, mode="nearest")
+        if jump[index] > 0.5:  # spin-history-like signal drop after a sudden movement
+            volume[..., index] *= 1.0 - noise.spike_drop
+    return np.round(volume).astype(np.int16)
+
+
+def _slow_noise(rng: np.random.Generator, n_volumes: int, n_series: int, repetition_time: float
+                ) -> np.ndarray:
+    """Unit-variance smooth noise (t, k) (cardiac/respiratory aliasing and vascular drifts)."""
+    raw = ndimage.gaussian_filter1d(rng.standard_normal((n_volumes, n_series)),
+                                    sigma=3.0 / repetition_time, axis=0)
+    return (raw - raw.mean(0)) / raw.std(0)
+
+
+def _rotation_matrix(angles: np.ndarray) -> np.ndarray:
+    """Rotation about x, then y, then z (radians)."""
+    cx, cy, cz = np.cos(angles)
+    sx, sy, sz = np.sin(angles)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def _apply(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a 4x4 affine to points (n, 3)."""
+    return points @ affine[:3, :3].T + affine[:3, 3]

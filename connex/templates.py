@@ -1,0 +1,60 @@
+"""The MNI152 template and tissue maps that ship with nilearn (no download needed).
+
+nilearn ships the ICBM 2009a nonlinear symmetric template (``mni_icbm152_*_tal_nlin_sym_09a``),
+called ``MNI152NLin2009aSym`` in TemplateFlow, with grey- and white-matter probability maps and
+a brain mask. Everything here is resampled by nilearn to a 1 or 2 mm grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from nilearn import datasets
+
+#: TemplateFlow name of the template nilearn ships.
+MNI_SPACE = "MNI152NLin2009aSym"
+
+
+@dataclass(frozen=True)
+class MNITemplate:
+    """The MNI152 T1w template with tissue maps on one grid.
+
+    Attributes
+    ----------
+    t1w : ndarray (X, Y, Z)
+        Skull-stripped T1w intensities scaled to [0, 1].
+    gm, wm, csf : ndarray (X, Y, Z)
+        Tissue probabilities; ``csf`` is what the brain mask holds beyond GM and WM.
+    brain_mask : ndarray (X, Y, Z) of bool
+    affine : ndarray (4, 4)
+        Voxel-to-MNI-mm affine (RAS).
+    """
+
+    t1w: np.ndarray
+    gm: np.ndarray
+    wm: np.ndarray
+    csf: np.ndarray
+    brain_mask: np.ndarray
+    affine: np.ndarray
+
+    @property
+    def voxel_size(self) -> float:
+        return float(abs(self.affine[0, 0]))
+
+
+@lru_cache(maxsize=2)
+def load_mni_template(resolution: int = 2) -> MNITemplate:
+    """Load the nilearn MNI152 template and tissue maps at ``resolution`` mm (1 or 2)."""
+    if resolution not in (1, 2):
+        raise ValueError(f"'resolution' must be 1 or 2 (mm); {resolution!r} was provided.")
+    t1w = datasets.load_mni152_template(resolution=resolution)
+    gm = datasets.load_mni152_gm_template(resolution=resolution).get_fdata(dtype=np.float32)
+    wm = datasets.load_mni152_wm_template(resolution=resolution).get_fdata(dtype=np.float32)
+    mask = datasets.load_mni152_brain_mask(resolution=resolution).get_fdata() > 0.5
+    csf = np.clip(mask.astype(np.float32) - gm - wm, 0.0, 1.0)
+    data = t1w.get_fdata(dtype=np.float32)
+    data = data / data.max()
+    return MNITemplate(t1w=data, gm=np.clip(gm, 0, 1), wm=np.clip(wm, 0, 1), csf=csf,
+                       brain_mask=mask, affine=t1w.affine.copy())
