@@ -1,0 +1,22 @@
+# ConneX: BIDS -> structural and functional connectomes -> multimodal graph classifier.
+# Thin entry point: configuration, schema validation, rule files, and the default target.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/inputs.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.report.output.html,

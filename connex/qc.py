@@ -1,0 +1,100 @@
+"""Quality-control figures a person can check at a glance."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+
+from connex.bids import read_gradients, read_sidecar  # noqa: E402
+from connex.io import atomic_path  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+def plot_subject_inputs(bids_dir: str | Path, participant_id: str, t1w: str | None, dwi: str | None,
+                        bold: str | None, out_png: str | Path, *, reason: str | None = None) -> Path:
+    """One figure of a participant's raw inputs: T1w in three planes, the first DWI series
+    (mean b=0, mean diffusion-weighted) and the first BOLD series (mean image, global signal).
+
+    ``t1w``, ``dwi`` and ``bold`` are paths relative to ``bids_dir`` as in the availability
+    table (``;``-separated runs; only the first is shown), or None where missing.
+    """
+    bids_dir = Path(bids_dir)
+    figure, axes = plt.subplots(2, 4, figsize=(14, 6.5))
+    for axis in axes.flat:
+        axis.set_axis_off()
+    figure.suptitle(f"{participant_id}: raw inputs" + (f"\n{reason}" if reason else ""), fontsize=9)
+
+    if t1w:
+        data = _canonical(bids_dir / t1w)
+        for axis, plane, title in zip(axes[0, :3], range(3), ("sagittal", "coronal", "axial")):
+            _show(axis, _mid_slice(data, plane), f"T1w {title}")
+    else:
+        _missing(axes[0, 0], "T1w")
+
+    if dwi:
+        path = bids_dir / dwi.split(";")[0]
+        data = _canonical(path)
+        bvals, _ = read_gradients(path, data.shape[3])
+        b0 = data[..., bvals <= 50].mean(-1)
+        weighted = data[..., bvals > 50].mean(-1) if (bvals > 50).any() else np.zeros_like(b0)
+        _show(axes[0, 3], _mid_slice(b0, 2), f"DWI mean b=0 ({(bvals <= 50).sum()} vols)")
+        shells = ", ".join(f"{b:g}" for b in np.unique(np.round(bvals[bvals > 50], -2)))
+        _show(axes[1, 0], _mid_slice(weighted, 2), f"DWI mean b={shells} ({(bvals > 50).sum()} vols)")
+    else:
+        _missing(axes[0, 3], "DWI")
+
+    if bold:
+        path = bids_dir / bold.split(";")[0]
+        data = _canonical(path)
+        repetition_time = read_sidecar(path, bids_dir).get("RepetitionTime", float("nan"))
+        mean = data.mean(-1)
+        _show(axes[1, 1], _mid_slice(mean, 2), f"BOLD mean ({data.shape[3]} vols, TR {repetition_time} s)")
+        brain = mean > np.percentile(mean, 60)
+        global_signal = data[brain].mean(0)
+        axis = axes[1, 2]
+        axis.set_axis_on()
+        axis.plot(np.arange(len(global_signal)) * repetition_time, global_signal, lw=0.8)
+        axis.set_title("BOLD global signal", fontsize=8)
+        axis.set_xlabel("time (s)", fontsize=7)
+        axis.tick_params(labelsize=6)
+        axis = axes[1, 3]
+        axis.set_axis_on()
+        voxels = data[brain][:: max(1, brain.sum() // 400)]
+        carpet = (voxels - voxels.mean(1, keepdims=True)) / (voxels.std(1, keepdims=True) + 1e-6)
+        axis.imshow(carpet, aspect="auto", cmap="gray", vmin=-2, vmax=2, interpolation="nearest")
+        axis.set_title("BOLD carpet (z-scored voxels)", fontsize=8)
+        axis.tick_params(labelsize=6)
+    else:
+        _missing(axes[1, 1], "BOLD")
+
+    figure.tight_layout()
+    with atomic_path(out_png) as tmp:
+        figure.savefig(tmp, dpi=70, format="png")
+    plt.close(figure)
+    return Path(out_png)
+
+
+def _canonical(path: Path) -> np.ndarray:
+    return np.asarray(nib.as_closest_canonical(nib.load(path)).dataobj, dtype=np.float32)
+
+
+def _mid_slice(volume: np.ndarray, axis: int) -> np.ndarray:
+    return np.take(volume, volume.shape[axis] // 2, axis=axis).T
+
+
+def _show(axis, image: np.ndarray, title: str) -> None:
+    axis.imshow(image, origin="lower", cmap="gray", vmin=0, vmax=np.percentile(image, 99.5) or 1)
+    axis.set_title(title, fontsize=8)
+
+
+def _missing(axis, what: str) -> None:
+    axis.text(0.5, 0.5, f"no usable {what}", ha="center", va="center", color="red",
+              transform=axis.transAxes)

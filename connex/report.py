@@ -1,0 +1,92 @@
+"""The cohort report: one self-contained HTML page (figures embedded)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from connex import __version__
+from connex.bids import read_inventory
+from connex.io import write_text
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; }
+tr.excluded td { background: #fff3e0; }
+img { max-width: 100%; border: 1px solid #ddd; }
+.summary span { display: inline-block; margin-right: 2em; font-size: 1.1em; }
+"""
+
+
+def write_report(availability_tsv: str | Path, qc_figures: dict[str, str | Path], out_html: str | Path,
+                 *, title: str = "ConneX report", dataset: str = "") -> Path:
+    """Write the report: cohort summary, the availability table, and each participant's QC figure.
+
+    Parameters
+    ----------
+    availability_tsv : path
+        The table written by the input inventory.
+    qc_figures : dict
+        Participant id to the PNG of its input QC figure.
+    out_html : path
+    title, dataset : str
+        Page title and a line naming the input dataset.
+    """
+    table = read_inventory(availability_tsv)
+    counts = {
+        "participants": table["participant_id"].nunique(),
+        "with T1w": int(table["use_anat"].sum()),
+        "with SC inputs": int(table["use_sc"].sum()),
+        "with FC inputs": int(table["use_fc"].sum()),
+        "modelled": int(table["use_model"].sum()),
+    }
+    labels = table.loc[table["use_model"], "label"].value_counts().to_dict()
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             f"<p>Dataset: <code>{html.escape(dataset)}</code>. Made by ConneX {__version__} on "
+             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.</p>",
+             "<h2>Cohort</h2><p class='summary'>"
+             + "".join(f"<span><b>{v}</b> {html.escape(k)}</span>" for k, v in counts.items())
+             + "</p>",
+             "<p>Modelled participants per class: "
+             + (", ".join(f"{html.escape(str(k))}: {v}" for k, v in labels.items()) or "none") + "</p>",
+             "<h2>Inputs found</h2>", _availability_html(table),
+             "<h2>Participants</h2>"]
+    for participant_id in table["participant_id"].unique():
+        figure = qc_figures.get(participant_id)
+        parts.append(f"<h3 id='{participant_id}'>{participant_id}</h3>")
+        if figure is not None and Path(figure).is_file():
+            parts.append(f"<img alt='{participant_id} input QC' src='data:image/png;base64,"
+                         f"{base64.b64encode(Path(figure).read_bytes()).decode()}'>")
+        else:
+            parts.append("<p>No QC figure (no usable input).</p>")
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
+    return write_text(page, out_html)
+
+
+def _availability_html(table: pd.DataFrame) -> str:
+    columns = ["participant_id", "session", "label", "site", "use_anat", "use_sc", "use_fc",
+               "use_model", "reason"]
+    header = "".join(f"<th>{c}</th>" for c in columns)
+    rows = []
+    for _, row in table.iterrows():
+        complete = bool(row["use_anat"] and row["use_sc"] and row["use_fc"] and row["use_model"])
+        cells = "".join(f"<td>{_cell(row[c])}</td>" for c in columns)
+        rows.append(f"<tr class='{'' if complete else 'excluded'}'>{cells}</tr>")
+    return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
+
+
+def _cell(value) -> str:
+    if value is True:
+        return "yes"
+    if value is False:
+        return "<b>no</b>"
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return html.escape(str(value))

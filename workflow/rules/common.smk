@@ -1,0 +1,78 @@
+# Shared paths and helpers. Every output path is built by connex.paths (one helper).
+from pathlib import Path
+
+from connex.bids import read_inventory
+from connex.paths import bids_path, group_path
+
+OUTPUT_DIR = Path(config["output_dir"])
+DERIVATIVES = OUTPUT_DIR / "connex"
+LOGS = OUTPUT_DIR / "logs"
+BENCHMARKS = OUTPUT_DIR / "benchmarks"
+IS_DEMO = config["bids_dir"] == "demo"
+BIDS_DIR = OUTPUT_DIR / "demo" / "bids" if IS_DEMO else Path(config["bids_dir"])
+
+
+def existing_subjects():
+    """Participant labels of the BIDS folders that exist now (for wildcard constraints)."""
+    if not BIDS_DIR.is_dir():
+        return []
+    return sorted(p.name[4:] for p in BIDS_DIR.glob("sub-*") if p.is_dir())
+
+
+wildcard_constraints:
+    subject="|".join(existing_subjects()) or "[a-zA-Z0-9]+",
+
+
+def deriv(subject, datatype, suffix, extension, **entities):
+    """Path of a per-subject derivative (a Snakemake pattern when subject is "{subject}")."""
+    return str(bids_path(DERIVATIVES, subject, datatype, suffix, extension, **entities))
+
+
+def group(name):
+    """Path of a cohort-level derivative."""
+    return str(group_path(DERIVATIVES, name))
+
+
+def bids_dataset_input():
+    """What the inventory reads: the demo cohort (made by a rule) or the user's participants.tsv."""
+    if IS_DEMO:
+        return rules.synthesize_demo.output.bids
+    return str(BIDS_DIR / "participants.tsv")
+
+
+def inventory():
+    """The availability table (after the bids_inventory checkpoint has run)."""
+    return read_inventory(checkpoints.bids_inventory.get().output.table)
+
+
+def subjects_with(column):
+    """Participant labels (without "sub-") whose availability column is true."""
+    table = inventory()
+    return sorted({pid[4:] for pid in table.loc[table[column], "participant_id"]})
+
+
+def subject_inventory_row(wildcards):
+    """The availability-table row of one participant (first session)."""
+    table = inventory()
+    rows = table[table["participant_id"] == f"sub-{wildcards.subject}"]
+    return rows.iloc[0]
+
+
+def subject_raw_files(wildcards):
+    """The raw files the input QC of one participant reads."""
+    row = subject_inventory_row(wildcards)
+    files = []
+    for column in ("t1w", "dwi", "bold"):
+        if isinstance(row[column], str):
+            files += [str(BIDS_DIR / f) for f in row[column].split(";")]
+    return files
+
+
+def subject_qc_params(wildcards):
+    """Relative paths of a participant's inputs, as in the availability table."""
+    row = subject_inventory_row(wildcards)
+    return {c: (row[c] if isinstance(row[c], str) else None) for c in ("t1w", "dwi", "bold", "reason")}
+
+
+def all_input_qc_figures(wildcards):
+    return [deriv(s, "figures", "qc", ".png", desc="inputs") for s in subjects_with("use_anat")]

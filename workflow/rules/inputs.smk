@@ -1,0 +1,76 @@
+# Input stage: the synthetic demo cohort, the BIDS inventory, and per-subject input QC.
+
+
+rule synthesize_demo:
+    """Generate the synthetic demo cohort (only when bids_dir is "demo")."""
+    output:
+        bids=directory(str(BIDS_DIR)),
+    params:
+        subjects=config["demo"]["subjects"],
+        seed=config["demo"]["seed"],
+        sites=config["demo"]["sites"],
+        regions=config["demo"]["regions"],
+    log:
+        str(LOGS / "synthesize_demo.log"),
+    benchmark:
+        str(BENCHMARKS / "synthesize_demo.tsv")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/synthesize_demo.py"
+
+
+checkpoint bids_inventory:
+    """Find and validate every participant's inputs; write the availability table."""
+    input:
+        bids=bids_dataset_input(),
+    output:
+        table=group("availability.tsv"),
+        description=str(DERIVATIVES / "dataset_description.json"),
+    params:
+        bids_dir=str(BIDS_DIR),
+        task=config["bold_task"],
+        label_column=config["label_column"],
+        classes=config["classes"],
+        site_column=config["site_column"],
+        include=config["participants"]["include"],
+        exclude=config["participants"]["exclude"],
+        strict=config["strict_inputs"],
+    log:
+        str(LOGS / "bids_inventory.log"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    script:
+        "../scripts/bids_inventory.py"
+
+
+rule input_qc:
+    """A figure of one participant's raw T1w, DWI and BOLD."""
+    input:
+        table=rules.bids_inventory.output.table,
+        images=subject_raw_files,
+    output:
+        figure=deriv("{subject}", "figures", "qc", ".png", desc="inputs"),
+    params:
+        bids_dir=str(BIDS_DIR),
+        participant_id="sub-{subject}",
+        files=subject_qc_params,
+    log:
+        str(LOGS / "input_qc" / "sub-{subject}.log"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/input_qc.py"
+
+
+rule inputs:
+    """Named target: the inventory and every participant's input QC figure."""
+    input:
+        rules.bids_inventory.output.table,
+        all_input_qc_figures,

@@ -1,0 +1,20 @@
+# Report stage: one self-contained HTML page.
+
+
+rule report:
+    """The cohort report (group/report.html)."""
+    input:
+        table=rules.bids_inventory.output.table,
+        figures=all_input_qc_figures,
+    output:
+        html=group("report.html"),
+    params:
+        dataset=str(BIDS_DIR),
+    log:
+        str(LOGS / "report.log"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/report.py"

@@ -1,0 +1,13 @@
+from connex.logs import log_to_file
+
+log_to_file(snakemake.log[0])
+
+from connex.bids import build_inventory, write_derivatives_description  # noqa: E402
+from connex.io import write_tsv  # noqa: E402
+
+params = snakemake.params
+table = build_inventory(params.bids_dir, task=params.task, label_column=params.label_column,
+                        classes=tuple(params.classes), site_column=params.site_column or None,
+                        include=params.include, exclude=params.exclude, strict=params.strict)
+write_tsv(table, snakemake.output.table)
+write_derivatives_description(snakemake.output.description, params.bids_dir)
