@@ -53,7 +53,7 @@ class SynthConfig:
     """Every parameter of the synthetic cohort (the defaults make the demo cohort).
 
     Cohort: ``n_subjects``, ``seed``, ``n_sites``, ``patient_fraction``.
-    Networks: ``n_regions`` (even), ``edge_density``, ``sc_effect`` (fraction by which SZ
+    Networks: ``n_regions`` (even), ``n_networks``, ``edge_density``, ``sc_effect`` (fraction by which SZ
     bundles on ``n_sc_effect_edges`` are weaker), ``fc_effect`` (variance of the shared factor
     SZ lacks on ``n_fc_effect_edges`` region pairs).
     Sites: ``site_intensity_sd`` (spread of each site's intensity scale), ``site_noise_sd``
@@ -67,6 +67,7 @@ class SynthConfig:
     n_sites: int = 2
     patient_fraction: float = 0.5
     n_regions: int = 48
+    n_networks: int = 6
     edge_density: float = 0.1
     sc_effect: float = 0.5
     n_sc_effect_edges: int = 8
@@ -133,7 +134,9 @@ def site_effects(config: SynthConfig) -> pd.DataFrame:
 def make_ground_truth(config: SynthConfig) -> tuple[Parcellation, GroupNetworks]:
     """The cohort's atlas and true group networks (seeded)."""
     template = load_mni_template(2)
-    parcellation = make_parcellation(template, config.n_regions, random_seed=config.seed)
+    # Small atlases (tests) cannot hold more networks than regions per hemisphere.
+    parcellation = make_parcellation(template, config.n_regions, random_seed=config.seed,
+                                     n_networks=min(config.n_networks, config.n_regions // 2))
     group = make_group_networks(parcellation, np.random.default_rng([config.seed, 3]),
                                 edge_density=config.edge_density, sc_effect=config.sc_effect,
                                 n_sc_effect=config.n_sc_effect_edges, fc_effect=config.fc_effect,

@@ -40,6 +40,11 @@ def bids_dataset_input():
     return str(BIDS_DIR / "participants.tsv")
 
 
+def bids_root(wildcards, input):
+    """The BIDS folder, from the inventory's input (the folder itself, or its participants.tsv)."""
+    return input.bids if IS_DEMO else str(Path(input.bids).parent)
+
+
 def inventory():
     """The availability table (after the bids_inventory checkpoint has run)."""
     return read_inventory(checkpoints.bids_inventory.get().output.table)

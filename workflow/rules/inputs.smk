@@ -10,6 +10,8 @@ rule synthesize_demo:
         seed=config["demo"]["seed"],
         sites=config["demo"]["sites"],
         regions=config["demo"]["regions"],
+    conda:
+        "../../environment.yml"
     log:
         str(LOGS / "synthesize_demo.log"),
     benchmark:
@@ -30,7 +32,7 @@ checkpoint bids_inventory:
         table=group("availability.tsv"),
         description=str(DERIVATIVES / "dataset_description.json"),
     params:
-        bids_dir=str(BIDS_DIR),
+        bids_dir=bids_root,
         task=config["bold_task"],
         label_column=config["label_column"],
         classes=config["classes"],
@@ -38,6 +40,8 @@ checkpoint bids_inventory:
         include=config["participants"]["include"],
         exclude=config["participants"]["exclude"],
         strict=config["strict_inputs"],
+    conda:
+        "../../environment.yml"
     log:
         str(LOGS / "bids_inventory.log"),
     threads: 1
@@ -59,6 +63,8 @@ rule input_qc:
         bids_dir=str(BIDS_DIR),
         participant_id="sub-{subject}",
         files=subject_qc_params,
+    conda:
+        "../../environment.yml"
     log:
         str(LOGS / "input_qc" / "sub-{subject}.log"),
     threads: 1

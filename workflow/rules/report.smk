@@ -10,6 +10,8 @@ rule report:
         html=group("report.html"),
     params:
         dataset=str(BIDS_DIR),
+    conda:
+        "../../environment.yml"
     log:
         str(LOGS / "report.log"),
     threads: 1

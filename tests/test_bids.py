@@ -1,0 +1,229 @@
+"""Every user-facing input error of the BIDS stage, and the availability table."""
+
+import gzip
+import json
+import logging
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from connex.bids import (build_inventory, check_bold, check_dwi, check_nifti, read_gradients,
+                         read_inventory, read_participants, read_sidecar)
+from connex.errors import BIDSError
+from connex.io import write_tsv
+from tests.conftest import REAL_BIDS
+
+
+def dwi_of(bids, subject="01"):
+    return bids / f"sub-{subject}" / "dwi" / f"sub-{subject}_dwi.nii.gz"
+
+
+def bold_of(bids, subject="01"):
+    return bids / f"sub-{subject}" / "func" / f"sub-{subject}_task-rest_bold.nii.gz"
+
+
+def edit_participants(bids, edit):
+    table = pd.read_csv(bids / "participants.tsv", sep="\t", dtype=str, keep_default_na=False)
+    write_tsv(edit(table), bids / "participants.tsv")
+
+
+# ----------------------------------------------------------------------- participants.tsv
+
+def test_participants_without_label_column(tiny_bids):
+    edit_participants(tiny_bids, lambda t: t.drop(columns="diagnosis"))
+    with pytest.raises(BIDSError, match=r"participants.tsv: no 'diagnosis' column"):
+        read_participants(tiny_bids)
+
+
+def test_label_outside_declared_classes_names_participant(tiny_bids):
+    edit_participants(tiny_bids, lambda t: t.assign(diagnosis=["HC", "BP", "SZ"]))
+    with pytest.raises(BIDSError, match=r"outside the declared classes \['HC', 'SZ'\]: sub-02='BP'"):
+        read_participants(tiny_bids)
+
+
+def test_other_classes_and_label_column_from_config(tiny_bids):
+    edit_participants(tiny_bids, lambda t: t.assign(group=["ctl", "pat", "n/a"]))
+    table = read_participants(tiny_bids, label_column="group", classes=("ctl", "pat"))
+    assert table["label"].tolist()[:2] == ["ctl", "pat"]
+    assert pd.isna(table["label"].iloc[2])
+
+
+def test_duplicate_participant(tiny_bids):
+    edit_participants(tiny_bids, lambda t: pd.concat([t, t.iloc[[1]]]))
+    with pytest.raises(BIDSError, match=r"duplicate participant_id \['sub-02'\]"):
+        read_participants(tiny_bids)
+
+
+def test_missing_participants_file(tiny_bids):
+    (tiny_bids / "participants.tsv").unlink()
+    with pytest.raises(BIDSError, match="participants.tsv: not found"):
+        read_participants(tiny_bids)
+
+
+def test_participant_id_without_prefix(tiny_bids):
+    edit_participants(tiny_bids, lambda t: t.assign(participant_id=["01", "sub-02", "sub-03"]))
+    with pytest.raises(BIDSError, match=r"must start with 'sub-'; got \['01'\]"):
+        read_participants(tiny_bids)
+
+
+# ---------------------------------------------------------------------------------- NIfTI
+
+def test_nifti_that_is_not_gzipped(tiny_bids):
+    dwi = dwi_of(tiny_bids)
+    raw = gzip.decompress(dwi.read_bytes())
+    dwi.write_bytes(raw)  # plain NIfTI bytes under a .nii.gz name
+    with pytest.raises(BIDSError, match=r"sub-01_dwi.nii.gz: not a gzipped file"):
+        check_nifti(dwi)
+
+
+def test_truncated_nifti(tiny_bids):
+    bold = bold_of(tiny_bids)
+    raw = gzip.decompress(bold.read_bytes())
+    bold.write_bytes(gzip.compress(raw[: len(raw) // 2]))
+    with pytest.raises(BIDSError, match=r"sub-01_task-rest_bold.nii.gz: truncated or corrupt"):
+        check_nifti(bold)
+
+
+def test_garbage_file_is_not_nifti(tiny_bids):
+    t1w = tiny_bids / "sub-01" / "anat" / "sub-01_T1w.nii.gz"
+    t1w.write_bytes(gzip.compress(b"this is not an image" * 10))
+    with pytest.raises(BIDSError, match=r"sub-01_T1w.nii.gz: not a valid NIfTI image"):
+        check_nifti(t1w)
+
+
+# ------------------------------------------------------------------------------------ DWI
+
+def test_missing_bval(tiny_bids):
+    dwi_of(tiny_bids).with_name("sub-01_dwi.bval").unlink()
+    with pytest.raises(BIDSError, match=r"sub-01_dwi.bval: missing"):
+        check_dwi(dwi_of(tiny_bids))
+
+
+def test_unreadable_bvec(tiny_bids):
+    dwi_of(tiny_bids).with_name("sub-01_dwi.bvec").write_text("x y z\n1 2 3\n")
+    with pytest.raises(BIDSError, match=r"sub-01_dwi.bvec: unreadable"):
+        check_dwi(dwi_of(tiny_bids))
+
+
+def test_bvec_with_wrong_number_of_rows(tiny_bids):
+    bvec = dwi_of(tiny_bids).with_name("sub-01_dwi.bvec")
+    rows = bvec.read_text().splitlines()
+    bvec.write_text("\n".join(rows[:2]) + "\n")
+    with pytest.raises(BIDSError, match=r"sub-01_dwi.bvec: expected 3 rows"):
+        check_dwi(dwi_of(tiny_bids))
+
+
+def test_bval_count_differs_from_volumes(tiny_bids):
+    bval = dwi_of(tiny_bids).with_name("sub-01_dwi.bval")
+    bval.write_text(bval.read_text().split(" ", 1)[1])  # one value fewer
+    n_volumes = nib.load(dwi_of(tiny_bids)).shape[3]
+    with pytest.raises(BIDSError, match=rf"{n_volumes} volumes, but sub-01_dwi.bval has {n_volumes - 1} values"):
+        check_dwi(dwi_of(tiny_bids))
+
+
+def test_gradients_are_returned_per_volume(tiny_cohort):
+    n_volumes = nib.load(dwi_of(tiny_cohort)).shape[3]
+    bvals, bvecs = read_gradients(dwi_of(tiny_cohort), n_volumes)
+    assert bvals.shape == (n_volumes,) and bvecs.shape == (n_volumes, 3)
+
+
+# ----------------------------------------------------------------------------------- BOLD
+
+def test_three_dimensional_bold(tiny_bids):
+    bold = bold_of(tiny_bids)
+    image = nib.load(bold)
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[..., 0], image.affine), bold)
+    with pytest.raises(BIDSError, match=r"sub-01_task-rest_bold.nii.gz: BOLD must be a 4-D time series; got a 3-D"):
+        check_bold(bold, tiny_bids)
+
+
+def test_bold_without_repetition_time(tiny_bids):
+    sidecar = bold_of(tiny_bids).with_name("sub-01_task-rest_bold.json")
+    metadata = json.loads(sidecar.read_text())
+    del metadata["RepetitionTime"]
+    sidecar.write_text(json.dumps(metadata))
+    with pytest.raises(BIDSError, match=r"sub-01_task-rest_bold.nii.gz: no valid 'RepetitionTime'"):
+        check_bold(bold_of(tiny_bids), tiny_bids)
+
+
+def test_repetition_time_inherited_from_dataset_root(tiny_bids):
+    sidecar = bold_of(tiny_bids).with_name("sub-01_task-rest_bold.json")
+    metadata = json.loads(sidecar.read_text())
+    del metadata["RepetitionTime"]
+    sidecar.write_text(json.dumps(metadata))
+    (tiny_bids / "task-rest_bold.json").write_text(json.dumps({"RepetitionTime": 2.5}))
+    assert read_sidecar(bold_of(tiny_bids), tiny_bids)["RepetitionTime"] == 2.5
+    assert check_bold(bold_of(tiny_bids), tiny_bids)["repetition_time"] == 2.5
+
+
+# ------------------------------------------------------------------------------ inventory
+
+def test_inventory_of_a_complete_cohort(tiny_cohort):
+    table = build_inventory(tiny_cohort)
+    assert table["participant_id"].tolist() == ["sub-01", "sub-02", "sub-03"]
+    assert table[["use_anat", "use_sc", "use_fc", "use_model"]].all().all()
+    assert table["reason"].isna().all()
+    assert table.loc[0, "dwi"] == "sub-01/dwi/sub-01_dwi.nii.gz"
+
+
+def test_subject_without_dwi_is_left_out_of_sc_only(tiny_bids, caplog):
+    for f in (tiny_bids / "sub-02" / "dwi").iterdir():
+        f.unlink()
+    with caplog.at_level(logging.WARNING):
+        table = build_inventory(tiny_bids).set_index("participant_id")
+    assert not table.at["sub-02", "use_sc"] and table.at["sub-02", "use_fc"]
+    assert table.at["sub-02", "use_model"]
+    assert "no DWI series" in table.at["sub-02", "reason"]
+    assert "sub-02: no DWI series" in caplog.text
+
+
+def test_bad_bvec_leaves_subject_out_or_stops_in_strict_mode(tiny_bids):
+    dwi_of(tiny_bids, "03").with_name("sub-03_dwi.bvec").unlink()
+    table = build_inventory(tiny_bids).set_index("participant_id")
+    assert not table.at["sub-03", "use_sc"]
+    assert "sub-03_dwi.bvec: missing" in table.at["sub-03", "reason"]
+    with pytest.raises(BIDSError, match="sub-03_dwi.bvec: missing"):
+        build_inventory(tiny_bids, strict=True)
+
+
+def test_participant_without_folder_and_folder_without_participant(tiny_bids, caplog):
+    edit_participants(tiny_bids, lambda t: pd.concat([t.iloc[1:], pd.DataFrame(
+        [{"participant_id": "sub-99", "diagnosis": "HC", "site": "S1", "age": "30", "sex": "F"}])]))
+    with caplog.at_level(logging.WARNING):
+        table = build_inventory(tiny_bids).set_index("participant_id")
+    assert "no folder" in table.at["sub-99", "reason"] and not table.at["sub-99", "use_anat"]
+    assert "not in participants.tsv" in table.at["sub-01", "reason"]
+    assert table.at["sub-01", "use_sc"] and not table.at["sub-01", "use_model"]
+    assert "sub-99: listed in participants.tsv but there is no folder" in caplog.text
+
+
+def test_include_exclude_and_missing_task(tiny_cohort):
+    table = build_inventory(tiny_cohort, include=["01", "sub-02"], exclude=["02"], task="nback")
+    assert table["participant_id"].tolist() == ["sub-01"]
+    assert not table.loc[0, "use_fc"]
+    assert "no BOLD series of task 'nback'" in table.loc[0, "reason"]
+    assert "found task rest" in table.loc[0, "reason"]
+
+
+def test_inventory_round_trip(tiny_cohort, tmp_path):
+    table = build_inventory(tiny_cohort, exclude=["03"])
+    write_tsv(table, tmp_path / "availability.tsv")
+    again = read_inventory(tmp_path / "availability.tsv")
+    assert again["use_sc"].tolist() == [True, True]
+    assert again["participant_id"].tolist() == ["sub-01", "sub-02"]
+
+
+@pytest.mark.skipif(not REAL_BIDS.is_dir(), reason="../shared/data/bids-xa30 is not beside the checkout")
+def test_real_scanner_dataset():
+    """bids-xa30: two DWI runs, a task-fa BOLD of 20 volumes, diagnosis n/a."""
+    table = build_inventory(REAL_BIDS, task="fa")
+    row = table.iloc[0]
+    assert row["participant_id"] == "sub-01" and row["site"] == "IU"
+    assert row["dwi"].split(";") == ["sub-01/dwi/sub-01_dir-AP_dwi.nii.gz", "sub-01/dwi/sub-01_dir-PA_dwi.nii.gz"]
+    assert row["use_sc"] and row["use_fc"] and not row["use_model"]
+    assert "label is n/a" in row["reason"]
+    assert check_bold(REAL_BIDS / row["bold"], REAL_BIDS) == {"n_volumes": 20, "repetition_time": 1.0}
+    rest = build_inventory(REAL_BIDS).iloc[0]
+    assert not rest["use_fc"] and "found task fa" in rest["reason"]
