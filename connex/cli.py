@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="fraction by which SZ bundles on the SC effect edges are weaker (default 0.5)")
     synth.add_argument("--fc-effect", type=float, default=0.6,
                        help="variance of the shared factor SZ lacks on the FC effect edges (default 0.6)")
+    synth.add_argument("--sc-effect-edges", type=int, default=8,
+                       help="number of SC edges carrying the SZ effect (default 8)")
+    synth.add_argument("--fc-effect-edges", type=int, default=8,
+                       help="number of FC edges carrying the SZ effect, at most regions/2 (default 8)")
     synth.add_argument("--volumes", type=int, default=150, help="BOLD volumes (default 150)")
     synth.add_argument("--connectomes-only", action="store_true",
                        help="write only SC/FC matrices (fast: hundreds of subjects in seconds)")
@@ -67,7 +71,8 @@ def _synth(args: argparse.Namespace) -> int:
 
     config = SynthConfig(n_subjects=args.subjects, seed=args.seed, n_sites=args.sites,
                          n_regions=args.regions, sc_effect=args.sc_effect, fc_effect=args.fc_effect,
-                         n_volumes=args.volumes)
+                         n_sc_effect_edges=args.sc_effect_edges,
+                         n_fc_effect_edges=args.fc_effect_edges, n_volumes=args.volumes)
     start = time.perf_counter()
     if args.connectomes_only:
         generate_connectomes(args.out, config)

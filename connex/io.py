@@ -51,7 +51,7 @@ def write_json(data: dict, target: str | Path) -> Path:
 def write_tsv(table: pd.DataFrame, target: str | Path, *, index: bool = False) -> Path:
     """Write a table as tab-separated values with ``n/a`` for missing cells, atomically."""
     with atomic_path(target) as tmp:
-        table.to_csv(tmp, sep="\t", index=index, na_rep="n/a", float_format="%.6g")
+        table.to_csv(tmp, sep="\t", index=index, na_rep="n/a", float_format="%.10g")
     return Path(target)
 
 

@@ -100,6 +100,9 @@ class SynthConfig:
             raise ValueError(f"'patient_fraction' must be in [0, 1]; {self.patient_fraction} was provided.")
         if self.n_volumes <= self.n_regions:
             raise ValueError(f"'n_volumes' ({self.n_volumes}) must exceed 'n_regions' ({self.n_regions}).")
+        if self.n_fc_effect_edges > self.n_regions // 2:
+            raise ValueError(f"'n_fc_effect_edges' ({self.n_fc_effect_edges}) must be at most half of "
+                             f"'n_regions' ({self.n_regions}): FC effect edges share no region.")
         self.bvalues = tuple(float(b) for b in self.bvalues)
 
 

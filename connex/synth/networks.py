@@ -75,8 +75,8 @@ def make_group_networks(parcellation: Parcellation, rng: np.random.Generator, *,
     n_sc_effect, sc_effect : int, float
         Number of bundles weaker in SZ, and by which fraction (0.5: half as strong).
     n_fc_effect, fc_effect : int, float
-        Number of region pairs whose shared factor SZ lacks, and that factor's variance
-        (relative to a region's unit variance).
+        Number of node-disjoint region pairs whose shared factor SZ lacks (at most n/2),
+        and that factor's variance (relative to a region's unit variance).
     coupling : float
         Weight of the structure-function coupling term in the FC covariance.
     """
@@ -120,22 +120,23 @@ def make_group_networks(parcellation: Parcellation, rng: np.random.Generator, *,
     kernel /= np.sqrt(np.outer(np.diag(kernel), np.diag(kernel)))
     covariance = loadings @ loadings.T + coupling * kernel + np.diag(rng.uniform(0.4, 0.7, n))
 
-    # FC effect pairs: node-disjoint, not joined by an effect bundle.
-    sc_effect_nodes = set(sc_edges[sc_effect_mask].ravel().tolist())
-    candidates = [p for p in rng.permutation(n) if p not in sc_effect_nodes]
-    fc_pairs = []
+    # FC effect pairs: node-disjoint among themselves (so each effect stays on its own edge),
+    # and never an SC effect edge (the two modalities carry different parts of the effect).
+    sc_effect_pairs = {tuple(p) for p in sc_edges[sc_effect_mask].tolist()}
+    order = rng.permutation(n)
+    fc_pairs: list[list[int]] = []
     used: set[int] = set()
-    for i in candidates:
+    for i in order:
         if len(fc_pairs) == n_fc_effect:
             break
-        if i in used:
-            continue
-        partners = [j for j in candidates if j not in used and j != i]
-        if not partners:
-            break
-        j = partners[0]
-        fc_pairs.append(sorted((int(i), int(j))))
-        used.update((i, j))
+        for j in order:
+            pair = tuple(sorted((int(i), int(j))))
+            if i != j and not {i, j} & used and pair not in sc_effect_pairs:
+                fc_pairs.append(list(pair))
+                used.update((int(i), int(j)))
+                break
+    if len(fc_pairs) < n_fc_effect:
+        raise ValueError(f"Cannot place {n_fc_effect} node-disjoint FC effect edges among {n} regions.")
     fc_pairs = np.array(fc_pairs, dtype=int).reshape(-1, 2)
     for i, j in fc_pairs:  # controls have the extra shared factor; patients lack it
         covariance[np.ix_([i, j], [i, j])] += fc_effect
