@@ -1,0 +1,101 @@
+"""The Snakemake workflow: schema validation, lint, dry run, and a real run on read-only input."""
+
+import hashlib
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from connex.bids import read_inventory
+from tests.conftest import REPO
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--nolock"]
+
+
+def snakemake(*args, cwd=REPO, timeout=600):
+    return subprocess.run(SNAKEMAKE + list(args), cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def load_schema():
+    return yaml.safe_load((REPO / "config" / "schema" / "config.schema.yaml").read_text())
+
+
+def test_default_config_is_valid_and_every_key_is_described():
+    schema = load_schema()
+    jsonschema.validate(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), schema)
+
+    def walk(properties):
+        for key, spec in properties.items():
+            assert "description" in spec and "default" in spec, key
+            walk(spec.get("properties", {}))
+
+    walk(schema["properties"])
+
+
+def test_unknown_key_and_wrong_type_stop_before_any_job(tmp_path):
+    unknown = snakemake("--dry-run", "--config", f"output_dir={tmp_path}", "bids_dri=/data")
+    assert unknown.returncode != 0
+    assert "'bids_dri' was unexpected" in unknown.stdout + unknown.stderr
+    wrong = snakemake("--dry-run", "--config", f"output_dir={tmp_path}", "strict_inputs=maybe")
+    assert wrong.returncode != 0
+    assert "'maybe' is not of type 'boolean'" in wrong.stdout + wrong.stderr
+    assert not (tmp_path / "connex").exists()
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+def test_dry_run_of_the_demo(tmp_path):
+    result = snakemake("--dry-run", "--cores", "2", "--config", f"output_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    for rule in ("synthesize_demo", "bids_inventory", "report"):
+        assert rule in result.stdout
+    assert not (tmp_path / "demo").exists()  # a dry run writes nothing
+
+
+def snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns,
+                                         hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir")
+            for p in sorted(folder.rglob("*"))}
+
+
+def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_bids, tmp_path):
+    """The whole workflow (inventory, input QC, report) on a read-only BIDS folder.
+    As root, permissions do not stop writes, so the folder is also compared before and after."""
+    for path in [tiny_bids, *tiny_bids.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    before = snapshot(tiny_bids)
+    out = tmp_path / "out"
+    try:
+        result = snakemake("--cores", "2", "--config", f"bids_dir={tiny_bids}", f"output_dir={out}")
+    finally:
+        for path in [tiny_bids, *tiny_bids.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert snapshot(tiny_bids) == before
+    table = read_inventory(out / "connex" / "group" / "availability.tsv")
+    assert table["use_model"].all() and len(table) == 3
+    for subject in ("01", "02", "03"):
+        assert (out / "connex" / f"sub-{subject}" / "figures" / f"sub-{subject}_desc-inputs_qc.png").is_file()
+    report = (out / "connex" / "group" / "report.html").read_text()
+    assert report.count("data:image/png;base64,") == 3
+    assert (out / "connex" / "dataset_description.json").is_file()
+    assert not list(out.rglob(".*.tmp*")) and not [p for p in out.rglob(".*") if p.name.startswith(".sub-")]
+
+
+def test_named_stage_target_runs_only_that_stage(tiny_bids, tmp_path):
+    out = tmp_path / "out"
+    result = snakemake("--cores", "1", "inputs", "--config", f"bids_dir={tiny_bids}", f"output_dir={out}",
+                       "participants={'include': ['02']}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "connex" / "sub-02" / "figures" / "sub-02_desc-inputs_qc.png").is_file()
+    assert not (out / "connex" / "sub-01").exists()
+    assert not (out / "connex" / "group" / "report.html").exists()
