@@ -55,6 +55,17 @@ def write_tsv(table: pd.DataFrame, target: str | Path, *, index: bool = False) -
     return Path(target)
 
 
+def write_array(array: np.ndarray, columns: list[str], target: str | Path) -> Path:
+    """Write a numeric 2-D array (a connectivity matrix, time series) as TSV with a header row
+    of column names, atomically. Faster than pandas for large float arrays."""
+    array = np.asarray(array, dtype=float)
+    if array.ndim != 2 or array.shape[1] != len(columns):
+        raise ValueError(f"Expected a 2-D array with {len(columns)} columns; got shape {array.shape}.")
+    with atomic_path(target) as tmp:
+        np.savetxt(tmp, array, fmt="%.10g", delimiter="\t", header="\t".join(columns), comments="")
+    return Path(target)
+
+
 def write_text(text: str, target: str | Path) -> Path:
     """Write ``text`` to ``target`` atomically."""
     with atomic_path(target) as tmp:

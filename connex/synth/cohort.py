@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from connex import __version__
-from connex.io import save_nifti, write_json, write_text, write_tsv
+from connex.io import save_nifti, write_array, write_json, write_text, write_tsv
 from connex.paths import bids_path
 from connex.synth.atlas import Parcellation, make_parcellation
 from connex.synth.images import (BoldNoise, bundle_curves, grid_around, head_model,
@@ -325,8 +325,8 @@ def _write_subject_truth(truth: Path, subject: str, parcellation: Parcellation, 
                                                 atlas=ATLAS_NAME, meas="bundlestrength", desc="true"))
     _write_matrix(networks.fc, names, bids_path(truth, subject, None, "relmat", ".tsv", task=TASK,
                                                 atlas=ATLAS_NAME, meas="correlation", desc="true"))
-    write_tsv(pd.DataFrame(networks.timeseries, columns=names),
-              bids_path(truth, subject, None, "timeseries", ".tsv", task=TASK, atlas=ATLAS_NAME, desc="true"))
+    write_array(networks.timeseries, names,
+                bids_path(truth, subject, None, "timeseries", ".tsv", task=TASK, atlas=ATLAS_NAME, desc="true"))
     if subject_to_mni is not None:
         write_text("\n".join(" ".join(f"{v:.8f}" for v in row) for row in subject_to_mni) + "\n",
                    bids_path(truth, subject, None, "xfm", ".txt", from_="T1w", to=MNI_SPACE, mode="world"))
@@ -338,7 +338,7 @@ def _write_subject_truth(truth: Path, subject: str, parcellation: Parcellation, 
 
 def _write_matrix(matrix: np.ndarray, names: list[str], target: Path) -> None:
     """A connectivity matrix as TSV with a header row of region names (atlas order)."""
-    write_tsv(pd.DataFrame(matrix, columns=names), target)
+    write_array(matrix, names, target)
 
 
 def _save(data: np.ndarray, affine: np.ndarray, target: Path, *, zooms: tuple[float, ...]) -> None:
