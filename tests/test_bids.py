@@ -227,3 +227,25 @@ def test_real_scanner_dataset():
     assert check_bold(REAL_BIDS / row["bold"], REAL_BIDS) == {"n_volumes": 20, "repetition_time": 1.0}
     rest = build_inventory(REAL_BIDS).iloc[0]
     assert not rest["use_fc"] and "found task fa" in rest["reason"]
+
+
+def test_sessions_are_found_one_row_each(tiny_bids):
+    """A participant with two sessions gets one availability row per session."""
+    subject = tiny_bids / "sub-01"
+    for session in ("1", "2"):
+        for datatype in ("anat", "dwi", "func"):
+            target = subject / f"ses-{session}" / datatype
+            target.mkdir(parents=True)
+            for f in (subject / datatype).iterdir():
+                (target / f.name.replace("sub-01_", f"sub-01_ses-{session}_")).write_bytes(f.read_bytes())
+    for datatype in ("anat", "dwi", "func"):
+        for f in (subject / datatype).iterdir():
+            f.unlink()
+        (subject / datatype).rmdir()
+    (subject / "ses-2" / "dwi" / "sub-01_ses-2_dwi.bval").unlink()
+    table = build_inventory(tiny_bids)
+    rows = table[table["participant_id"] == "sub-01"].set_index("session")
+    assert rows.index.tolist() == ["1", "2"]
+    assert rows.at["1", "dwi"] == "sub-01/ses-1/dwi/sub-01_ses-1_dwi.nii.gz"
+    assert rows.at["1", "use_sc"] and not rows.at["2", "use_sc"] and rows.at["2", "use_fc"]
+    assert "sub-01_ses-2_dwi.bval: missing" in rows.at["2", "reason"]
