@@ -21,15 +21,18 @@ at the end, so ``OUT`` appears whole or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
+from dipy.core.gradients import GradientTable
 
 from connex import __version__
 from connex.io import save_nifti, write_array, write_json, write_text, write_tsv
@@ -40,12 +43,15 @@ from connex.synth.images import (BoldNoise, bundle_curves, grid_around, head_mod
                                  render_bold, render_dwi, render_t1w)
 from connex.synth.networks import (GroupNetworks, correlated_timeseries, make_group_networks,
                                    make_subject_networks)
-from connex.templates import MNI_SPACE, load_mni_template
+from connex.templates import MNI_SPACE, MNITemplate, load_mni_template
 
 log = logging.getLogger(__name__)
 
 ATLAS_NAME = "synth"
 TASK = "rest"
+DWI_REPETITION_TIME = 8.0
+#: Centre of the per-subject head rotation (MNI mm; about the middle of the brain).
+BRAIN_CENTRE_MM = np.array([0.0, -18.0, 18.0])
 
 
 @dataclass
@@ -165,77 +171,90 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig | None = None, *,
     parcellation, group = make_ground_truth(config)
     participants = make_participants(config)
     sites = site_effects(config)
-    head = head_model(template)
-    curves = bundle_curves(parcellation, group, template)
-    gtab = make_gradient_table(np.random.default_rng([config.seed, 4]), n_b0=config.n_b0,
-                               n_directions=config.n_directions, bvalues=config.bvalues)
-    brain_centre = np.array([0.0, -18.0, 18.0])
-
-    with _staging_folder(out_dir) as stage:
+    scene = _Scene(template=template, head=head_model(template), parcellation=parcellation,
+                   group=group, curves=bundle_curves(parcellation, group, template),
+                   gtab=make_gradient_table(np.random.default_rng([config.seed, 4]), n_b0=config.n_b0,
+                                            n_directions=config.n_directions, bvalues=config.bvalues))
+    with _staged(out_dir) as stage:
         truth = stage / "derivatives" / "groundtruth"
         _write_dataset_files(stage, truth, config, participants, parcellation, group)
-        rows = participants.itertuples()
+        rows = list(participants.itertuples())
         if progress:
             from tqdm import tqdm
-            rows = tqdm(list(rows), desc="synthetic subjects", unit="subject")
+            rows = tqdm(rows, desc="synthetic subjects", unit="subject")
         for row in rows:
-            subject = row.participant_id.removeprefix("sub-")
-            index = int(subject)
-            rng = np.random.default_rng([config.seed, 100, index])
-            site = sites.loc[row.site]
-            is_patient = row.diagnosis == "SZ"
-            networks = make_subject_networks(group, is_patient, rng, n_volumes=config.n_volumes,
-                                             repetition_time=config.repetition_time)
-            subject_to_mni = random_misalignment(
-                rng, brain_centre, rotation_deg=config.misalign_rotation_deg,
-                translation_mm=config.misalign_translation_mm, scaling=config.misalign_scaling)
-
-            t1_grid = grid_around(head > 0.02, template.affine, subject_to_mni,
-                                  voxel_mm=config.t1w_voxel_mm, margin_mm=4, orientation="RAS")
-            t1w = render_t1w(head, template, t1_grid, subject_to_mni, rng,
-                             intensity_scale=site.intensity_scale, noise_sd=0.02 * site.noise_factor)
-            _save(t1w, t1_grid.affine, bids_path(stage, subject, "anat", "T1w", ".nii.gz"),
-                  zooms=(config.t1w_voxel_mm,) * 3)
-            write_json({"Modality": "MR", "MagneticFieldStrength": 3, "Manufacturer": "ConneX synth",
-                        "RepetitionTime": 2.3, "EchoTime": 0.003, "InversionTime": 0.9,
-                        "FlipAngle": 8}, bids_path(stage, subject, "anat", "T1w", ".json"))
-
-            dwi_grid = grid_around(template.brain_mask, template.affine, subject_to_mni,
-                                   voxel_mm=config.dwi_voxel_mm, margin_mm=8, orientation="LAS")
-            subject_strength = networks.sc[group.sc_edges[:, 0], group.sc_edges[:, 1]]
-            dwi = render_dwi(template, dwi_grid, subject_to_mni, curves, subject_strength, gtab, rng,
-                             intensity_scale=site.intensity_scale,
-                             snr=config.dwi_snr / site.noise_factor)
-            dwi_file = bids_path(stage, subject, "dwi", "dwi", ".nii.gz")
-            _save(dwi, dwi_grid.affine, dwi_file, zooms=(config.dwi_voxel_mm,) * 3 + (8.0,))
-            write_text(" ".join(f"{b:g}" for b in gtab.bvals) + "\n", dwi_file.with_name(dwi_file.name.replace(".nii.gz", ".bval")))
-            write_text("\n".join(" ".join(f"{v:.6f}" for v in axis) for axis in gtab.bvecs.T) + "\n",
-                       dwi_file.with_name(dwi_file.name.replace(".nii.gz", ".bvec")))
-            write_json({"Modality": "MR", "MagneticFieldStrength": 3, "Manufacturer": "ConneX synth",
-                        "RepetitionTime": 8.0, "EchoTime": 0.08, "PhaseEncodingDirection": "j-",
-                        "TotalReadoutTime": 0.05}, dwi_file.with_name(dwi_file.name.replace(".nii.gz", ".json")))
-
-            bold_grid = grid_around(template.brain_mask, template.affine, subject_to_mni,
-                                    voxel_mm=config.bold_voxel_mm, margin_mm=8, orientation="LAS")
-            motion_scale = config.motion_mm * rng.lognormal(0, 0.3)
-            if is_patient:
-                motion_scale *= config.patient_motion_factor
-            motion = motion_parameters(rng, config.n_volumes, scale_mm=motion_scale)
-            bold_noise = BoldNoise(**{**asdict(config.bold_noise),
-                                      "thermal_snr": config.bold_noise.thermal_snr / site.noise_factor})
-            bold = render_bold(template, parcellation, bold_grid, subject_to_mni, networks, motion, rng,
-                               intensity_scale=site.intensity_scale, noise=bold_noise,
-                               repetition_time=config.repetition_time)
-            _save(bold, bold_grid.affine, bids_path(stage, subject, "func", "bold", ".nii.gz", task=TASK),
-                  zooms=(config.bold_voxel_mm,) * 3 + (config.repetition_time,))
-            write_json({"Modality": "MR", "MagneticFieldStrength": 3, "Manufacturer": "ConneX synth",
-                        "TaskName": TASK, "RepetitionTime": config.repetition_time, "EchoTime": 0.03,
-                        "PhaseEncodingDirection": "j-"},
-                       bids_path(stage, subject, "func", "bold", ".json", task=TASK))
-
-            _write_subject_truth(truth, subject, parcellation, networks, subject_to_mni, motion)
+            _write_subject_images(stage, truth, row, sites.loc[row.site], scene, config)
     log.info("Wrote %d synthetic subjects to %s", config.n_subjects, out_dir)
     return out_dir
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """What every subject's images are rendered from."""
+
+    template: MNITemplate
+    head: np.ndarray
+    parcellation: Parcellation
+    group: GroupNetworks
+    curves: list[np.ndarray]
+    gtab: GradientTable
+
+
+def _write_subject_images(stage: Path, truth: Path, row, site: pd.Series, scene: _Scene,
+                          config: SynthConfig) -> None:
+    """Render and write one participant's T1w, DWI and BOLD (with sidecars) and ground truth."""
+    subject = row.participant_id.removeprefix("sub-")
+    rng = np.random.default_rng([config.seed, 100, int(subject)])
+    is_patient = row.diagnosis == "SZ"
+    template, group = scene.template, scene.group
+    networks = make_subject_networks(group, is_patient, rng, n_volumes=config.n_volumes,
+                                     repetition_time=config.repetition_time)
+    subject_to_mni = random_misalignment(
+        rng, BRAIN_CENTRE_MM, rotation_deg=config.misalign_rotation_deg,
+        translation_mm=config.misalign_translation_mm, scaling=config.misalign_scaling)
+    scanner = {"Modality": "MR", "MagneticFieldStrength": 3, "Manufacturer": "ConneX synth"}
+
+    t1_grid = grid_around(scene.head > 0.02, template.affine, subject_to_mni,
+                          voxel_mm=config.t1w_voxel_mm, margin_mm=4, orientation="RAS")
+    t1w = render_t1w(scene.head, template, t1_grid, subject_to_mni, rng,
+                     intensity_scale=site.intensity_scale, noise_sd=0.02 * site.noise_factor)
+    _save(t1w, t1_grid.affine, bids_path(stage, subject, "anat", "T1w", ".nii.gz"),
+          zooms=(config.t1w_voxel_mm,) * 3)
+    write_json({**scanner, "RepetitionTime": 2.3, "EchoTime": 0.003, "InversionTime": 0.9, "FlipAngle": 8},
+               bids_path(stage, subject, "anat", "T1w", ".json"))
+
+    dwi_grid = grid_around(template.brain_mask, template.affine, subject_to_mni,
+                           voxel_mm=config.dwi_voxel_mm, margin_mm=8, orientation="LAS")
+    strengths = networks.sc[group.sc_edges[:, 0], group.sc_edges[:, 1]]
+    dwi = render_dwi(template, dwi_grid, subject_to_mni, scene.curves, strengths, scene.gtab, rng,
+                     intensity_scale=site.intensity_scale, snr=config.dwi_snr / site.noise_factor)
+    _save(dwi, dwi_grid.affine, bids_path(stage, subject, "dwi", "dwi", ".nii.gz"),
+          zooms=(config.dwi_voxel_mm,) * 3 + (DWI_REPETITION_TIME,))
+    write_text(" ".join(f"{b:g}" for b in scene.gtab.bvals) + "\n",
+               bids_path(stage, subject, "dwi", "dwi", ".bval"))
+    write_text("\n".join(" ".join(f"{v:.6f}" for v in axis) for axis in scene.gtab.bvecs.T) + "\n",
+               bids_path(stage, subject, "dwi", "dwi", ".bvec"))
+    write_json({**scanner, "RepetitionTime": DWI_REPETITION_TIME, "EchoTime": 0.08,
+                "PhaseEncodingDirection": "j-", "TotalReadoutTime": 0.05},
+               bids_path(stage, subject, "dwi", "dwi", ".json"))
+
+    bold_grid = grid_around(template.brain_mask, template.affine, subject_to_mni,
+                            voxel_mm=config.bold_voxel_mm, margin_mm=8, orientation="LAS")
+    motion_scale = config.motion_mm * rng.lognormal(0, 0.3)
+    if is_patient:
+        motion_scale *= config.patient_motion_factor
+    motion = motion_parameters(rng, config.n_volumes, scale_mm=motion_scale)
+    bold_noise = replace(config.bold_noise, thermal_snr=config.bold_noise.thermal_snr / site.noise_factor)
+    bold = render_bold(template, scene.parcellation, bold_grid, subject_to_mni, networks, motion, rng,
+                       intensity_scale=site.intensity_scale, noise=bold_noise,
+                       repetition_time=config.repetition_time)
+    _save(bold, bold_grid.affine, bids_path(stage, subject, "func", "bold", ".nii.gz", task=TASK),
+          zooms=(config.bold_voxel_mm,) * 3 + (config.repetition_time,))
+    write_json({**scanner, "TaskName": TASK, "RepetitionTime": config.repetition_time, "EchoTime": 0.03,
+                "PhaseEncodingDirection": "j-"},
+               bids_path(stage, subject, "func", "bold", ".json", task=TASK))
+
+    _write_subject_truth(truth, subject, scene.parcellation, networks, subject_to_mni, motion)
 
 
 def generate_connectomes(out_dir: str | Path, config: SynthConfig | None = None, *,
@@ -259,7 +278,7 @@ def generate_connectomes(out_dir: str | Path, config: SynthConfig | None = None,
     false_rate = 3.0 * np.exp(-distance / 20.0)
     np.fill_diagonal(false_rate, 0.0)
 
-    with _staging_folder(out_dir) as stage:
+    with _staged(out_dir) as stage:
         truth = stage / "derivatives" / "groundtruth"
         _write_dataset_files(stage, truth, config, participants, parcellation, group,
                              dataset_type="derivative")
@@ -358,21 +377,17 @@ def _check_new_folder(out_dir: str | Path) -> Path:
     return out_dir
 
 
-class _staging_folder:
-    """Context manager: a temporary folder beside ``target`` renamed to ``target`` on success."""
-
-    def __init__(self, target: Path):
-        self.target = target
-
-    def __enter__(self) -> Path:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.stage = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent))
-        return self.stage
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            if self.target.exists():
-                self.target.rmdir()  # empty, checked by _check_new_folder
-            self.stage.rename(self.target)
-        else:
-            shutil.rmtree(self.stage, ignore_errors=True)
+@contextlib.contextmanager
+def _staged(target: Path) -> Iterator[Path]:
+    """A temporary folder beside ``target``, renamed to ``target`` if the block succeeds and
+    removed if it fails, so the dataset appears whole or not at all."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    if target.exists():
+        target.rmdir()  # empty, checked by _check_new_folder
+    stage.rename(target)
