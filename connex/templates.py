@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 from nilearn import datasets
+from scipy import ndimage
 
 #: TemplateFlow name of the template nilearn ships.
 MNI_SPACE = "MNI152NLin2009aSym"
@@ -58,3 +59,19 @@ def load_mni_template(resolution: int = 2) -> MNITemplate:
     data = data / data.max()
     return MNITemplate(t1w=data, gm=np.clip(gm, 0, 1), wm=np.clip(wm, 0, 1), csf=csf,
                        brain_mask=mask, affine=t1w.affine.copy())
+
+
+def head_model(template: MNITemplate) -> np.ndarray:
+    """Template T1w intensities with a CSF rim, skull and scalp around the brain (X, Y, Z).
+
+    The template nilearn ships is skull-stripped, but a scanner's T1w is a whole head. This
+    crude head (3 mm dark CSF, 5 mm dark skull, 5 mm bright scalp) lets an affine registration
+    match a whole-head image to the template without stretching the brain onto the scalp; the
+    synthetic cohort uses it as its anatomy.
+    """
+    outside_mm = ndimage.distance_transform_edt(~template.brain_mask) * template.voxel_size
+    head = template.t1w * template.brain_mask
+    head = np.where((outside_mm > 0) & (outside_mm <= 3), 0.12, head)
+    head = np.where((outside_mm > 3) & (outside_mm <= 8), 0.04, head)
+    head = np.where((outside_mm > 8) & (outside_mm <= 13), 0.75, head)
+    return ndimage.gaussian_filter(head.astype(np.float32), 0.5)

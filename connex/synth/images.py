@@ -84,20 +84,6 @@ def sample_mni(volume: np.ndarray, volume_affine: np.ndarray, grid: Grid,
 
 # --------------------------------------------------------------------------------------- T1w
 
-def head_model(template: MNITemplate) -> np.ndarray:
-    """Template T1w intensities with a CSF rim, skull and scalp around the brain (X, Y, Z).
-
-    The template is skull-stripped; a whole-head image is what a scanner gives and what a
-    brain extraction must handle.
-    """
-    outside_mm = ndimage.distance_transform_edt(~template.brain_mask) * template.voxel_size
-    head = template.t1w * template.brain_mask
-    head = np.where((outside_mm > 0) & (outside_mm <= 3), 0.12, head)
-    head = np.where((outside_mm > 3) & (outside_mm <= 8), 0.04, head)
-    head = np.where((outside_mm > 8) & (outside_mm <= 13), 0.75, head)
-    return ndimage.gaussian_filter(head.astype(np.float32), 0.5)
-
-
 def render_t1w(head: np.ndarray, template: MNITemplate, grid: Grid, subject_to_mni: np.ndarray,
                rng: np.random.Generator, *, intensity_scale: float, noise_sd: float,
                bias_strength: float = 0.15) -> np.ndarray:
