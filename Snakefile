@@ -13,6 +13,7 @@ validate(config, "config/schema/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/inputs.smk"
+include: "workflow/rules/anat.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -20,3 +21,4 @@ rule all:
     default_target: True
     input:
         rules.report.output.html,
+        all_anat_outputs,

@@ -98,3 +98,32 @@ def _show(axis, image: np.ndarray, title: str) -> None:
 def _missing(axis, what: str) -> None:
     axis.text(0.5, 0.5, f"no usable {what}", ha="center", va="center", color="red",
               transform=axis.transAxes)
+
+
+def plot_registration(t1w: str | Path, brain_mask: str | Path, atlas_labels: str | Path, out_png: str | Path, *,
+                      title: str) -> Path:
+    """Brain-mask outline (red) and atlas region boundaries (coloured) over the T1w in three
+    planes, through the centre of the brain mask."""
+    from scipy import ndimage
+
+    anatomy = _canonical(Path(t1w))
+    mask = _canonical(Path(brain_mask)) > 0
+    labels = _canonical(Path(atlas_labels)).astype(int)
+    centre = np.round(ndimage.center_of_mass(mask)).astype(int) if mask.any() else np.array(mask.shape) // 2
+    boundaries = labels * (ndimage.grey_dilation(labels, size=3) != ndimage.grey_erosion(labels, size=3))
+    figure, axes = plt.subplots(1, 3, figsize=(13, 4.6))
+    for axis, plane, name in zip(axes, range(3), ("sagittal", "coronal", "axial")):
+        image = np.take(anatomy, centre[plane], axis=plane).T
+        axis.imshow(image, origin="lower", cmap="gray", vmin=0, vmax=np.percentile(anatomy, 99.5))
+        edges = np.take(boundaries, centre[plane], axis=plane).T.astype(float)
+        axis.imshow(np.ma.masked_equal(edges, 0), origin="lower", cmap="tab20", alpha=0.9,
+                    interpolation="nearest")
+        axis.contour(np.take(mask, centre[plane], axis=plane).T, [0.5], colors="red", linewidths=1.2)
+        axis.set_title(name, fontsize=9)
+        axis.set_axis_off()
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    with atomic_path(out_png) as tmp:
+        figure.savefig(tmp, dpi=80, format="png")
+    plt.close(figure)
+    return Path(out_png)

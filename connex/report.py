@@ -24,7 +24,7 @@ img { max-width: 100%; border: 1px solid #ddd; }
 """
 
 
-def write_report(availability_tsv: str | Path, qc_figures: dict[str, str | Path], out_html: str | Path,
+def write_report(availability_tsv: str | Path, qc_figures: dict[str, list[str | Path]], out_html: str | Path,
                  *, title: str = "ConneX report", dataset: str = "") -> Path:
     """Write the report: cohort summary, the availability table, and each participant's QC figure.
 
@@ -33,7 +33,7 @@ def write_report(availability_tsv: str | Path, qc_figures: dict[str, str | Path]
     availability_tsv : path
         The table written by the input inventory.
     qc_figures : dict
-        Participant id to the PNG of its input QC figure.
+        Participant id to the PNGs of its QC figures, in the order to show them.
     out_html : path
     title, dataset : str
         Page title and a line naming the input dataset.
@@ -58,12 +58,12 @@ def write_report(availability_tsv: str | Path, qc_figures: dict[str, str | Path]
              "<h2>Inputs found</h2>", _availability_html(table),
              "<h2>Participants</h2>"]
     for participant_id in table["participant_id"].unique():
-        figure = qc_figures.get(participant_id)
+        figures = [Path(f) for f in qc_figures.get(participant_id, []) if Path(f).is_file()]
         parts.append(f"<h3 id='{participant_id}'>{participant_id}</h3>")
-        if figure is not None and Path(figure).is_file():
-            parts.append(f"<img alt='{participant_id} input QC' src='data:image/png;base64,"
-                         f"{base64.b64encode(Path(figure).read_bytes()).decode()}'>")
-        else:
+        for figure in figures:
+            parts.append(f"<img alt='{html.escape(figure.name)}' src='data:image/png;base64,"
+                         f"{base64.b64encode(figure.read_bytes()).decode()}'>")
+        if not figures:
             parts.append("<p>No QC figure (no usable input).</p>")
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")

@@ -81,3 +81,50 @@ def subject_qc_params(wildcards):
 
 def all_input_qc_figures(wildcards):
     return [deriv(s, "figures", "qc", ".png", desc="inputs") for s in subjects_with("use_anat")]
+
+
+# ------------------------------------------------------------------------- anatomy / atlases
+from connex.templates import MNI_SPACE
+
+ATLASES = config["atlases"]
+
+
+wildcard_constraints:
+    atlas="|".join(ATLASES),
+
+
+def subject_t1w(wildcards):
+    """The T1w the inventory chose for one participant."""
+    return str(BIDS_DIR / subject_inventory_row(wildcards)["t1w"])
+
+
+def atlas_params(wildcards):
+    """How the atlas scripts load the atlas named by the wildcard."""
+    return {
+        "name": wildcards.atlas,
+        "custom": config["custom_atlases"],
+        "synth_dir": str(BIDS_DIR / "derivatives" / "groundtruth") if IS_DEMO else None,
+    }
+
+
+def atlas_input_files(wildcards):
+    """Files an atlas is read from, so Snakemake waits for them (the demo's synth atlas is
+    made with the cohort; a custom atlas is a user's file; built-in ones ship with packages)."""
+    if wildcards.atlas in config["custom_atlases"]:
+        spec = config["custom_atlases"][wildcards.atlas]
+        return [spec["image"], spec["table"]]
+    if wildcards.atlas == "synth" and IS_DEMO:
+        return [rules.synthesize_demo.output.bids]
+    return []
+
+
+def all_anat_outputs(wildcards):
+    subjects = subjects_with("use_anat")
+    return [deriv(s, "anat", "dseg", ".nii.gz", space="T1w", atlas=a) for s in subjects for a in ATLASES] + [
+        group(f"atlas-{a}_dseg.tsv") for a in ATLASES
+    ]
+
+
+def all_anat_figures(wildcards):
+    subjects = subjects_with("use_anat")
+    return [deriv(s, "figures", "qc", ".png", atlas=a, desc="registration") for s in subjects for a in ATLASES]

@@ -6,6 +6,7 @@ rule report:
     input:
         table=rules.bids_inventory.output.table,
         figures=all_input_qc_figures,
+        anat_figures=all_anat_figures,
     output:
         html=group("report.html"),
     params:

@@ -1,0 +1,85 @@
+# Anatomy stage: T1w bias correction, brain extraction, registration to MNI152, tissue maps,
+# and every atlas in each subject's T1w space.
+
+
+rule preprocess_anat:
+    """N4, brain mask, affine + SyN registration to MNI152, GM/WM/CSF maps in T1w space."""
+    input:
+        t1w=subject_t1w,
+    output:
+        preproc=deriv("{subject}", "anat", "T1w", ".nii.gz", desc="preproc"),
+        mask=deriv("{subject}", "anat", "mask", ".nii.gz", desc="brain"),
+        affine=deriv("{subject}", "anat", "xfm", ".mat", from_="T1w", to=MNI_SPACE, mode="image", desc="affine"),
+        warp=deriv("{subject}", "anat", "xfm", ".nii.gz", from_="T1w", to=MNI_SPACE, mode="image", desc="warp"),
+        inverse_warp=deriv("{subject}", "anat", "xfm", ".nii.gz", from_=MNI_SPACE, to="T1w", mode="image", desc="warp"),
+        gm=deriv("{subject}", "anat", "probseg", ".nii.gz", label="GM"),
+        wm=deriv("{subject}", "anat", "probseg", ".nii.gz", label="WM"),
+        csf=deriv("{subject}", "anat", "probseg", ".nii.gz", label="CSF"),
+        metrics=deriv("{subject}", "anat", "qc", ".json", desc="registration"),
+    params:
+        random_seed=config["anat"]["random_seed"],
+    conda:
+        "../../environment.yml"
+    log:
+        str(LOGS / "preprocess_anat" / "sub-{subject}.log"),
+    benchmark:
+        str(BENCHMARKS / "preprocess_anat" / "sub-{subject}.tsv")
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    script:
+        "../scripts/preprocess_anat.py"
+
+
+rule atlas_to_t1w:
+    """One atlas in one subject's T1w space, its region report, and the registration QC figure."""
+    input:
+        preproc=rules.preprocess_anat.output.preproc,
+        mask=rules.preprocess_anat.output.mask,
+        affine=rules.preprocess_anat.output.affine,
+        inverse_warp=rules.preprocess_anat.output.inverse_warp,
+        atlas_files=atlas_input_files,
+    output:
+        dseg=deriv("{subject}", "anat", "dseg", ".nii.gz", space="T1w", atlas="{atlas}"),
+        sidecar=deriv("{subject}", "anat", "dseg", ".json", space="T1w", atlas="{atlas}"),
+        figure=deriv("{subject}", "figures", "qc", ".png", atlas="{atlas}", desc="registration"),
+    params:
+        atlas=atlas_params,
+    conda:
+        "../../environment.yml"
+    log:
+        str(LOGS / "atlas_to_t1w" / "sub-{subject}_atlas-{atlas}.log"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/atlas_to_t1w.py"
+
+
+rule atlas_table:
+    """The region table of one atlas (region order of every matrix made with it)."""
+    input:
+        atlas_files=atlas_input_files,
+    output:
+        table=group("atlas-{atlas}_dseg.tsv"),
+        description=group("atlas-{atlas}_dseg.json"),
+    params:
+        atlas=atlas_params,
+    conda:
+        "../../environment.yml"
+    log:
+        str(LOGS / "atlas_table" / "atlas-{atlas}.log"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/atlas_table.py"
+
+
+rule anat:
+    """Named target: the anatomy stage for every subject with a usable T1w, every atlas."""
+    input:
+        all_anat_outputs,

@@ -1,0 +1,21 @@
+import nibabel as nib
+
+from connex.logs import log_to_file
+
+log_to_file(snakemake.log[0])
+
+from connex.anat import atlas_to_t1w  # noqa: E402
+from connex.atlases import load_atlas  # noqa: E402
+from connex.io import save_nifti, write_json  # noqa: E402
+from connex.qc import plot_registration  # noqa: E402
+
+spec = snakemake.params.atlas
+atlas = load_atlas(spec["name"], custom=spec["custom"], synth_dir=spec["synth_dir"])
+labels, report = atlas_to_t1w(atlas, nib.load(snakemake.input.preproc), nib.load(snakemake.input.mask),
+                              snakemake.input.affine, snakemake.input.inverse_warp)
+save_nifti(labels, snakemake.output.dseg)
+write_json({**report, "Sources": [snakemake.input.preproc, snakemake.input.affine, snakemake.input.inverse_warp]},
+           snakemake.output.sidecar)
+plot_registration(snakemake.input.preproc, snakemake.input.mask, snakemake.output.dseg, snakemake.output.figure,
+                  title=f"sub-{snakemake.wildcards.subject}: brain mask (red) and atlas {atlas.name} "
+                        f"({report['NumberOfRegionsPresent']}/{atlas.n_regions} regions) in T1w space")

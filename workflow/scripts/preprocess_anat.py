@@ -1,0 +1,18 @@
+from pathlib import Path
+
+from connex.logs import log_to_file
+
+log_to_file(snakemake.log[0])
+
+from connex.anat import load_t1w, register_t1w, save_anat, tissue_maps_to_t1w  # noqa: E402
+from connex.io import save_nifti  # noqa: E402
+
+out = snakemake.output
+t1w = load_t1w(snakemake.input.t1w)
+result = register_t1w(t1w, random_seed=snakemake.params.random_seed, n_threads=snakemake.threads)
+save_anat(result, preproc=Path(out.preproc), brain_mask=Path(out.mask), affine=Path(out.affine),
+          warp=Path(out.warp), inverse_warp=Path(out.inverse_warp), metrics=Path(out.metrics),
+          source=snakemake.input.t1w)
+maps = tissue_maps_to_t1w(result.preproc, result.brain_mask, result.affine, result.inverse_warp)
+for label, target in (("GM", out.gm), ("WM", out.wm), ("CSF", out.csf)):
+    save_nifti(maps[label], target)
