@@ -268,7 +268,7 @@ def load_atlas(name: str, *, custom: dict | None = None, synth_dir: str | Path |
         return load_sphere_atlas(name)
     if name == "synth":
         if synth_dir is None:
-            raise AtlasError("The 'synth' atlas exists only for a synthetic cohort (bids_dir: demo).")
+            raise AtlasError("The 'synth' atlas exists only for a synthetic cohort (connex synth).")
         return load_synth_atlas(synth_dir)
     raise AtlasError(f"Unknown atlas {name!r}; built in: {list(BUILT_IN_ATLASES)} (and 'synth' for the "
                      f"demo); yours: {sorted(custom)}. Add your own under 'custom_atlases' in the config.")

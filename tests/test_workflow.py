@@ -1,7 +1,7 @@
 """The Snakemake workflow: schema validation, lint, dry run, and a real run on read-only input."""
 
 import hashlib
-import os
+import json
 import stat
 import subprocess
 import sys
@@ -85,8 +85,14 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_bids, tmp_
     assert table["use_model"].all() and len(table) == 3
     for subject in ("01", "02", "03"):
         assert (out / "connex" / f"sub-{subject}" / "figures" / f"sub-{subject}_desc-inputs_qc.png").is_file()
+    for subject in ("01", "02", "03"):
+        anat = out / "connex" / f"sub-{subject}" / "anat"
+        sidecar = json.loads((anat / f"sub-{subject}_space-T1w_atlas-synth_dseg.json").read_text())
+        assert sidecar["NumberOfRegions"] == 8 and sidecar["MissingRegions"] == []
+        assert (anat / f"sub-{subject}_from-T1w_to-MNI152NLin2009aSym_mode-image_desc-warp_xfm.nii.gz").is_file()
+        assert (anat / f"sub-{subject}_label-WM_probseg.nii.gz").is_file()
     report = (out / "connex" / "group" / "report.html").read_text()
-    assert report.count("data:image/png;base64,") == 3
+    assert report.count("data:image/png;base64,") == 6  # input QC and registration QC per subject
     assert (out / "connex" / "dataset_description.json").is_file()
     assert not list(out.rglob(".*.tmp*")) and not [p for p in out.rglob(".*") if p.name.startswith(".sub-")]
 

@@ -103,7 +103,8 @@ def atlas_params(wildcards):
     return {
         "name": wildcards.atlas,
         "custom": config["custom_atlases"],
-        "synth_dir": str(BIDS_DIR / "derivatives" / "groundtruth") if IS_DEMO else None,
+        # A synthetic cohort (the demo or one made by `connex synth`) carries its own atlas.
+        "synth_dir": str(BIDS_DIR / "derivatives" / "groundtruth"),
     }
 
 
@@ -113,8 +114,8 @@ def atlas_input_files(wildcards):
     if wildcards.atlas in config["custom_atlases"]:
         spec = config["custom_atlases"][wildcards.atlas]
         return [spec["image"], spec["table"]]
-    if wildcards.atlas == "synth" and IS_DEMO:
-        return [rules.synthesize_demo.output.bids]
+    if wildcards.atlas == "synth":
+        return [rules.synthesize_demo.output.bids] if IS_DEMO else [str(BIDS_DIR / "derivatives" / "groundtruth" / "atlas-synth_dseg.tsv")]
     return []
 
 
