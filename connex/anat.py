@@ -96,9 +96,9 @@ def register_t1w(t1w: nib.Nifti1Image, *, random_seed: int = 0, n_threads: int =
     n_threads : int
         ITK threads.
     """
-    import ants  # imported here: ANTs starts threads and is only needed by this stage
-
+    # ITK reads its thread count when ANTs is first imported: set it before.
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(n_threads)
+    import ants
     template = load_mni_template(2)
     metrics: dict = {}
     start = time.perf_counter()

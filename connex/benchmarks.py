@@ -1,16 +1,21 @@
 """Benchmarks: commands that print figures (medians over repeats). Never run as tests.
 
     python -m connex.benchmarks synth [--repeats 3]
+    python -m connex.benchmarks anat --bids results/demo/bids [--subjects 01 02 03] [--repeats 3]
+                                     [--real ../shared/data/bids-xa30]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 from connex.synth import SynthConfig, generate_cohort, generate_connectomes
 
@@ -45,13 +50,161 @@ def benchmark_synth(repeats: int = 3, subjects: int = 8, connectome_subjects: in
     print(f"peak resident memory of this process: {peak_mb:.0f} MB")
 
 
+def registration_accuracy(t1w_path: Path, truth_xfm: np.ndarray, atlas, transforms_to_subject, labels_in_t1w
+                          ) -> dict:
+    """Displacement error (mm) inside the MNI brain, and per-region Dice in T1w space.
+
+    ``transforms_to_subject(points_mni (n, 3)) -> points_subject (n, 3)`` is the estimated
+    MNI -> scanner mapping; the truth is ``inv(truth_xfm)``. ``labels_in_t1w`` is the atlas
+    the pipeline put into T1w space; the true one is the atlas seen through the true transform.
+    """
+    from scipy import ndimage
+
+    from connex.anat import load_t1w
+    from connex.templates import load_mni_template
+
+    template = load_mni_template(2)
+    voxels = np.argwhere(template.brain_mask)[::10]
+    mni = voxels @ template.affine[:3, :3].T + template.affine[:3, 3]
+    inverse = np.linalg.inv(truth_xfm)
+    error = np.linalg.norm(transforms_to_subject(mni) - (mni @ inverse[:3, :3].T + inverse[:3, 3]), axis=1)
+    t1w = load_t1w(t1w_path)
+    to_atlas = np.linalg.inv(atlas.affine) @ truth_xfm @ t1w.affine
+    true_labels = ndimage.affine_transform(atlas.labels, to_atlas[:3, :3], to_atlas[:3, 3],
+                                           output_shape=t1w.shape, order=0)
+    dice = []
+    for index in atlas.table["index"]:
+        a, b = labels_in_t1w == index, true_labels == index
+        if a.any() or b.any():
+            dice.append(2 * (a & b).sum() / (a.sum() + b.sum()))
+    return {"mean_error_mm": float(error.mean()), "p95_error_mm": float(np.percentile(error, 95)),
+            "median_dice": float(np.median(dice)), "mean_dice": float(np.mean(dice))}
+
+
+def _ants_points(transforms):
+    """MNI points (RAS mm) -> subject points through ANTs forward transforms (which map fixed
+    points to moving points; ANTs points are LPS)."""
+    import ants
+    import pandas as pd
+
+    flip = np.array([-1.0, -1.0, 1.0])
+
+    def apply(points):
+        frame = pd.DataFrame(points * flip, columns=["x", "y", "z"])
+        return ants.apply_transforms_to_points(3, frame, transforms).to_numpy() * flip
+    return apply
+
+
+def dipy_reference(t1w_path: Path, atlas) -> tuple[dict, np.ndarray, object]:
+    """The same strategy with dipy: MI affine of the whole head to the head model, brain mask
+    through it, then SyN (CC) of the masked image to the skull-stripped template."""
+    from dipy.align import affine_registration, syn_registration
+
+    from connex.anat import load_t1w
+    from connex.templates import head_model, load_mni_template
+
+    template = load_mni_template(2)
+    t1w = load_t1w(t1w_path)
+    data = np.asarray(t1w.dataobj)
+    seconds = {}
+    start = time.perf_counter()
+    _, affine = affine_registration(data, head_model(template), moving_affine=t1w.affine,
+                                    static_affine=template.affine,
+                                    pipeline=["center_of_mass", "translation", "rigid", "affine"],
+                                    level_iters=[1000, 100, 10], sigmas=[3.0, 1.0, 0.0], factors=[4, 2, 1])
+    seconds["affine"] = time.perf_counter() - start
+    from dipy.align.imaffine import AffineMap
+    mask = AffineMap(affine, domain_grid_shape=template.t1w.shape, domain_grid2world=template.affine,
+                     codomain_grid_shape=data.shape, codomain_grid2world=t1w.affine
+                     ).transform_inverse(template.brain_mask.astype(float), interpolation="linear") > 0.5
+    start = time.perf_counter()
+    _, mapping = syn_registration(data * mask, template.t1w, moving_affine=t1w.affine, static_affine=template.affine,
+                               prealign=affine, level_iters=[10, 10, 5])
+    seconds["syn"] = time.perf_counter() - start
+    # The atlas (MNI) into the T1w grid; dipy maps static (template) onto moving (subject).
+    to_template = np.linalg.inv(atlas.affine) @ template.affine
+    from scipy import ndimage
+    atlas_on_template = ndimage.affine_transform(atlas.labels, to_template[:3, :3], to_template[:3, 3],
+                                                 output_shape=template.t1w.shape, order=0)
+    labels = mapping.transform_inverse(atlas_on_template.astype(float), interpolation="nearest").round().astype(int)
+
+    def points(mni):
+        return mapping.transform_points(mni)  # static (template) world -> moving (subject) world
+    return seconds, labels * mask, points
+
+
+def benchmark_anat(bids_dir: Path, subjects: list[str], repeats: int = 3, real: Path | None = None) -> None:
+    """Time and accuracy of the anatomy stage on synthetic subjects (against their ground truth),
+    beside dipy's affine + SyN with the same strategy, and its time on a real T1w."""
+    import nibabel as nib
+
+    from connex.anat import atlas_to_t1w, load_t1w, register_t1w
+    from connex.atlases import load_synth_atlas
+    from connex.paths import bids_path
+    from connex.templates import MNI_SPACE
+
+    truth_dir = bids_dir / "derivatives" / "groundtruth"
+    atlas = load_synth_atlas(truth_dir)
+    print(f"anatomy stage, 1 thread, median of {repeats} runs per subject")
+    print(f"{'subject':10} {'tool':6} {'n4 s':>6} {'affine s':>9} {'syn s':>7} {'total s':>8} "
+          f"{'mean err mm':>12} {'p95 err mm':>11} {'median Dice':>12}")
+    rows = []
+    for subject in subjects:
+        t1w_path = bids_path(bids_dir, subject, "anat", "T1w", ".nii.gz")
+        truth = np.loadtxt(bids_path(truth_dir, subject, None, "xfm", ".txt", from_="T1w", to=MNI_SPACE, mode="world"))
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            result = register_t1w(load_t1w(t1w_path))
+            runs.append((time.perf_counter() - start, result))
+        total, result = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
+        labels, _ = atlas_to_t1w(atlas, result.preproc, result.brain_mask, result.affine, result.inverse_warp)
+        accuracy = registration_accuracy(t1w_path, truth, atlas, _ants_points([result.warp, result.affine]),
+                                         np.asarray(labels.dataobj))
+        m = result.metrics
+        print(f"sub-{subject:6} {'ANTs':6} {m['n4_seconds']:6.1f} {m['affine_seconds']:9.1f} {m['syn_seconds']:7.1f} "
+              f"{total:8.1f} {accuracy['mean_error_mm']:12.2f} {accuracy['p95_error_mm']:11.2f} "
+              f"{accuracy['median_dice']:12.3f}")
+        start = time.perf_counter()
+        seconds, dipy_labels, dipy_points = dipy_reference(t1w_path, atlas)
+        dipy_total = time.perf_counter() - start
+        dipy_accuracy = registration_accuracy(t1w_path, truth, atlas, dipy_points, dipy_labels)
+        print(f"sub-{subject:6} {'dipy':6} {'-':>6} {seconds['affine']:9.1f} {seconds['syn']:7.1f} {dipy_total:8.1f} "
+              f"{dipy_accuracy['mean_error_mm']:12.2f} {dipy_accuracy['p95_error_mm']:11.2f} "
+              f"{dipy_accuracy['median_dice']:12.3f}")
+        rows.append((total, accuracy, dipy_total, dipy_accuracy))
+    print(f"median over subjects: ANTs {statistics.median(r[0] for r in rows):.1f} s, mean error "
+          f"{statistics.median(r[1]['mean_error_mm'] for r in rows):.2f} mm, median Dice "
+          f"{statistics.median(r[1]['median_dice'] for r in rows):.3f}; dipy "
+          f"{statistics.median(r[2] for r in rows):.1f} s, {statistics.median(r[3]['mean_error_mm'] for r in rows):.2f} mm, "
+          f"Dice {statistics.median(r[3]['median_dice'] for r in rows):.3f}; time ratio dipy/ANTs "
+          f"{statistics.median(r[2] / r[0] for r in rows):.2f}")
+    if real is not None:
+        t1w_path = next((real / "sub-01" / "anat").glob("*_T1w.nii.gz"))
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            result = register_t1w(load_t1w(t1w_path))
+            times.append(time.perf_counter() - start)
+        print(f"real T1w {t1w_path.name} {nib.load(t1w_path).shape}: median {statistics.median(times):.1f} s "
+              f"(n4 {result.metrics['n4_seconds']}, affine {result.metrics['affine_seconds']}, syn "
+              f"{result.metrics['syn_seconds']}), template correlation {result.metrics['template_correlation']}, "
+              f"brain mask {result.metrics['brain_volume_ml']} ml")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["synth"])
+    parser.add_argument("what", choices=["synth", "anat"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bids", type=Path, default=Path("results/demo/bids"), help="a synthetic cohort")
+    parser.add_argument("--subjects", nargs="+", default=["01", "02", "03"])
+    parser.add_argument("--real", type=Path, default=None, help="a real BIDS dataset (first subject's T1w)")
     args = parser.parse_args(argv)
+    os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
     if args.what == "synth":
         benchmark_synth(args.repeats)
+    elif args.what == "anat":
+        benchmark_anat(args.bids, args.subjects, args.repeats, args.real)
 
 
 if __name__ == "__main__":
