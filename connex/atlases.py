@@ -110,7 +110,7 @@ def validate_atlas(labels: np.ndarray, affine: np.ndarray, table: pd.DataFrame, 
     if table["index"].duplicated().any():
         raise AtlasError(f"{source}: duplicate region indices in the table: "
                          f"{sorted(table.loc[table['index'].duplicated(), 'index'])}.")
-    in_image = set(np.unique(labels)) - {0}
+    in_image = {int(v) for v in np.unique(labels)} - {0}
     in_table = set(table["index"]) - {0}
     if in_image != in_table:
         raise AtlasError(f"{source}: the labels of the image and the table disagree: in the image only "
