@@ -25,6 +25,8 @@ rule preprocess_anat:
     benchmark:
         str(BENCHMARKS / "preprocess_anat" / "sub-{subject}.tsv")
     threads: 1
+    # ANTs has crashed (segmentation fault) in SyN on a real T1w once: rerun the job once.
+    retries: 1
     resources:
         mem_mb=3000,
         runtime=20,
