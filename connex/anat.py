@@ -34,7 +34,7 @@ import numpy as np
 
 from connex.atlases import Atlas
 from connex.errors import BIDSError
-from connex.io import atomic_path, write_json
+from connex.io import atomic_path, save_nifti, write_json
 from connex.templates import MNI_SPACE, head_model, load_mni_template
 
 log = logging.getLogger(__name__)
@@ -199,8 +199,6 @@ def _crop_below_top_of_head(image, head_mask):
 def save_anat(result: AnatResult, *, preproc: Path, brain_mask: Path, affine: Path, warp: Path,
               inverse_warp: Path, metrics: Path, source: str) -> None:
     """Write the outputs of :func:`register_t1w` (atomically) with JSON sidecars."""
-    from connex.io import save_nifti
-
     save_nifti(result.preproc, preproc)
     mask = nib.Nifti1Image(np.asarray(result.brain_mask.dataobj, dtype=np.uint8), result.brain_mask.affine)
     save_nifti(mask, brain_mask)
