@@ -166,19 +166,50 @@ def register_t1w(t1w: nib.Nifti1Image, *, random_seed: int = 0, n_threads: int =
     correlation, _, syn = max(attempts, key=lambda a: (a[0], -a[1]))
     metrics["syn_seconds"] = round(time.perf_counter() - start, 2)
     metrics["syn_attempts"] = len(attempts)
+    affine_only = ants.apply_transforms(brain_template, brain, affine["fwdtransforms"]).numpy()
+    inside = template.brain_mask & (affine_only > 0)
+    affine_correlation = float(np.corrcoef(affine_only[inside], template.t1w[inside])[0, 1])
+    metrics["affine_template_correlation"] = round(affine_correlation, 4)
+    if correlation < affine_correlation:
+        # SyN made things worse than the affine alone (it diverged): keep the affine, with
+        # identity displacement fields so every output keeps the same form.
+        log.warning("SyN diverged (template correlation %.2f, affine alone %.2f): keeping the affine "
+                    "registration with no nonlinear part.", correlation, affine_correlation)
+        affine_file = affine["fwdtransforms"][0]
+        warp = inverse_warp = _identity_field(brain_template)
+        correlation = affine_correlation
+        metrics["nonlinear"] = False
+    else:
+        warp = next(t for t in syn["fwdtransforms"] if t.endswith(".nii.gz"))
+        affine_file = next(t for t in syn["fwdtransforms"] if t.endswith(".mat"))
+        inverse_warp = next(t for t in syn["invtransforms"] if t.endswith(".nii.gz"))
+        metrics["nonlinear"] = True
     metrics["template_correlation"] = round(correlation, 4)
 
-    mask = ants.apply_transforms(corrected, template_mask, syn["invtransforms"], interpolator="linear") > 0.5
+    transforms_to_t1w, invert = mni_to_t1w_transforms(affine_file, inverse_warp)
+    mask = ants.apply_transforms(corrected, template_mask, transforms_to_t1w, interpolator="linear",
+                                 whichtoinvert=invert) > 0.5
     metrics["brain_volume_ml"] = round(float(mask.numpy().sum() * np.prod(mask.spacing) / 1000), 1)
     if correlation < MIN_TEMPLATE_CORRELATION:
-        log.warning("The registered T1w correlates poorly with the template (r = %.2f < %.2f) after %d "
-                    "attempts: the registration probably failed; check the registration QC figure.",
-                    correlation, MIN_TEMPLATE_CORRELATION, len(attempts))
-    warp = next(t for t in syn["fwdtransforms"] if t.endswith(".nii.gz"))
-    affine_file = next(t for t in syn["fwdtransforms"] if t.endswith(".mat"))
-    inverse_warp = next(t for t in syn["invtransforms"] if t.endswith(".nii.gz"))
+        log.warning("The registered T1w correlates poorly with the template (r = %.2f < %.2f): the "
+                    "registration probably failed; check the registration QC figure.",
+                    correlation, MIN_TEMPLATE_CORRELATION)
     return AnatResult(preproc=_to_nibabel(corrected), brain_mask=_to_nibabel(mask.astype("uint8")),
                       affine=affine_file, warp=warp, inverse_warp=inverse_warp, metrics=metrics)
+
+
+def _identity_field(reference) -> str:
+    """A zero displacement field on ``reference``'s grid, written as an ANTs warp file."""
+    import tempfile
+
+    import ants
+
+    field = ants.from_numpy(np.zeros(reference.shape + (3,), dtype=np.float32), origin=reference.origin,
+                            spacing=reference.spacing, direction=reference.direction, has_components=True)
+    handle, path = tempfile.mkstemp(suffix="IdentityWarp.nii.gz")
+    os.close(handle)
+    ants.image_write(field, path)
+    return path
 
 
 def _crop_below_top_of_head(image, head_mask):

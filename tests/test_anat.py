@@ -108,3 +108,26 @@ def test_atlas_without_overlap_is_an_error_and_lost_regions_are_reported(tiny_co
                              result.affine, result.inverse_warp)
     assert [m["index"] for m in report["MissingRegions"]] == [3]
     assert report["NumberOfRegionsPresent"] == 7 and len(report["RegionVolumesML"]) == 8
+
+
+def test_affine_fallback_with_identity_fields_maps_like_the_affine(tiny_cohort, registered):
+    """When SyN diverges the stage keeps the affine with zero displacement fields; those
+    transforms must still bring the atlas onto its true position."""
+    import ants
+
+    from connex.anat import _identity_field
+
+    _, result = registered
+    template = load_mni_template(2)
+    identity = _identity_field(ants.from_nibabel_nifti(nib.Nifti1Image(template.t1w, template.affine)))
+    assert np.allclose(nib.load(identity).get_fdata(), 0.0)
+    truth = np.loadtxt(bids_path(tiny_cohort / TRUTH, "02", None, "xfm", ".txt", from_="T1w", to=MNI_SPACE,
+                                 mode="world"))
+    mni = np.argwhere(template.brain_mask)[::50] @ template.affine[:3, :3].T + template.affine[:3, 3]
+    inverse = np.linalg.inv(truth)
+    error = np.linalg.norm(_ants_points([identity, result.affine])(mni) - (mni @ inverse[:3, :3].T + inverse[:3, 3]),
+                           axis=1)
+    assert error.mean() < 2.5
+    atlas = load_synth_atlas(tiny_cohort / TRUTH)
+    _, report = atlas_to_t1w(atlas, result.preproc, result.brain_mask, result.affine, identity)
+    assert report["NumberOfRegionsPresent"] == 8
