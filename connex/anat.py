@@ -10,7 +10,10 @@ Registration uses ANTs (through ANTsPy):
 3. Brain mask: the template brain mask brought back through that affine, dilated by 3 voxels.
 4. SyN (symmetric diffeomorphic) registration of the masked T1w to the skull-stripped
    template, starting from the affine of step 2 (the neck is cropped for step 2: only the
-   180 mm below the top of the head are used).
+   180 mm below the top of the head are used). ANTs' SyN sometimes diverges (seen on the
+   real bids-xa30 T1w and once on a tiny synthetic one); it is retried, and when its result
+   matches the template worse than the affine alone, the affine is kept with identity
+   displacement fields (``nonlinear: false`` in the metrics).
 5. The final brain mask, the tissue priors (GM, WM, CSF) and every atlas come back to T1w
    space through the inverse transforms (labels by ``genericLabel`` interpolation, the
    multi-label nearest-neighbour of ANTs).
