@@ -137,8 +137,7 @@ def register_t1w(t1w: nib.Nifti1Image, *, random_seed: int = 0, n_threads: int =
     for offset in range(AFFINE_STARTS):
         candidate = ants.registration(head, cropped, type_of_transform="Affine", aff_metric="mattes",
                                       random_seed=random_seed + offset)
-        warped = candidate["warpedmovout"].numpy()
-        score = float(np.corrcoef(warped[template.brain_mask], template.t1w[template.brain_mask])[0, 1])
+        score = _template_correlation(candidate["warpedmovout"].numpy(), template, positive_only=False)
         candidates.append((score, offset, candidate))
     score, _, affine = max(candidates, key=lambda c: (c[0], -c[1]))
     metrics["affine_brain_correlations"] = [round(c[0], 4) for c in candidates]
@@ -158,9 +157,7 @@ def register_t1w(t1w: nib.Nifti1Image, *, random_seed: int = 0, n_threads: int =
         syn = ants.registration(brain_template, brain, type_of_transform="SyNOnly",
                                 initial_transform=affine["fwdtransforms"][0],
                                 random_seed=random_seed + 100 * attempt)
-        warped = syn["warpedmovout"].numpy()
-        inside = template.brain_mask & (warped > 0)
-        correlation = float(np.corrcoef(warped[inside], template.t1w[inside])[0, 1])
+        correlation = _template_correlation(syn["warpedmovout"].numpy(), template)
         attempts.append((correlation, attempt, syn))
         if correlation >= MIN_TEMPLATE_CORRELATION:
             break
@@ -170,8 +167,7 @@ def register_t1w(t1w: nib.Nifti1Image, *, random_seed: int = 0, n_threads: int =
     metrics["syn_seconds"] = round(time.perf_counter() - start, 2)
     metrics["syn_attempts"] = len(attempts)
     affine_only = ants.apply_transforms(brain_template, brain, affine["fwdtransforms"]).numpy()
-    inside = template.brain_mask & (affine_only > 0)
-    affine_correlation = float(np.corrcoef(affine_only[inside], template.t1w[inside])[0, 1])
+    affine_correlation = _template_correlation(affine_only, template)
     metrics["affine_template_correlation"] = round(affine_correlation, 4)
     if correlation < affine_correlation:
         # SyN made things worse than the affine alone (it diverged): keep the affine, with
@@ -199,6 +195,13 @@ def register_t1w(t1w: nib.Nifti1Image, *, random_seed: int = 0, n_threads: int =
                     correlation, MIN_TEMPLATE_CORRELATION)
     return AnatResult(preproc=_to_nibabel(corrected), brain_mask=_to_nibabel(mask.astype("uint8")),
                       affine=affine_file, warp=warp, inverse_warp=inverse_warp, metrics=metrics)
+
+
+def _template_correlation(warped: np.ndarray, template, *, positive_only: bool = True) -> float:
+    """Correlation of an image warped to the template grid with the template T1w, inside the
+    template brain mask (and, with ``positive_only``, where the warped image has signal)."""
+    inside = template.brain_mask & (warped > 0) if positive_only else template.brain_mask
+    return float(np.corrcoef(warped[inside], template.t1w[inside])[0, 1])
 
 
 def _identity_field(reference) -> str:

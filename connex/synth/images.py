@@ -82,6 +82,12 @@ def sample_mni(volume: np.ndarray, volume_affine: np.ndarray, grid: Grid,
                                     output_shape=grid.shape, order=order, mode="constant", cval=0.0)
 
 
+def sample_tissues(template: MNITemplate, grid: Grid, subject_to_mni: np.ndarray) -> dict[str, np.ndarray]:
+    """GM, WM and CSF probabilities of the template seen on a scanner-space ``grid``."""
+    return {name: sample_mni(getattr(template, name), template.affine, grid, subject_to_mni)
+            for name in ("gm", "wm", "csf")}
+
+
 # --------------------------------------------------------------------------------------- T1w
 
 def render_t1w(head: np.ndarray, template: MNITemplate, grid: Grid, subject_to_mni: np.ndarray,
@@ -160,8 +166,7 @@ def render_dwi(template: MNITemplate, grid: Grid, subject_to_mni: np.ndarray,
     the streamline count a uniform white-matter seeding gives it) grows with the strength.
     Rician noise has sigma = b=0 white-matter signal / ``snr``.
     """
-    tissues = {name: sample_mni(getattr(template, name), template.affine, grid, subject_to_mni)
-               for name in ("gm", "wm", "csf")}
+    tissues = sample_tissues(template, grid, subject_to_mni)
     total = sum(tissues.values())
     in_brain = total > 0.3
     safe_total = np.where(in_brain, total, 1.0)
@@ -280,8 +285,7 @@ def render_bold(template: MNITemplate, parcellation: Parcellation, grid: Grid,
     image moved rigidly by ``motion[t]``, with a brief intensity drop where the head jumps.
     """
     n_volumes = networks.timeseries.shape[0]
-    tissues = {name: sample_mni(getattr(template, name), template.affine, grid, subject_to_mni)
-               for name in ("gm", "wm", "csf")}
+    tissues = sample_tissues(template, grid, subject_to_mni)
     total = sum(tissues.values())
     in_brain = total > 0.3
     baseline = sum(BOLD_BRIGHTNESS[k] * v for k, v in tissues.items()) * 1000.0 * intensity_scale
