@@ -1,13 +1,20 @@
 """The anatomy stage on the tiny synthetic cohort, against its ground truth, and its input errors."""
 
+import dataclasses
+
 import nibabel as nib
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from connex.anat import atlas_to_t1w, load_t1w, register_t1w, tissue_maps_to_t1w
+from connex.anat import (
+    Registration,
+    atlas_to_t1w,
+    load_t1w,
+    register_t1w,
+    tissue_maps_to_t1w,
+)
 from connex.atlases import load_synth_atlas
-from connex.benchmarks import _ants_points
 from connex.errors import BIDSError
 from connex.paths import bids_path
 from connex.templates import MNI_SPACE, load_mni_template
@@ -18,7 +25,7 @@ TRUTH = "derivatives/groundtruth"
 @pytest.fixture(scope="module")
 def registered(tiny_cohort):
     t1w = load_t1w(bids_path(tiny_cohort, "02", "anat", "T1w", ".nii.gz"))
-    return t1w, register_t1w(t1w, random_seed=0)
+    return t1w, register_t1w(t1w)
 
 
 def test_t1w_is_reoriented_to_ras_with_the_same_world_coordinates(tmp_path, rng):
@@ -56,7 +63,7 @@ def test_registration_undoes_the_synthetic_misalignment(tiny_cohort, registered)
                                  mode="world"))
     mni = np.argwhere(template.brain_mask)[::50] @ template.affine[:3, :3].T + template.affine[:3, 3]
     inverse = np.linalg.inv(truth)
-    error = np.linalg.norm(_ants_points([result.warp, result.affine])(mni) - (mni @ inverse[:3, :3].T + inverse[:3, 3]),
+    error = np.linalg.norm(result.registration.mni_points_to_t1w(mni) - (mni @ inverse[:3, :3].T + inverse[:3, 3]),
                            axis=1)
     untouched = np.linalg.norm(mni - (mni @ inverse[:3, :3].T + inverse[:3, 3]), axis=1)
     assert untouched.mean() > 4.0  # the misalignment is real
@@ -67,7 +74,7 @@ def test_registration_undoes_the_synthetic_misalignment(tiny_cohort, registered)
 def test_atlas_lands_on_its_true_position_and_mask_excludes_the_scalp(tiny_cohort, registered):
     t1w, result = registered
     atlas = load_synth_atlas(tiny_cohort / TRUTH)
-    labels, report = atlas_to_t1w(atlas, result.preproc, result.brain_mask, result.affine, result.inverse_warp)
+    labels, report = atlas_to_t1w(atlas, result.brain_mask, result.registration)
     assert report["NumberOfRegionsPresent"] == 8 and report["MissingRegions"] == []
     truth = np.loadtxt(bids_path(tiny_cohort / TRUTH, "02", None, "xfm", ".txt", from_="T1w", to=MNI_SPACE,
                                  mode="world"))
@@ -88,7 +95,7 @@ def test_atlas_lands_on_its_true_position_and_mask_excludes_the_scalp(tiny_cohor
 
 def test_tissue_maps_sum_to_one_inside_the_brain(registered):
     _, result = registered
-    maps = tissue_maps_to_t1w(result.preproc, result.brain_mask, result.affine, result.inverse_warp)
+    maps = tissue_maps_to_t1w(result.brain_mask, result.registration)
     total = sum(np.asarray(m.dataobj) for m in maps.values())
     mask = np.asarray(result.brain_mask.dataobj) > 0
     assert total.max() <= 1.0 + 1e-5 and np.all(total[~mask] == 0)
@@ -101,33 +108,41 @@ def test_atlas_without_overlap_is_an_error_and_lost_regions_are_reported(tiny_co
     atlas = load_synth_atlas(tiny_cohort / TRUTH)
     empty = nib.Nifti1Image(np.zeros(result.brain_mask.shape, np.uint8), result.brain_mask.affine)
     with pytest.raises(BIDSError, match="no labelled voxel overlaps the brain mask"):
-        atlas_to_t1w(atlas, result.preproc, empty, result.affine, result.inverse_warp)
-    labels, _ = atlas_to_t1w(atlas, result.preproc, result.brain_mask, result.affine, result.inverse_warp)
+        atlas_to_t1w(atlas, empty, result.registration)
+    labels, _ = atlas_to_t1w(atlas, result.brain_mask, result.registration)
     partial = (np.asarray(result.brain_mask.dataobj) > 0) & (np.asarray(labels.dataobj) != 3)
-    _, report = atlas_to_t1w(atlas, result.preproc, nib.Nifti1Image(partial.astype(np.uint8), labels.affine),
-                             result.affine, result.inverse_warp)
+    _, report = atlas_to_t1w(atlas, nib.Nifti1Image(partial.astype(np.uint8), labels.affine),
+                             result.registration)
     assert [m["index"] for m in report["MissingRegions"]] == [3]
     assert report["NumberOfRegionsPresent"] == 7 and len(report["RegionVolumesML"]) == 8
 
 
-def test_affine_fallback_with_identity_fields_maps_like_the_affine(tiny_cohort, registered):
+def test_affine_fallback_with_zero_fields_maps_like_the_affine(tiny_cohort, registered):
     """When SyN diverges the stage keeps the affine with zero displacement fields; those
     transforms must still bring the atlas onto its true position."""
-    import ants
-
-    from connex.anat import _identity_field
-
     _, result = registered
+    affine_only = dataclasses.replace(result.registration, forward=np.zeros_like(result.registration.forward),
+                                      backward=np.zeros_like(result.registration.backward))
     template = load_mni_template(2)
-    identity = _identity_field(ants.from_nibabel_nifti(nib.Nifti1Image(template.t1w, template.affine)))
-    assert np.allclose(nib.load(identity).get_fdata(), 0.0)
     truth = np.loadtxt(bids_path(tiny_cohort / TRUTH, "02", None, "xfm", ".txt", from_="T1w", to=MNI_SPACE,
                                  mode="world"))
     mni = np.argwhere(template.brain_mask)[::50] @ template.affine[:3, :3].T + template.affine[:3, 3]
     inverse = np.linalg.inv(truth)
-    error = np.linalg.norm(_ants_points([identity, result.affine])(mni) - (mni @ inverse[:3, :3].T + inverse[:3, 3]),
-                           axis=1)
+    error = np.linalg.norm(affine_only.mni_points_to_t1w(mni) - (mni @ inverse[:3, :3].T + inverse[:3, 3]), axis=1)
     assert error.mean() < 2.5
     atlas = load_synth_atlas(tiny_cohort / TRUTH)
-    _, report = atlas_to_t1w(atlas, result.preproc, result.brain_mask, result.affine, identity)
+    _, report = atlas_to_t1w(atlas, result.brain_mask, affine_only)
     assert report["NumberOfRegionsPresent"] == 8
+
+
+def test_saved_transforms_reload_to_the_same_mapping(tmp_path, registered):
+    """The three files written by save() give back the registration (points and labels)."""
+    _, result = registered
+    files = [tmp_path / "affine.txt", tmp_path / "warp.nii.gz", tmp_path / "inverse.nii.gz"]
+    result.registration.save(*files)
+    loaded = Registration.load(*files, result.brain_mask)
+    points = np.array([[0.0, -20.0, 10.0], [30.0, 10.0, -5.0]])
+    assert np.allclose(loaded.mni_points_to_t1w(points), result.registration.mni_points_to_t1w(points), atol=1e-3)
+    # and the points differ from the affine alone: the nonlinear part is carried through
+    affine_points = points @ result.registration.affine[:3, :3].T + result.registration.affine[:3, 3]
+    assert result.metrics["nonlinear"] and not np.allclose(loaded.mni_points_to_t1w(points), affine_points, atol=0.05)

@@ -3,21 +3,19 @@
 
 
 rule preprocess_anat:
-    """N4, brain mask, affine + SyN registration to MNI152, GM/WM/CSF maps in T1w space."""
+    """N4, brain mask, dipy affine + SyN registration to MNI152, GM/WM/CSF maps in T1w space."""
     input:
         t1w=subject_t1w,
     output:
         preproc=deriv("{subject}", "anat", "T1w", ".nii.gz", desc="preproc"),
         mask=deriv("{subject}", "anat", "mask", ".nii.gz", desc="brain"),
-        affine=deriv("{subject}", "anat", "xfm", ".mat", from_="T1w", to=MNI_SPACE, mode="image", desc="affine"),
+        affine=deriv("{subject}", "anat", "xfm", ".txt", from_="T1w", to=MNI_SPACE, mode="image", desc="affine"),
         warp=deriv("{subject}", "anat", "xfm", ".nii.gz", from_="T1w", to=MNI_SPACE, mode="image", desc="warp"),
         inverse_warp=deriv("{subject}", "anat", "xfm", ".nii.gz", from_=MNI_SPACE, to="T1w", mode="image", desc="warp"),
         gm=deriv("{subject}", "anat", "probseg", ".nii.gz", label="GM"),
         wm=deriv("{subject}", "anat", "probseg", ".nii.gz", label="WM"),
         csf=deriv("{subject}", "anat", "probseg", ".nii.gz", label="CSF"),
         metrics=deriv("{subject}", "anat", "qc", ".json", desc="registration"),
-    params:
-        random_seed=config["anat"]["random_seed"],
     conda:
         "../../environment.yml"
     log:
@@ -25,8 +23,6 @@ rule preprocess_anat:
     benchmark:
         str(BENCHMARKS / "preprocess_anat" / "sub-{subject}.tsv")
     threads: 1
-    # ANTs has crashed (segmentation fault) in SyN on a real T1w once: rerun the job once.
-    retries: 1
     resources:
         mem_mb=3000,
         runtime=20,
@@ -40,6 +36,7 @@ rule atlas_to_t1w:
         preproc=rules.preprocess_anat.output.preproc,
         mask=rules.preprocess_anat.output.mask,
         affine=rules.preprocess_anat.output.affine,
+        warp=rules.preprocess_anat.output.warp,
         inverse_warp=rules.preprocess_anat.output.inverse_warp,
         atlas_files=atlas_input_files,
     output:

@@ -4,15 +4,16 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from connex.anat import atlas_to_t1w  # noqa: E402
+from connex.anat import Registration, atlas_to_t1w  # noqa: E402
 from connex.atlases import load_atlas  # noqa: E402
 from connex.io import save_nifti, write_json  # noqa: E402
 from connex.qc import plot_registration  # noqa: E402
 
 spec = snakemake.params.atlas
 atlas = load_atlas(spec["name"], custom=spec["custom"], synth_dir=spec["synth_dir"])
-labels, report = atlas_to_t1w(atlas, nib.load(snakemake.input.preproc), nib.load(snakemake.input.mask),
-                              snakemake.input.affine, snakemake.input.inverse_warp)
+mask = nib.load(snakemake.input.mask)
+registration = Registration.load(snakemake.input.affine, snakemake.input.warp, snakemake.input.inverse_warp, mask)
+labels, report = atlas_to_t1w(atlas, mask, registration)
 save_nifti(labels, snakemake.output.dseg)
 write_json({**report, "Sources": [snakemake.input.preproc, snakemake.input.affine, snakemake.input.inverse_warp]},
            snakemake.output.sidecar)

@@ -9,10 +9,10 @@ from connex.io import save_nifti  # noqa: E402
 
 out = snakemake.output
 t1w = load_t1w(snakemake.input.t1w)
-result = register_t1w(t1w, random_seed=snakemake.params.random_seed, n_threads=snakemake.threads)
+result = register_t1w(t1w, n_threads=snakemake.threads)
 save_anat(result, preproc=Path(out.preproc), brain_mask=Path(out.mask), affine=Path(out.affine),
           warp=Path(out.warp), inverse_warp=Path(out.inverse_warp), metrics=Path(out.metrics),
           source=snakemake.input.t1w)
-maps = tissue_maps_to_t1w(result.preproc, result.brain_mask, result.affine, result.inverse_warp)
+maps = tissue_maps_to_t1w(result.brain_mask, result.registration)
 for label, target in (("GM", out.gm), ("WM", out.wm), ("CSF", out.csf)):
     save_nifti(maps[label], target)
