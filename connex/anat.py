@@ -24,11 +24,12 @@ Transform files (:class:`Registration`), all in RAS world millimetres:
 - ``*_from-T1w_to-MNI152NLin2009aSym_mode-image_desc-affine_xfm.txt``: a 4x4 matrix ``A``
   mapping template-world points to T1w-world points (the matrix that resamples the T1w onto
   the template; the ITK convention, but RAS rather than LPS).
-- ``*_from-T1w_to-MNI152NLin2009aSym_mode-image_desc-warp_xfm.nii.gz``: dipy's forward
-  displacement field ``u`` (X, Y, Z, 3) on the 2 mm template grid: a template point ``x``
-  is sampled from the T1w at ``A x + u(A x)``.
+- ``*_from-T1w_to-MNI152NLin2009aSym_mode-image_desc-warp_xfm.nii.gz``: a displacement field
+  ``u`` (X, Y, Z, 3) on the 2 mm template grid: the template point ``x`` takes the T1w value
+  at ``A (x + u(x))``.
 - ``*_from-MNI152NLin2009aSym_to-T1w_mode-image_desc-warp_xfm.nii.gz``: the inverse field
-  ``v``: a T1w point ``y`` comes from the template at ``A^-1 (y + v(y))``.
+  ``v`` on the same grid: the T1w point ``y`` takes the template value at ``z + v(z)``,
+  ``z = A^-1 y``.
 
 :meth:`Registration.load` rebuilds the dipy ``DiffeomorphicMap`` from the three files.
 """
@@ -96,33 +97,49 @@ def load_t1w(path: str | Path) -> nib.Nifti1Image:
 
 @dataclass
 class Registration:
-    """A T1w <-> MNI152 registration: an affine and a pair of displacement fields (dipy's
-    ``DiffeomorphicMap`` convention; see the module docstring for the exact formulas).
+    """A T1w <-> MNI152 registration: an affine and a pair of displacement fields.
 
     affine : ndarray (4, 4)
-        Template world -> T1w world.
-    forward, backward : ndarray (X, Y, Z, 3), float32
-        Displacement fields in mm on the template grid (``template_affine``).
-    t1w_shape, t1w_affine : the T1w grid the registration was computed for.
+        ``A``, template world -> T1w world (mm, RAS).
+    warp : ndarray (X, Y, Z, 3), float32
+        ``u`` on the template grid: the T1w is resampled onto the template by sampling it at
+        ``A (x + u(x))`` for each template point ``x``.
+    inverse_warp : ndarray (X, Y, Z, 3), float32
+        ``v`` on the template grid: the template is resampled onto the T1w by sampling it at
+        ``z + v(z)``, ``z = A^-1 y``, for each T1w point ``y``.
+    template_affine : ndarray (4, 4); t1w_shape, t1w_affine: the grids it was computed on.
+
+    This is the ``DiffeomorphicMap`` that dipy's ``syn_registration`` returns (an inverted
+    map: ``u`` is its ``backward`` field, ``v`` its ``forward`` one); :meth:`mapping` rebuilds it.
     """
 
     affine: np.ndarray
-    forward: np.ndarray
-    backward: np.ndarray
+    warp: np.ndarray
+    inverse_warp: np.ndarray
     template_affine: np.ndarray
     t1w_shape: tuple[int, int, int]
     t1w_affine: np.ndarray
 
+    @classmethod
+    def from_dipy(cls, mapping, t1w: nib.Nifti1Image) -> Registration:
+        """From the map dipy's ``syn_registration`` returned (static = template)."""
+        return cls(affine=np.linalg.inv(mapping.prealign), warp=np.asarray(mapping.backward, dtype=np.float32),
+                   inverse_warp=np.asarray(mapping.forward, dtype=np.float32),
+                   template_affine=np.asarray(mapping.disp_grid2world), t1w_shape=tuple(t1w.shape[:3]),
+                   t1w_affine=t1w.affine)
+
     def mapping(self):
-        """The dipy ``DiffeomorphicMap`` (static = template, moving = T1w)."""
+        """The dipy ``DiffeomorphicMap``: ``transform`` takes T1w images to the template grid,
+        ``transform_inverse`` template images to the T1w grid."""
         from dipy.align.imwarp import DiffeomorphicMap
 
-        shape = self.forward.shape[:3]
-        mapping = DiffeomorphicMap(3, shape, disp_grid2world=self.template_affine, domain_shape=shape,
-                                   domain_grid2world=self.template_affine, codomain_shape=self.t1w_shape,
-                                   codomain_grid2world=self.t1w_affine, prealign=self.affine)
-        mapping.forward = np.ascontiguousarray(self.forward, dtype=np.float32)
-        mapping.backward = np.ascontiguousarray(self.backward, dtype=np.float32)
+        shape = self.warp.shape[:3]
+        mapping = DiffeomorphicMap(3, shape, disp_grid2world=self.template_affine, domain_shape=self.t1w_shape,
+                                   domain_grid2world=self.t1w_affine, codomain_shape=shape,
+                                   codomain_grid2world=self.template_affine, prealign=np.linalg.inv(self.affine))
+        mapping.forward = np.ascontiguousarray(self.inverse_warp, dtype=np.float32)
+        mapping.backward = np.ascontiguousarray(self.warp, dtype=np.float32)
+        mapping.is_inverse = True
         return mapping
 
     def to_t1w(self, data: np.ndarray, data_affine: np.ndarray, *, interpolation: str) -> np.ndarray:
@@ -150,7 +167,7 @@ class Registration:
         """Write the three transform files (atomically)."""
         with atomic_path(affine) as tmp:
             np.savetxt(tmp, self.affine, fmt="%.10g")
-        for field_data, target in ((self.forward, warp), (self.backward, inverse_warp)):
+        for field_data, target in ((self.warp, warp), (self.inverse_warp, inverse_warp)):
             image = nib.Nifti1Image(field_data.astype(np.float32), self.template_affine)
             image.header.set_intent("vector")
             image.header.set_xyzt_units("mm")
@@ -160,10 +177,10 @@ class Registration:
     def load(cls, affine: str | Path, warp: str | Path, inverse_warp: str | Path,
              t1w: nib.Nifti1Image) -> Registration:
         """Read the files written by :meth:`save`; ``t1w``: any image on the T1w grid."""
-        forward = nib.load(warp)
-        backward = nib.load(inverse_warp)
-        return cls(affine=np.loadtxt(affine), forward=np.asarray(forward.dataobj, dtype=np.float32),
-                   backward=np.asarray(backward.dataobj, dtype=np.float32), template_affine=forward.affine,
+        to_template = nib.load(warp)
+        to_t1w = nib.load(inverse_warp)
+        return cls(affine=np.loadtxt(affine), warp=np.asarray(to_template.dataobj, dtype=np.float32),
+                   inverse_warp=np.asarray(to_t1w.dataobj, dtype=np.float32), template_affine=to_template.affine,
                    t1w_shape=tuple(t1w.shape[:3]), t1w_affine=t1w.affine)
 
 
@@ -217,9 +234,7 @@ def register_t1w(t1w: nib.Nifti1Image, *, n_threads: int = 1) -> AnatResult:
     start = time.perf_counter()
     _, mapping = syn_registration(brain, template.t1w, moving_affine=corrected.affine, static_affine=template.affine,
                                   prealign=affine, level_iters=SYN_LEVEL_ITERS)
-    registration = Registration(affine=affine, forward=np.asarray(mapping.forward, dtype=np.float32),
-                                backward=np.asarray(mapping.backward, dtype=np.float32),
-                                template_affine=template.affine, t1w_shape=data.shape, t1w_affine=corrected.affine)
+    registration = Registration.from_dipy(mapping, corrected)
     correlation = _template_correlation(registration.to_template(brain), template)
     metrics["syn_seconds"] = round(time.perf_counter() - start, 2)
     metrics["nonlinear"] = bool(correlation >= affine_correlation - SYN_DIVERGENCE_MARGIN)
@@ -228,8 +243,8 @@ def register_t1w(t1w: nib.Nifti1Image, *, n_threads: int = 1) -> AnatResult:
         # displacement fields so every output keeps the same form.
         log.warning("SyN diverged (template correlation %.2f, affine alone %.2f): keeping the affine "
                     "registration with no nonlinear part.", correlation, affine_correlation)
-        registration.forward = np.zeros_like(registration.forward)
-        registration.backward = np.zeros_like(registration.backward)
+        registration.warp = np.zeros_like(registration.warp)
+        registration.inverse_warp = np.zeros_like(registration.inverse_warp)
         correlation = affine_correlation
     metrics["template_correlation"] = round(correlation, 4)
     if correlation < MIN_TEMPLATE_CORRELATION:

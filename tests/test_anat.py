@@ -121,8 +121,8 @@ def test_affine_fallback_with_zero_fields_maps_like_the_affine(tiny_cohort, regi
     """When SyN diverges the stage keeps the affine with zero displacement fields; those
     transforms must still bring the atlas onto its true position."""
     _, result = registered
-    affine_only = dataclasses.replace(result.registration, forward=np.zeros_like(result.registration.forward),
-                                      backward=np.zeros_like(result.registration.backward))
+    affine_only = dataclasses.replace(result.registration, warp=np.zeros_like(result.registration.warp),
+                                      inverse_warp=np.zeros_like(result.registration.inverse_warp))
     template = load_mni_template(2)
     truth = np.loadtxt(bids_path(tiny_cohort / TRUTH, "02", None, "xfm", ".txt", from_="T1w", to=MNI_SPACE,
                                  mode="world"))
@@ -146,3 +146,35 @@ def test_saved_transforms_reload_to_the_same_mapping(tmp_path, registered):
     # and the points differ from the affine alone: the nonlinear part is carried through
     affine_points = points @ result.registration.affine[:3, :3].T + result.registration.affine[:3, 3]
     assert result.metrics["nonlinear"] and not np.allclose(loaded.mni_points_to_t1w(points), affine_points, atol=0.05)
+
+
+def test_registration_rebuilds_dipys_map_exactly(rng):
+    """Registration (and hence the saved files) maps images and points exactly as the map
+    dipy's SyN returned, in both directions, on grids that differ."""
+    from dipy.align import syn_registration
+
+    static = ndimage.gaussian_filter(rng.random((24, 26, 22)), 3).astype(np.float32)
+    static_affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    static_affine[:3, 3] = [-24, -26, -22]
+    moving_affine = np.diag([1.8, 2.2, 2.0, 1.0])
+    moving_affine[:3, 3] = [-20, -30, -20]
+    shift = np.eye(4)
+    shift[:3, 3] = [2.0, -1.0, 1.5]
+    moving = ndimage.affine_transform(static, (np.linalg.inv(static_affine) @ shift @ moving_affine)[:3, :3],
+                                      (np.linalg.inv(static_affine) @ shift @ moving_affine)[:3, 3],
+                                      output_shape=(22, 20, 24)).astype(np.float32)
+    _, mapping = syn_registration(moving, static, moving_affine=moving_affine, static_affine=static_affine,
+                                  prealign=np.linalg.inv(shift), level_iters=[5, 5])
+    registration = Registration.from_dipy(mapping, nib.Nifti1Image(moving, moving_affine))
+    rebuilt = registration.mapping()
+    assert np.abs(registration.warp).max() > 0.01  # a real nonlinear part
+    assert np.allclose(rebuilt.transform(moving), mapping.transform(moving))
+    assert np.allclose(registration.to_t1w(static, static_affine, interpolation="linear"),
+                       mapping.transform_inverse(static))
+    points = rng.uniform(-10, 10, (5, 3))
+    assert np.allclose(registration.mni_points_to_t1w(points), mapping.transform_points(points))
+    # the documented formula: template point x -> T1w point A (x + u(x)) at a grid point
+    voxel = np.array([12, 13, 11])
+    x = static_affine[:3, :3] @ voxel + static_affine[:3, 3]
+    expected = registration.affine[:3, :3] @ (x + registration.warp[tuple(voxel)]) + registration.affine[:3, 3]
+    assert np.allclose(registration.mni_points_to_t1w(x[None])[0], expected, atol=1e-4)
