@@ -14,6 +14,7 @@ validate(config, "config/schema/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/inputs.smk"
 include: "workflow/rules/anat.smk"
+include: "workflow/rules/dwi.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -22,3 +23,4 @@ rule all:
     input:
         rules.report.output.html,
         all_anat_outputs,
+        all_sc_outputs,

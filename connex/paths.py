@@ -13,7 +13,8 @@ from pathlib import Path
 #: BIDS entity order (raw entities, then the derivative ones ConneX uses); ``desc`` is last.
 ENTITY_ORDER = (
     "task", "acq", "ce", "rec", "dir", "run", "echo", "part",
-    "from", "to", "mode", "space", "res", "den", "atlas", "seg", "meas", "stat", "label", "desc",
+    "from", "to", "mode", "space", "res", "den", "atlas", "seg", "model", "param", "meas", "stat", "label",
+    "desc",
 )
 
 #: The datatype folders ConneX uses.

@@ -127,3 +127,32 @@ def plot_registration(t1w: str | Path, brain_mask: str | Path, atlas_labels: str
         figure.savefig(tmp, dpi=80, format="png")
     plt.close(figure)
     return Path(out_png)
+
+
+def plot_structural_connectome(fa: str | Path, streamlines: list[np.ndarray], count: np.ndarray, out_png: str | Path,
+                               *, title: str, n_shown: int = 2000, seed: int = 0) -> Path:
+    """FA map (axial and sagittal maximum-intensity slabs) with a random sample of streamlines
+    projected on it, and the log streamline-count matrix."""
+    image = nib.as_closest_canonical(nib.load(fa))
+    data = np.asarray(image.dataobj, dtype=float)
+    to_voxel = np.linalg.inv(image.affine)
+    rng = np.random.default_rng(seed)
+    shown = [streamlines[i] for i in rng.choice(len(streamlines), min(n_shown, len(streamlines)), replace=False)]
+    figure, axes = plt.subplots(1, 3, figsize=(15, 5))
+    for axis, (plane, (u, v)) in zip(axes[:2], ((2, (0, 1)), (0, (1, 2)))):
+        axis.imshow(data.max(axis=plane).T, origin="lower", cmap="gray", vmin=0, vmax=0.8)
+        for line in shown:
+            voxels = line @ to_voxel[:3, :3].T + to_voxel[:3, 3]
+            direction = np.abs(voxels[-1] - voxels[0]) + 1e-6
+            axis.plot(voxels[:, u], voxels[:, v], lw=0.3, alpha=0.5, color=direction / direction.max())
+        axis.set_title(("axial" if plane == 2 else "sagittal") + f": FA and {len(shown)} streamlines", fontsize=9)
+        axis.set_axis_off()
+    shown_matrix = axes[2].imshow(np.log1p(count), cmap="viridis", interpolation="nearest")
+    axes[2].set_title("log(1 + streamline count), atlas order", fontsize=9)
+    figure.colorbar(shown_matrix, ax=axes[2], fraction=0.046)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    with atomic_path(out_png) as tmp:
+        figure.savefig(tmp, dpi=80, format="png")
+    plt.close(figure)
+    return Path(out_png)

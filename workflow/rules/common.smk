@@ -129,3 +129,26 @@ def all_anat_outputs(wildcards):
 def all_anat_figures(wildcards):
     subjects = subjects_with("use_anat")
     return [deriv(s, "figures", "qc", ".png", atlas=a, desc="registration") for s in subjects for a in ATLASES]
+
+
+# ------------------------------------------------------------------------ structural connectomes
+SC_WEIGHTS = ["count", "countvolnorm", "length", "fa"]
+
+
+def subject_dwi_runs(wildcards):
+    """The DWI runs the inventory found for one participant (bval/bvec beside each)."""
+    runs = [str(BIDS_DIR / f) for f in subject_inventory_row(wildcards)["dwi"].split(";")]
+    stems = [r[: -len(".nii.gz")] if r.endswith(".nii.gz") else r[: -len(".nii")] for r in runs]
+    return {"dwi": runs, "bval": [s + ".bval" for s in stems], "bvec": [s + ".bvec" for s in stems]}
+
+
+def sc_matrix(subject, atlas, weight):
+    return deriv(subject, "dwi", "relmat", ".tsv", atlas=atlas, meas=weight)
+
+
+def all_sc_outputs(wildcards):
+    return [sc_matrix(s, a, w) for s in subjects_with("use_sc") for a in ATLASES for w in SC_WEIGHTS]
+
+
+def all_sc_figures(wildcards):
+    return [deriv(s, "figures", "qc", ".png", atlas=a, desc="sc") for s in subjects_with("use_sc") for a in ATLASES]

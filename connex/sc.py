@@ -1,0 +1,141 @@
+"""The structural-connectome stage, step by step as the workflow runs it: each function reads
+its inputs, calls :mod:`connex.dwi` and :mod:`connex.tractography`, and writes whole outputs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from connex.atlases import Atlas
+from connex.dwi import DWISeries, fit_tensor, fsl_bvecs, preprocess_dwi, t1w_to_dwi
+from connex.io import atomic_path, save_nifti, write_array, write_json, write_tsv
+from connex.qc import plot_structural_connectome
+from connex.tractography import (
+    WEIGHTS,
+    TrackingParams,
+    connectome,
+    fit_fodf,
+    load_tractogram,
+    save_tractogram,
+    track,
+)
+
+log = logging.getLogger(__name__)
+
+TISSUES = ("GM", "WM", "CSF")
+
+
+def run_preprocessing(dwi_paths: list[str], t1w_preproc: str, t1w_mask: str, tissue_maps: dict[str, str],
+                      out: dict[str, str], *, denoise: str, gibbs: bool, motion_correction: bool,
+                      b0_threshold: float) -> dict:
+    """Preprocess one subject's DWI runs, bring the mask and tissue maps into DWI space, fit DTI.
+
+    ``out`` keys: dwi, bval, bvec, sidecar, mask, xfm, motion, fa, md, and GM/WM/CSF.
+    """
+    t1w = nib.load(t1w_preproc)
+    mask_t1w = nib.load(t1w_mask)
+    result = preprocess_dwi(dwi_paths, t1w, mask_t1w, denoise_method=denoise, gibbs=gibbs,
+                            motion_correction=motion_correction, b0_threshold=b0_threshold)
+    series = result.series
+    shape = series.data.shape[:3]
+    mask = t1w_to_dwi(mask_t1w, result.t1w_to_dwi, shape, series.affine, interpolation="linear") > 0.5
+    save_nifti(nib.Nifti1Image(series.data, series.affine), out["dwi"])
+    with atomic_path(out["bval"]) as tmp:
+        np.savetxt(tmp, series.bvals[None], fmt="%g")
+    with atomic_path(out["bvec"]) as tmp:
+        np.savetxt(tmp, fsl_bvecs(series), fmt="%.6f")
+    save_nifti(nib.Nifti1Image(mask.astype(np.uint8), series.affine), out["mask"])
+    with atomic_path(out["xfm"]) as tmp:
+        np.savetxt(tmp, result.t1w_to_dwi, fmt="%.10g")
+    for name in TISSUES:
+        probability = t1w_to_dwi(nib.load(tissue_maps[name]), result.t1w_to_dwi, shape, series.affine,
+                                 interpolation="linear")
+        save_nifti(nib.Nifti1Image(np.clip(probability, 0, 1).astype(np.float32) * mask, series.affine), out[name])
+    maps = fit_tensor(series, mask, b0_threshold=b0_threshold)
+    save_nifti(nib.Nifti1Image(maps["FA"], series.affine), out["fa"])
+    save_nifti(nib.Nifti1Image(maps["MD"], series.affine), out["md"])
+    motion = pd.DataFrame(result.motion, columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"])
+    write_tsv(motion, out["motion"])
+    metrics = {**result.metrics, "brain_mask_ml": round(float(mask.sum() * np.prod(nib.load(out["mask"]).header.get_zooms()[:3]) / 1000), 1),
+               "median_fa_in_mask": round(float(np.median(maps["FA"][mask])), 4),
+               "Transforms": {"T1w_to_dwi": Path(out["xfm"]).name,
+                              "Format": "4x4 RAS matrix mapping T1w world points to DWI world points (it "
+                                        "resamples DWI images onto the T1w grid)"}}
+    write_json(metrics, out["sidecar"])
+    return metrics
+
+
+def load_preprocessed(dwi: str, bval: str, bvec: str) -> DWISeries:
+    """The preprocessed series written by :func:`run_preprocessing` (RAS; FSL b-vectors)."""
+    image = nib.load(dwi)
+    bvals = np.loadtxt(bval, ndmin=1)
+    bvecs = np.loadtxt(bvec, ndmin=2).T.copy()
+    if np.linalg.det(image.affine[:3, :3]) > 0:
+        bvecs[:, 0] *= -1
+    return DWISeries(data=np.asarray(image.dataobj, dtype=np.float32), affine=image.affine, bvals=bvals,
+                     bvecs=bvecs, source=str(dwi))
+
+
+def run_tractography(dwi: str, bval: str, bvec: str, mask: str, fa: str, tissue_maps: dict[str, str],
+                     tractogram: str, sidecar: str, *, params: TrackingParams, b0_threshold: float) -> dict:
+    """Fit the fODF model and track; writes the tractogram (.trk) and its JSON sidecar."""
+    series = load_preprocessed(dwi, bval, bvec)
+    mask_data = np.asarray(nib.load(mask).dataobj) > 0
+    fa_data = np.asarray(nib.load(fa).dataobj, dtype=np.float64)
+    tissues = {name: np.asarray(nib.load(path).dataobj, dtype=np.float64) for name, path in tissue_maps.items()}
+    shm, details = fit_fodf(series.data, series.gradient_table(b0_threshold), mask_data, params.model)
+    streamlines, figures = track(shm, fa_data, mask_data, series.affine, params, tissues=tissues)
+    if not streamlines:
+        raise RuntimeError(f"{dwi}: tractography kept no streamline (seed voxels: {figures['seed_voxels']}); "
+                           "check the FA map and the seeding and stopping thresholds.")
+    save_tractogram(streamlines, nib.load(mask), tractogram)
+    metrics = {**details, **figures, "parameters": params.as_dict(), "Sources": [dwi, mask, fa]}
+    write_json(metrics, sidecar)
+    log.info("Tractography: %d streamlines kept of %d generated (%.0f per second).", figures["streamlines_kept"],
+             figures["streamlines_generated"], figures["streamlines_per_second"])
+    return metrics
+
+
+def run_connectome(tractogram: str, mask: str, fa: str, xfm: str, atlas: Atlas, atlas_t1w: str,
+                   out_matrices: dict[str, str], out_dseg: str, out_figure: str, *, assignment_radius_mm: float,
+                   self_loops: bool, tracking: dict, title: str) -> tuple[dict[str, np.ndarray], dict]:
+    """The atlas in DWI space, one connectome matrix per weight (``WEIGHTS``), full atlas size in
+    atlas order, with JSON sidecars, and the QC figure."""
+    reference = nib.load(mask)
+    labels = t1w_to_dwi(nib.load(atlas_t1w), np.loadtxt(xfm), reference.shape, reference.affine,
+                        interpolation="nearest")
+    labels = labels * (np.asarray(reference.dataobj) > 0)
+    # Matrix rows follow the atlas table; atlas indices need not be 1..n.
+    position = np.zeros(max(int(labels.max()), int(atlas.table["index"].max())) + 1, dtype=np.int32)
+    position[atlas.table["index"].to_numpy()] = np.arange(1, atlas.n_regions + 1)
+    labels = position[labels]
+    save_nifti(nib.Nifti1Image(labels.astype(np.int32), reference.affine), out_dseg)
+    streamlines = load_tractogram(tractogram, reference)
+    fa_data = np.asarray(nib.load(fa).dataobj, dtype=np.float64)
+    matrices, figures = connectome(streamlines, labels, reference.affine, atlas.n_regions, fa_data,
+                                   assignment_radius_mm=assignment_radius_mm, self_loops=self_loops)
+    names = list(atlas.table["name"])
+    missing = [names[r - 1] for r in figures["regions_without_voxels"]]
+    if missing:
+        log.warning("Atlas %s: %d region(s) have no voxel in DWI space (their rows and columns are zero): %s",
+                    atlas.name, len(missing), ", ".join(missing))
+    for weight, path in out_matrices.items():
+        write_array(matrices[weight], names, path)
+        write_json({"Atlas": atlas.name, "Weight": weight, "Description": WEIGHTS[weight],
+                    "RegionsWithoutVoxels": missing, "SelfLoops": self_loops,
+                    "AssignmentRadiusMM": assignment_radius_mm, **figures, "Tractography": tracking,
+                    "Sources": [tractogram, atlas_t1w]}, _sidecar(path))
+    plot_structural_connectome(fa, streamlines, matrices["count"], out_figure,
+                               title=f"{title}, atlas {atlas.name}: {figures['streamlines']} streamlines, "
+                                     f"{figures['fraction_assigned']:.0%} joining two regions, "
+                                     f"{figures['edges_nonzero']} edges")
+    return matrices, figures
+
+
+def _sidecar(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name.rsplit(".", 1)[0] + ".json")

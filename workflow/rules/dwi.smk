@@ -1,0 +1,115 @@
+# Structural connectome stage: DWI preprocessing and DTI, tractography, one matrix per weight
+# and atlas. Each step is one job per subject (and atlas), so any of them reruns on its own.
+
+
+rule preprocess_dwi:
+    """Denoise, unring, motion-correct and combine the DWI runs; b=0 -> T1w registration; brain
+    mask and tissue maps in DWI space; DTI (FA, MD)."""
+    input:
+        unpack(subject_dwi_runs),
+        preproc=rules.preprocess_anat.output.preproc,
+        mask=rules.preprocess_anat.output.mask,
+        gm=rules.preprocess_anat.output.gm,
+        wm=rules.preprocess_anat.output.wm,
+        csf=rules.preprocess_anat.output.csf,
+    output:
+        dwi=deriv("{subject}", "dwi", "dwi", ".nii.gz", space="dwi", desc="preproc"),
+        bval=deriv("{subject}", "dwi", "dwi", ".bval", space="dwi", desc="preproc"),
+        bvec=deriv("{subject}", "dwi", "dwi", ".bvec", space="dwi", desc="preproc"),
+        sidecar=deriv("{subject}", "dwi", "dwi", ".json", space="dwi", desc="preproc"),
+        mask=deriv("{subject}", "dwi", "mask", ".nii.gz", space="dwi", desc="brain"),
+        xfm=deriv("{subject}", "dwi", "xfm", ".txt", from_="T1w", to="dwi", mode="image"),
+        motion=deriv("{subject}", "dwi", "motion", ".tsv", space="dwi", desc="volumes"),
+        fa=deriv("{subject}", "dwi", "dwimap", ".nii.gz", space="dwi", model="tensor", param="fa"),
+        md=deriv("{subject}", "dwi", "dwimap", ".nii.gz", space="dwi", model="tensor", param="md"),
+        GM=deriv("{subject}", "dwi", "probseg", ".nii.gz", space="dwi", label="GM"),
+        WM=deriv("{subject}", "dwi", "probseg", ".nii.gz", space="dwi", label="WM"),
+        CSF=deriv("{subject}", "dwi", "probseg", ".nii.gz", space="dwi", label="CSF"),
+    params:
+        denoise=config["sc"]["denoise"],
+        gibbs=config["sc"]["gibbs_unringing"],
+        motion_correction=config["sc"]["motion_correction"],
+        b0_threshold=config["sc"]["b0_threshold"],
+    conda:
+        "../../environment.yml"
+    log:
+        str(LOGS / "preprocess_dwi" / "sub-{subject}.log"),
+    benchmark:
+        str(BENCHMARKS / "preprocess_dwi" / "sub-{subject}.tsv")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/preprocess_dwi.py"
+
+
+rule tractography:
+    """fODF model (CSD or CSA) and deterministic or probabilistic tracking (a .trk tractogram)."""
+    input:
+        dwi=rules.preprocess_dwi.output.dwi,
+        bval=rules.preprocess_dwi.output.bval,
+        bvec=rules.preprocess_dwi.output.bvec,
+        mask=rules.preprocess_dwi.output.mask,
+        fa=rules.preprocess_dwi.output.fa,
+        GM=rules.preprocess_dwi.output.GM,
+        WM=rules.preprocess_dwi.output.WM,
+        CSF=rules.preprocess_dwi.output.CSF,
+    output:
+        tractogram=deriv("{subject}", "dwi", "tractography", ".trk", space="dwi"),
+        sidecar=deriv("{subject}", "dwi", "tractography", ".json", space="dwi"),
+    params:
+        tracking={k: config["sc"][k] for k in ("model", "algorithm", "stopping", "seeds_per_voxel",
+                                              "seed_fa_threshold", "fa_threshold", "step_mm", "max_angle",
+                                              "min_length_mm", "max_length_mm", "random_seed")},
+        b0_threshold=config["sc"]["b0_threshold"],
+    conda:
+        "../../environment.yml"
+    log:
+        str(LOGS / "tractography" / "sub-{subject}.log"),
+    benchmark:
+        str(BENCHMARKS / "tractography" / "sub-{subject}.tsv")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../scripts/tractography.py"
+
+
+rule structural_connectome:
+    """One atlas in DWI space and the SC matrices (count, count/volume, length, FA) with a QC figure."""
+    input:
+        tractogram=rules.tractography.output.tractogram,
+        tracking=rules.tractography.output.sidecar,
+        mask=rules.preprocess_dwi.output.mask,
+        fa=rules.preprocess_dwi.output.fa,
+        xfm=rules.preprocess_dwi.output.xfm,
+        atlas_t1w=rules.atlas_to_t1w.output.dseg,
+        atlas_files=atlas_input_files,
+    output:
+        **{f"meas_{w}": sc_matrix("{subject}", "{atlas}", w) for w in SC_WEIGHTS},
+        dseg=deriv("{subject}", "dwi", "dseg", ".nii.gz", space="dwi", atlas="{atlas}"),
+        figure=deriv("{subject}", "figures", "qc", ".png", atlas="{atlas}", desc="sc"),
+    params:
+        atlas=atlas_params,
+        weights=SC_WEIGHTS,
+        assignment_radius_mm=config["sc"]["assignment_radius_mm"],
+        self_loops=config["sc"]["self_loops"],
+    conda:
+        "../../environment.yml"
+    log:
+        str(LOGS / "structural_connectome" / "sub-{subject}_atlas-{atlas}.log"),
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=15,
+    script:
+        "../scripts/structural_connectome.py"
+
+
+rule sc:
+    """Target: every structural connectome."""
+    input:
+        all_sc_outputs,
+        all_sc_figures,
