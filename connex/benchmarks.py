@@ -3,6 +3,8 @@
     python -m connex.benchmarks synth [--repeats 3]
     python -m connex.benchmarks anat --bids results/demo/bids [--subjects 01 02 03] [--repeats 3]
                                      [--real ../shared/data/bids-xa30]
+    python -m connex.benchmarks sc --bids results/demo/bids --derivatives results/connex
+                                   [--real ../shared/data/bids-xa30 --real-derivatives OUT/connex]
 """
 
 from __future__ import annotations
@@ -185,19 +187,172 @@ def benchmark_anat(bids_dir: Path, subjects: list[str], repeats: int = 3, real: 
               f"{repeats} runs: {volumes}")
 
 
+def sc_accuracy(bids_dir: Path, derivatives: Path, atlas: str = "synth", weight: str = "count") -> dict:
+    """Accuracy of the SC matrices the workflow wrote for a synthetic cohort, against its truth:
+    per-subject ROC AUC (true bundles vs non-edges), Spearman correlation of weights with the
+    true bundle strengths on true edges, and where the SZ-HC effect edges rank among all edges
+    by the group difference (Welch t of log(1 + count), HC minus SZ)."""
+    from scipy import stats
+    from sklearn.metrics import roc_auc_score
+
+    from connex.paths import bids_path
+
+    truth_dir = bids_dir / "derivatives" / "groundtruth"
+    participants = pd.read_csv(bids_dir / "participants.tsv", sep="\t")
+    aucs, rhos, matrices, labels = [], [], [], []
+    for pid, diagnosis in zip(participants["participant_id"], participants["diagnosis"]):
+        subject = pid[4:]
+        path = bids_path(derivatives, subject, "dwi", "relmat", ".tsv", atlas=atlas, meas=weight)
+        if not path.exists():
+            continue
+        estimated = pd.read_csv(path, sep="\t").to_numpy(float)
+        true = pd.read_csv(bids_path(truth_dir, subject, None, "relmat", ".tsv", atlas=atlas, meas="bundlestrength",
+                                     desc="true"), sep="\t").to_numpy(float)
+        upper = np.triu_indices(len(true), 1)
+        is_edge = true[upper] > 0
+        aucs.append(roc_auc_score(is_edge, estimated[upper]))
+        rhos.append(stats.spearmanr(estimated[upper][is_edge], true[upper][is_edge])[0])
+        matrices.append(np.log1p(estimated[upper]))
+        labels.append(diagnosis)
+    matrices, labels = np.array(matrices), np.array(labels)
+    effect = pd.read_csv(truth_dir / "group" / "effect_edges.tsv", sep="\t")
+    effect = effect[effect["modality"] == "SC"]
+    n = int(round((1 + np.sqrt(1 + 8 * matrices.shape[1])) / 2))
+    upper = np.triu_indices(n, 1)
+    position = {(i + 1, j + 1): k for k, (i, j) in enumerate(zip(*upper))}
+    t, _ = stats.ttest_ind(matrices[labels == "HC"], matrices[labels == "SZ"], equal_var=False)
+    t = np.nan_to_num(t, nan=-np.inf)
+    order = np.argsort(-t)
+    rank = {k: r + 1 for r, k in enumerate(order)}
+    effect_ranks = sorted(rank[position[(min(i, j), max(i, j))]] for i, j in zip(effect["region_i"], effect["region_j"]))
+    return {"subjects": len(aucs), "auc_median": float(np.median(aucs)), "auc_min": float(np.min(aucs)),
+            "spearman_median": float(np.median(rhos)), "effect_edge_ranks": effect_ranks, "n_edges": len(order)}
+
+
+def _run(command: list[str]) -> float:
+    import subprocess
+
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def _mrtrix_reference(dwi: Path, bval: Path, bvec: Path, mask: Path, seed_mask: Path, labels: Path, n_streamlines: int,
+                      params, folder: Path, radius_mm: float) -> dict[str, float]:
+    """MRtrix3 on the same preprocessed DWI, mask, seeds and labels (one thread): tensor, FA-based
+    response, CSD, deterministic SD_STREAM selecting the streamline count dipy kept, connectome."""
+    grad = ["-fslgrad", str(bvec), str(bval)]
+    one = ["-nthreads", "1", "-force", "-quiet"]
+    seconds = {}
+    seconds["tensor"] = _run(["dwi2tensor", str(dwi), str(folder / "dt.mif"), "-mask", str(mask), *grad, *one])
+    seconds["response+fodf"] = _run(["dwi2response", "fa", str(dwi), str(folder / "response.txt"), "-mask", str(mask),
+                                     *grad, *one])
+    seconds["response+fodf"] += _run(["dwi2fod", "csd", str(dwi), str(folder / "response.txt"), str(folder / "fod.mif"),
+                                      "-mask", str(mask), *grad, *one])
+    algorithm = "SD_STREAM" if params.algorithm == "deterministic" else "iFOD2"
+    seconds["tracking"] = _run(["tckgen", str(folder / "fod.mif"), str(folder / "tracks.tck"), "-algorithm", algorithm,
+                                "-seed_image", str(seed_mask), "-mask", str(mask), "-select", str(n_streamlines),
+                                "-step", str(params.step_mm), "-angle", str(params.max_angle),
+                                "-minlength", str(params.min_length_mm), "-maxlength", str(params.max_length_mm), *one])
+    seconds["connectome"] = _run(["tck2connectome", str(folder / "tracks.tck"), str(labels), str(folder / "sc.csv"),
+                                  "-assignment_radial_search", str(radius_mm), "-symmetric", "-zero_diagonal", *one])
+    return seconds
+
+
+def benchmark_sc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats: int = 3, real: Path | None = None,
+                 real_derivatives: Path | None = None, atlas: str = "synth") -> None:
+    """Per-step time of the SC stage (median of ``repeats`` runs) and streamlines per second, on
+    subjects whose anatomy stage has run (``derivatives``), beside MRtrix3 on the same data;
+    then the accuracy of the workflow's SC matrices against the synthetic ground truth."""
+    import shutil
+
+    from connex.dwi import fit_tensor, fsl_bvecs, preprocess_dwi, t1w_to_dwi
+    from connex.paths import bids_path
+    from connex.tractography import TrackingParams, connectome, fit_fodf, track
+
+    params = TrackingParams()
+    has_mrtrix = shutil.which("tckgen") is not None
+    print(f"SC stage, 1 thread, median of {repeats} runs; defaults {params}")
+    print(f"{'subject':10} {'preproc s':>9} {'dti s':>6} {'fodf s':>7} {'track s':>8} {'conn s':>7} {'total s':>8} "
+          f"{'kept':>7} {'sl/s':>7} | MRtrix3: {'dti':>5} {'fodf':>5} {'track':>6} {'conn':>5} {'total':>6} | ratio")
+    cases = [(bids_dir, derivatives, s, atlas) for s in subjects]
+    if real is not None:
+        cases.append((real, real_derivatives, "01", "desikankilliany"))
+    for data_dir, deriv_dir, subject, atlas_name in cases:
+        anat = lambda suffix, ext, **e: bids_path(deriv_dir, subject, "anat", suffix, ext, **e)  # noqa: E731
+        runs = sorted((data_dir / f"sub-{subject}" / "dwi").glob("*_dwi.nii.gz"))
+        t1w, mask_t1w = nib.load(anat("T1w", ".nii.gz", desc="preproc")), nib.load(anat("mask", ".nii.gz", desc="brain"))
+        timings = []
+        for _ in range(repeats):
+            steps = {}
+            start = time.perf_counter()
+            result = preprocess_dwi(runs, t1w, mask_t1w, motion_correction=False)
+            steps["preproc"] = time.perf_counter() - start
+            series = result.series
+            mask = t1w_to_dwi(mask_t1w, result.t1w_to_dwi, series.data.shape, series.affine, interpolation="linear") > 0.5
+            start = time.perf_counter()
+            fa = fit_tensor(series, mask, b0_threshold=50)["FA"]
+            steps["dti"] = time.perf_counter() - start
+            start = time.perf_counter()
+            shm, _ = fit_fodf(series.data, series.gradient_table(50), mask, params.model)
+            steps["fodf"] = time.perf_counter() - start
+            start = time.perf_counter()
+            streamlines, figures = track(shm, fa.astype(float), mask, series.affine, params)
+            steps["track"] = time.perf_counter() - start
+            labels = t1w_to_dwi(nib.load(anat("dseg", ".nii.gz", space="T1w", atlas=atlas_name)), result.t1w_to_dwi,
+                                series.data.shape, series.affine, interpolation="nearest") * mask
+            start = time.perf_counter()
+            connectome(streamlines, labels, series.affine, int(labels.max()), fa.astype(float))
+            steps["conn"] = time.perf_counter() - start
+            timings.append((sum(steps.values()), steps, figures))
+        total, steps, figures = sorted(timings, key=lambda r: r[0])[len(timings) // 2]
+        line = (f"sub-{subject:6} {steps['preproc']:9.1f} {steps['dti']:6.1f} {steps['fodf']:7.1f} {steps['track']:8.1f} "
+                f"{steps['conn']:7.1f} {total:8.1f} {figures['streamlines_kept']:7d} "
+                f"{figures['streamlines_generated'] / steps['track']:7.0f}")
+        if has_mrtrix:
+            with tempfile.TemporaryDirectory() as folder:
+                folder = Path(folder)
+                for name, data in (("dwi", series.data), ("mask", mask.astype(np.uint8)),
+                                   ("seeds", (mask & (fa >= params.seed_fa_threshold)).astype(np.uint8)),
+                                   ("labels", labels.astype(np.int32))):
+                    nib.save(nib.Nifti1Image(data, series.affine), folder / f"{name}.nii.gz")
+                np.savetxt(folder / "dwi.bval", series.bvals[None], fmt="%g")
+                np.savetxt(folder / "dwi.bvec", fsl_bvecs(series), fmt="%.6f")
+                mr = _mrtrix_reference(folder / "dwi.nii.gz", folder / "dwi.bval", folder / "dwi.bvec",
+                                       folder / "mask.nii.gz", folder / "seeds.nii.gz", folder / "labels.nii.gz",
+                                       figures["streamlines_kept"], params, folder, 4.0)
+            mr_total = sum(mr.values())
+            ours = steps["dti"] + steps["fodf"] + steps["track"] + steps["conn"]
+            line += (f" |          {mr['tensor']:5.1f} {mr['response+fodf']:5.1f} {mr['tracking']:6.1f} "
+                     f"{mr['connectome']:5.1f} {mr_total:6.1f} | {ours / mr_total:5.2f}")
+        print(line)
+    print("ratio: dipy / MRtrix3 over the steps both run (DTI, response + fODF, tracking, connectome; not preprocessing)")
+    accuracy = sc_accuracy(bids_dir, derivatives, atlas)
+    print(f"accuracy over {accuracy['subjects']} synthetic subjects (workflow outputs, atlas {atlas}, count): ROC AUC "
+          f"median {accuracy['auc_median']:.3f} (min {accuracy['auc_min']:.3f}); Spearman on true edges median "
+          f"{accuracy['spearman_median']:.3f}; ranks of the SC effect edges by HC-SZ difference among "
+          f"{accuracy['n_edges']} edges: {accuracy['effect_edge_ranks']}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["synth", "anat"])
+    parser.add_argument("what", choices=["synth", "anat", "sc"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bids", type=Path, default=Path("results/demo/bids"), help="a synthetic cohort")
     parser.add_argument("--subjects", nargs="+", default=["01", "02", "03"])
-    parser.add_argument("--real", type=Path, default=None, help="a real BIDS dataset (first subject's T1w)")
+    parser.add_argument("--real", type=Path, default=None, help="a real BIDS dataset (its sub-01)")
+    parser.add_argument("--derivatives", type=Path, default=Path("results/connex"),
+                        help="sc: the workflow's outputs for --bids (anatomy stage and SC matrices)")
+    parser.add_argument("--real-derivatives", type=Path, default=None,
+                        help="sc: the workflow's outputs for --real (anatomy stage, atlas desikankilliany)")
     args = parser.parse_args(argv)
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
     if args.what == "synth":
         benchmark_synth(args.repeats)
     elif args.what == "anat":
         benchmark_anat(args.bids, args.subjects, args.repeats, args.real)
+    elif args.what == "sc":
+        benchmark_sc(args.bids, args.derivatives, args.subjects, args.repeats, args.real, args.real_derivatives)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,173 @@
+"""DWI loading, checks and preprocessing, on small hand-made series with a known answer."""
+
+from dataclasses import replace
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from connex.dwi import (
+    DWISeries,
+    combine_runs,
+    correct_motion,
+    fit_tensor,
+    fsl_bvecs,
+    load_dwi,
+)
+from connex.errors import BIDSError
+
+D_AXIAL, D_RADIAL = 1.7e-3, 0.3e-3
+
+
+def _directions(n: int) -> np.ndarray:
+    """n roughly uniform unit vectors (Fibonacci sphere, half of it)."""
+    k = np.arange(n) + 0.5
+    z = k / n
+    phi = np.pi * (1 + 5**0.5) * k
+    r = np.sqrt(1 - z**2)
+    return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
+
+
+def _fibre_signal(fibre_world: np.ndarray, world_bvecs: np.ndarray, bvals: np.ndarray) -> np.ndarray:
+    cos2 = (world_bvecs @ fibre_world) ** 2
+    return 1000.0 * np.exp(-bvals * (D_RADIAL + (D_AXIAL - D_RADIAL) * cos2))
+
+
+def _write_series(folder, name, affine, fibre_world, shape=(10, 9, 8), n_dirs=20):
+    """A uniform single-fibre DWI series stored with ``affine``; b-vectors in BIDS/FSL convention."""
+    bvals = np.r_[0.0, np.full(n_dirs, 1000.0)]
+    world = np.vstack([[0, 0, 0], _directions(n_dirs)])
+    rotation = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    voxel = world @ rotation  # world direction -> voxel axes
+    fsl = voxel.copy()
+    if np.linalg.det(affine[:3, :3]) > 0:
+        fsl[:, 0] *= -1
+    data = np.broadcast_to(_fibre_signal(fibre_world, world, bvals), shape + (len(bvals),)).astype(np.float32)
+    path = folder / f"{name}_dwi.nii.gz"
+    nib.save(nib.Nifti1Image(data, affine), path)
+    np.savetxt(folder / f"{name}_dwi.bval", bvals[None], fmt="%g")
+    np.savetxt(folder / f"{name}_dwi.bvec", fsl.T, fmt="%.6f")
+    return path
+
+
+@pytest.mark.parametrize("orientation", ["LAS", "RAS", "LPI"])
+def test_fibre_direction_survives_reorientation_and_the_fsl_convention(tmp_path, orientation):
+    """An oblique fibre (right-anterior, 45 degrees) must come out along the same direction in
+    the voxel axes of the RAS image, whatever the stored orientation (FSL flips x for
+    positive-determinant images; a sign error would give left-anterior)."""
+    signs = {"LAS": [-2, 2, 2], "RAS": [2, 2, 2], "LPI": [-2, -2, -2]}[orientation]
+    affine = np.diag(signs + [1.0])
+    path = _write_series(tmp_path, "sub-01", affine, fibre_world=np.array([1.0, 1.0, 0.0]) / np.sqrt(2))
+    series = load_dwi(path)
+    assert nib.aff2axcodes(series.affine) == ("R", "A", "S")
+    fa = fit_tensor(series, np.ones(series.data.shape[:3], bool), b0_threshold=50)["FA"]
+    from dipy.reconst.dti import TensorModel
+
+    evec = TensorModel(series.gradient_table(50)).fit(series.data[4, 4, 4]).evecs[:, 0]
+    assert abs(evec @ np.array([1.0, 1.0, 0.0]) / np.sqrt(2)) > 0.99
+    assert fa[4, 4, 4] == pytest.approx(0.80, abs=0.02)  # eigenvalues (1.7, 0.3, 0.3) x 1e-3
+    # written back, the b-vectors are in the FSL convention of the RAS image
+    assert np.allclose(fsl_bvecs(series)[0, 1:], -series.bvecs[1:, 0])
+
+
+def test_dwi_input_errors_name_the_file_and_the_problem(tmp_path):
+    affine = np.diag([-2.0, 2, 2, 1])
+    path = _write_series(tmp_path, "sub-01", affine, np.array([1.0, 0, 0]))
+    bvec = tmp_path / "sub-01_dwi.bvec"
+    bval = tmp_path / "sub-01_dwi.bval"
+    good_bvec, good_bval = bvec.read_text(), bval.read_text()
+
+    vectors = np.loadtxt(bvec)
+    vectors[:, 3] *= 2
+    np.savetxt(bvec, vectors)
+    with pytest.raises(BIDSError, match=r"sub-01_dwi.nii.gz: the .bvec vectors .* must have unit length.*volumes \[3\]"):
+        load_dwi(path)
+    np.savetxt(bvec, vectors[:2])
+    with pytest.raises(BIDSError, match=r"sub-01_dwi.bvec: expected 3 rows"):
+        load_dwi(path)
+    bvec.write_text(good_bvec)
+
+    bval.write_text(" ".join(["0"] * 21))
+    with pytest.raises(BIDSError, match=r"sub-01_dwi.nii.gz: only b=0 volumes"):
+        load_dwi(path)
+    bval.write_text(" ".join(["0"] * 20))
+    with pytest.raises(BIDSError, match=r"21 volumes, but sub-01_dwi.bval has 20 values"):
+        load_dwi(path)
+    bval.write_text(good_bval)
+
+    image = nib.load(path)
+    data = image.get_fdata(dtype=np.float32)
+    data[1, 2, 3, 4] = np.nan
+    nib.save(nib.Nifti1Image(data, affine), path)
+    with pytest.raises(BIDSError, match=r"sub-01_dwi.nii.gz: 1 NaN or infinite voxel values"):
+        load_dwi(path)
+    nib.save(nib.Nifti1Image(data[..., 0], affine), path)
+    with pytest.raises(BIDSError, match=r"sub-01_dwi.nii.gz: a DWI series must be 4-D"):
+        load_dwi(path)
+
+
+def _blob_series(rng, shape=(28, 30, 26)) -> DWISeries:
+    """A smooth random 'head' with one b=0 and six weighted volumes (contrast varies)."""
+    from scipy import ndimage
+
+    base = ndimage.gaussian_filter(rng.random(shape), 2.5)
+    base = (base - base.min()) / np.ptp(base)
+    volumes = [base] + [base * (0.6 + 0.05 * k) + 0.02 * ndimage.gaussian_filter(rng.random(shape), 1)
+                        for k in range(6)]
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = -np.array(shape) + 1
+    return DWISeries(data=np.stack(volumes, axis=3).astype(np.float32), affine=affine,
+                     bvals=np.r_[0.0, np.full(6, 1000.0)], bvecs=np.vstack([[0, 0, 0], np.eye(3), np.eye(3)]),
+                     source="blob")
+
+
+def _rigid(angle_deg: float, axis: int, translation) -> np.ndarray:
+    theta = np.radians(angle_deg)
+    c, s = np.cos(theta), np.sin(theta)
+    i, j = [a for a in range(3) if a != axis]
+    matrix = np.eye(4)
+    matrix[i, i], matrix[i, j], matrix[j, i], matrix[j, j] = c, -s, s, c
+    matrix[:3, 3] = translation
+    return matrix
+
+
+def _move(series: DWISeries, volume: int, reference_to_moved: np.ndarray) -> DWISeries:
+    from dipy.align.imaffine import AffineMap
+
+    shape = series.data.shape[:3]
+    mapping = AffineMap(np.linalg.inv(reference_to_moved), domain_grid_shape=shape, domain_grid2world=series.affine,
+                        codomain_grid_shape=shape, codomain_grid2world=series.affine)
+    data = series.data.copy()
+    data[..., volume] = mapping.transform(series.data[..., volume])
+    return replace(series, data=data)
+
+
+def test_motion_correction_recovers_a_known_rotation_and_rotates_the_bvector(rng):
+    series = _blob_series(rng)
+    moved = _move(series, 2, _rigid(4.0, 2, [1.5, 0.0, 0.0]))  # volume 2 (b-vector along y) moved
+    corrected, motion = correct_motion(moved, b0_threshold=50)
+    assert motion[2, 0] == pytest.approx(1.5, abs=0.3)
+    assert np.degrees(motion[2, 5]) == pytest.approx(4.0, abs=0.7)
+    assert np.abs(motion[[1, 3, 4, 5, 6]]).max() < 0.3
+    # the head turned +4 degrees about z while the gradient stayed put: seen from the head, the
+    # gradient turned -4 degrees, so y tilts towards +x
+    angle = np.degrees(np.arctan2(corrected.bvecs[2, 0], corrected.bvecs[2, 1]))
+    assert angle == pytest.approx(4.0, abs=0.7)
+    inside = (slice(6, -6),) * 3 + (2,)  # away from the edges the motion moved out of view
+    error_before = np.abs(moved.data[inside] - series.data[inside]).mean()
+    error_after = np.abs(corrected.data[inside] - series.data[inside]).mean()
+    assert error_after < 0.5 * error_before
+
+
+def test_runs_are_aligned_and_concatenated(rng):
+    first = _blob_series(rng)
+    shifted = _rigid(0, 2, [3.0, -2.0, 0.0])
+    second = first
+    for volume in range(first.data.shape[3]):
+        second = _move(second, volume, shifted)
+    combined, transforms = combine_runs([first, second], b0_threshold=50)
+    assert combined.data.shape[3] == 14 and len(combined.bvals) == 14
+    assert np.allclose(transforms[1][:3, 3], [3.0, -2.0, 0.0], atol=0.4)
+    assert np.allclose(combined.bvecs[7:], first.bvecs, atol=0.02)  # a translation does not turn them
+    inside = (slice(5, -5),) * 3
+    assert np.abs(combined.data[inside + (7,)] - first.data[inside + (0,)]).mean() < 0.02

@@ -1,0 +1,101 @@
+"""Connectome construction from hand-made streamlines, seeding, SH order, and tractogram files."""
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from connex.tractography import (
+    TrackingParams,
+    assignment_labels,
+    connectome,
+    load_tractogram,
+    sample_seeds,
+    save_tractogram,
+    sh_order_for,
+)
+
+AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
+
+
+def _labels() -> np.ndarray:
+    """Four regions in a 20x10x10 grid (2 mm): 1 at x 0-3, 2 at x 16-19, 3 at y 8-9 (x 8-11),
+    4 has no voxel."""
+    labels = np.zeros((20, 10, 10), dtype=int)
+    labels[0:4] = 1
+    labels[16:20] = 2
+    labels[8:12, 8:10] = 3
+    return labels
+
+
+def _line(start_voxel, end_voxel, n=20) -> np.ndarray:
+    return np.linspace(start_voxel, end_voxel, n) * 2.0  # world mm (2 mm voxels, origin 0)
+
+
+def test_counts_lengths_fa_and_volume_normalisation():
+    labels = _labels()
+    fa = np.full(labels.shape, 0.5)
+    fa[:, :5] = 0.3
+    streamlines = [_line([1, 2, 5], [18, 2, 5])] * 3 + [_line([1, 7, 5], [18, 7, 5])]  # 1-2: 3 at FA .3, 1 at .5
+    streamlines += [_line([10, 2, 5], [10, 9, 5])]  # 3 (end) to unlabelled (start, far away): not assigned
+    streamlines += [_line([2, 2, 2], [2, 6, 2])]  # 1-1: a self-loop
+    streamlines += [np.array([[2.0, 4.0, 4.0]])]  # a single point: ignored, no crash
+    matrices, figures = connectome(streamlines, labels, AFFINE, 4, fa, assignment_radius_mm=0)
+    count = matrices["count"]
+    assert count.shape == (4, 4) and np.allclose(count, count.T)
+    assert count[0, 1] == 4 and count.sum() == 8  # the 1-2 edge, both triangles
+    assert count[0, 0] == 0  # no self-loops by default
+    length = np.linalg.norm(np.array([17, 0, 0]) * 2.0)
+    assert matrices["length"][0, 1] == pytest.approx(length)
+    assert matrices["fa"][0, 1] == pytest.approx((3 * 0.3 + 0.5) / 4)
+    volume_ml = 4 * 10 * 10 * 8 / 1000  # regions 1 and 2: 400 voxels of 8 mm3
+    assert matrices["countvolnorm"][0, 1] == pytest.approx(4 / (2 * volume_ml))
+    assert figures["regions_without_voxels"] == [4]
+    assert figures["streamlines"] == 6 and figures["streamlines_assigned"] == 4
+    assert figures["edges_nonzero"] == 1
+    with_loops, _ = connectome(streamlines, labels, AFFINE, 4, fa, assignment_radius_mm=0, self_loops=True)
+    assert with_loops["count"][0, 0] == 1
+
+
+def test_radial_search_assigns_ends_near_a_region_only():
+    labels = _labels()
+    near = _line([5, 2, 5], [14, 2, 5])  # ends 2 voxels (4 mm) from regions 1 and 2
+    far = _line([7, 2, 5], [12, 2, 5])  # ends 8 mm away
+    fa = np.full(labels.shape, 0.5)
+    strict, _ = connectome([near, far], labels, AFFINE, 4, fa, assignment_radius_mm=0)
+    radial, _ = connectome([near, far], labels, AFFINE, 4, fa, assignment_radius_mm=4)
+    assert strict["count"][0, 1] == 0 and radial["count"][0, 1] == 1
+    grown = assignment_labels(labels, 2.0, 4.0)
+    assert grown[5, 2, 5] == 1 and grown[6, 2, 5] == 0 and grown[14, 2, 5] == 2
+
+
+def test_labels_beyond_the_atlas_are_an_error():
+    labels = _labels()
+    labels[0, 0, 0] = 7
+    with pytest.raises(ValueError, match=r"range 0..7; expected 0..4"):
+        connectome([], labels, AFFINE, 4, np.zeros(labels.shape))
+
+
+def test_seeds_fill_their_voxels_and_follow_the_seed():
+    mask = np.zeros((5, 5, 5), bool)
+    mask[2, 3, 1] = True
+    seeds = sample_seeds(mask, AFFINE, 50, np.random.default_rng(0))
+    assert seeds.shape == (50, 3)
+    assert np.all(np.abs(seeds - np.array([4.0, 6.0, 2.0])) <= 1.0)  # within the 2 mm voxel
+    again = sample_seeds(mask, AFFINE, 50, np.random.default_rng(0))
+    assert np.array_equal(seeds, again)
+
+
+def test_sh_order_fits_the_number_of_directions():
+    assert sh_order_for(20) == 4  # 15 coefficients fit, 28 do not
+    assert sh_order_for(30) == 6
+    assert sh_order_for(64) == 8 and sh_order_for(200) == 8
+    with pytest.raises(ValueError, match="Unknown model 'dti'"):
+        TrackingParams(model="dti")
+
+
+def test_tractogram_round_trip(tmp_path):
+    reference = nib.Nifti1Image(np.zeros((20, 10, 10), np.float32), AFFINE)
+    streamlines = [_line([1, 2, 5], [18, 2, 5]).astype(np.float32), _line([3, 3, 3], [3, 8, 8]).astype(np.float32)]
+    save_tractogram(streamlines, reference, tmp_path / "t.trk")
+    loaded = load_tractogram(tmp_path / "t.trk", reference)
+    assert len(loaded) == 2 and all(np.allclose(a, b, atol=1e-3) for a, b in zip(loaded, streamlines))
