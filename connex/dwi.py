@@ -31,13 +31,11 @@ import nibabel as nib
 import numpy as np
 from nibabel import orientations
 
-from connex.bids import read_gradients
+from connex.bids import check_gradients, read_gradients
 from connex.errors import BIDSError
 
 log = logging.getLogger(__name__)
 
-#: A b-vector (of a diffusion-weighted volume) may differ from unit length by this much.
-BVEC_NORM_TOLERANCE = 0.05
 DENOISE_METHODS = ("patch2self", "mppca", "none")
 
 
@@ -70,31 +68,6 @@ class DWISeries:
         from dipy.core.gradients import gradient_table
 
         return gradient_table(self.bvals, bvecs=self.bvecs, b0_threshold=b0_threshold)
-
-
-def check_gradients(bvals: np.ndarray, bvecs: np.ndarray, source: str, *, b0_threshold: float) -> None:
-    """Check a gradient table: non-negative b-values, unit b-vectors for weighted volumes, at
-    least one b=0 and one weighted volume.
-
-    Raises
-    ------
-    BIDSError naming ``source`` and what was expected.
-    """
-    if (bvals < 0).any():
-        raise BIDSError(f"{source}: negative b-values in the .bval file: {sorted(set(bvals[bvals < 0]))}.")
-    weighted = bvals > b0_threshold
-    if not (~weighted).any():
-        raise BIDSError(f"{source}: no b=0 volume (no b-value <= {b0_threshold}); a b=0 reference is needed.")
-    if not weighted.any():
-        raise BIDSError(f"{source}: only b=0 volumes (every b-value <= {b0_threshold}); no diffusion weighting "
-                        "to model.")
-    norms = np.linalg.norm(bvecs[weighted], axis=1)
-    bad = np.flatnonzero(np.abs(norms - 1) > BVEC_NORM_TOLERANCE)
-    if len(bad):
-        volumes = np.flatnonzero(weighted)[bad]
-        raise BIDSError(f"{source}: the .bvec vectors of diffusion-weighted volumes must have unit length "
-                        f"(tolerance {BVEC_NORM_TOLERANCE}); volumes {volumes[:10].tolist()} have lengths "
-                        f"{np.round(norms[bad][:10], 3).tolist()}.")
 
 
 def load_dwi(path: str | Path, *, b0_threshold: float = 50.0) -> DWISeries:

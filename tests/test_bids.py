@@ -179,6 +179,22 @@ def test_subject_without_dwi_is_left_out_of_sc_only(tiny_bids, caplog):
     assert "sub-02: no DWI series" in caplog.text
 
 
+def test_non_unit_bvec_and_b0_only_series(tiny_bids):
+    bvec = dwi_of(tiny_bids).with_name("sub-01_dwi.bvec")
+    vectors = np.loadtxt(bvec)
+    weighted = int(np.flatnonzero(np.loadtxt(bvec.with_suffix(".bval")) > 50)[-1])
+    vectors[:, weighted] *= 0.5
+    np.savetxt(bvec, vectors)
+    n_volumes = vectors.shape[1]
+    with pytest.raises(BIDSError, match=rf"sub-01_dwi.nii.gz: the .bvec vectors .* volumes \[{weighted}\]"):
+        check_dwi(dwi_of(tiny_bids))
+    table = build_inventory(tiny_bids).set_index("participant_id")
+    assert not table.at["sub-01", "use_sc"] and "must have unit length" in table.at["sub-01", "reason"]
+    dwi_of(tiny_bids).with_name("sub-01_dwi.bval").write_text(" ".join(["5"] * n_volumes))
+    with pytest.raises(BIDSError, match=r"sub-01_dwi.nii.gz: only b=0 volumes"):
+        check_dwi(dwi_of(tiny_bids))
+
+
 def test_bad_bvec_leaves_subject_out_or_stops_in_strict_mode(tiny_bids):
     dwi_of(tiny_bids, "03").with_name("sub-03_dwi.bvec").unlink()
     table = build_inventory(tiny_bids).set_index("participant_id")

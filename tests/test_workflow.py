@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import numpy as np
+import pandas as pd
 import yaml
 
+from connex.benchmarks import sc_accuracy
 from connex.bids import read_inventory
 from tests.conftest import REPO
 
@@ -90,8 +93,18 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_bids, tmp_
         assert sidecar["NumberOfRegions"] == 8 and sidecar["MissingRegions"] == []
         assert (anat / f"sub-{subject}_from-T1w_to-MNI152NLin2009aSym_mode-image_desc-warp_xfm.nii.gz").is_file()
         assert (anat / f"sub-{subject}_label-WM_probseg.nii.gz").is_file()
+    for subject in ("01", "02", "03"):
+        dwi = out / "connex" / f"sub-{subject}" / "dwi"
+        count = pd.read_csv(dwi / f"sub-{subject}_atlas-synth_meas-count_relmat.tsv", sep="\t")
+        names = pd.read_csv(tiny_bids / "derivatives" / "groundtruth" / "atlas-synth_dseg.tsv", sep="\t")["name"]
+        assert count.shape == (8, 8) and list(count.columns) == list(names)  # full atlas, atlas order
+        assert np.allclose(count.to_numpy(), count.to_numpy().T) and np.all(np.diag(count.to_numpy()) == 0)
+        sidecar = json.loads((dwi / f"sub-{subject}_atlas-synth_meas-count_relmat.json").read_text())
+        assert sidecar["streamlines"] > 100 and sidecar["Tractography"]["parameters"]["model"] == "csd"
+    accuracy = sc_accuracy(tiny_bids, out / "connex")
+    assert accuracy["subjects"] == 3 and accuracy["auc_median"] > 0.75  # 4 mm voxels, 12 directions
     report = (out / "connex" / "group" / "report.html").read_text()
-    assert report.count("data:image/png;base64,") == 6  # input QC and registration QC per subject
+    assert report.count("data:image/png;base64,") == 9  # input, registration and SC QC per subject
     assert (out / "connex" / "dataset_description.json").is_file()
     assert not list(out.rglob(".*.tmp*")) and not [p for p in out.rglob(".*") if p.name.startswith(".sub-")]
 

@@ -7,6 +7,7 @@ rule report:
         table=rules.bids_inventory.output.table,
         figures=all_input_qc_figures,
         anat_figures=all_anat_figures,
+        sc_figures=all_sc_figures,
     output:
         html=group("report.html"),
     params:
