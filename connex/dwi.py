@@ -127,7 +127,11 @@ def denoise(series: DWISeries, method: str, *, b0_threshold: float) -> DWISeries
     elif method == "patch2self":
         from dipy.denoise.patch2self import patch2self
 
-        data = patch2self(series.data, series.bvals, b0_threshold=b0_threshold, model="ols", verbose=False)
+        # version=1: dipy 1.12's default (version 3) scrambles the last volumes when b=0 volumes
+        # are interleaved (seen on the demo: the final b=0 came out anti-correlated with its
+        # input, r = -0.72, and the two before it degraded); version 1 keeps every volume.
+        data = patch2self(series.data, series.bvals, b0_threshold=b0_threshold, model="ols", version=1,
+                          verbose=False)
     else:
         raise ValueError(f"Unknown denoising method {method!r}; expected one of {DENOISE_METHODS}.")
     return replace(series, data=np.asarray(data, dtype=np.float32))
