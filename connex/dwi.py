@@ -4,8 +4,11 @@ Preprocessing of one subject (:func:`preprocess_dwi`), in this order:
 
 1. Each run is loaded, checked (:func:`load_dwi`) and reoriented to RAS; b-vectors follow
    the voxel axes (BIDS/FSL convention in, the same convention out).
-2. Denoising per run: Patch2Self (``patch2self``, default: 2 s on a demo subject), MP-PCA
-   (``mppca``: 80 s there) or none.
+2. Denoising per run: MP-PCA (``mppca``, Veraart 2016; the default) or none. Patch2Self is
+   not offered: in dipy 1.12 its default version scrambles the last volumes when b=0 volumes
+   are interleaved (the demo's final b=0 came out anti-correlated with its input, r = -0.72),
+   and version 1 changes the ratio of weighted to b=0 intensities (0.60 against 0.34 on the
+   demo), which broke the fibre response estimate.
 3. Optional Gibbs unringing per run (dipy's sub-voxel shift method, slice axis z).
 4. Optional head-motion correction per run: every volume registered (rigid, mutual
    information) to the mean of the run's volumes of its shell (b=0 or weighted), b-vectors
@@ -37,7 +40,7 @@ from connex.errors import BIDSError
 
 log = logging.getLogger(__name__)
 
-DENOISE_METHODS = ("patch2self", "mppca", "none")
+DENOISE_METHODS = ("mppca", "none")
 
 
 @dataclass
@@ -118,21 +121,13 @@ def fsl_bvecs(series: DWISeries) -> np.ndarray:
 
 
 def denoise(series: DWISeries, method: str, *, b0_threshold: float) -> DWISeries:
-    """MP-PCA (Veraart 2016), Patch2Self (Fadnavis 2020) or nothing."""
+    """MP-PCA (Veraart 2016) or nothing."""
     if method == "none":
         return series
     if method == "mppca":
         from dipy.denoise.localpca import mppca
 
         data = mppca(series.data, patch_radius=2, suppress_warning=True)
-    elif method == "patch2self":
-        from dipy.denoise.patch2self import patch2self
-
-        # version=1: dipy 1.12's default (version 3) scrambles the last volumes when b=0 volumes
-        # are interleaved (seen on the demo: the final b=0 came out anti-correlated with its
-        # input, r = -0.72, and the two before it degraded); version 1 keeps every volume.
-        data = patch2self(series.data, series.bvals, b0_threshold=b0_threshold, model="ols", version=1,
-                          verbose=False)
     else:
         raise ValueError(f"Unknown denoising method {method!r}; expected one of {DENOISE_METHODS}.")
     return replace(series, data=np.asarray(data, dtype=np.float32))
@@ -246,7 +241,7 @@ class DWIPreprocResult:
 
 
 def preprocess_dwi(paths: list[str | Path], t1w_preproc: nib.Nifti1Image, t1w_mask: nib.Nifti1Image, *,
-                   denoise_method: str = "patch2self", gibbs: bool = False, motion_correction: bool = True,
+                   denoise_method: str = "mppca", gibbs: bool = False, motion_correction: bool = True,
                    b0_threshold: float = 50.0) -> DWIPreprocResult:
     """Steps 1-6 of the module docstring for one subject's runs."""
     metrics: dict = {"runs": [str(p) for p in paths], "denoise": denoise_method, "gibbs_unringing": gibbs,
