@@ -97,7 +97,11 @@ def fit_fodf(data: np.ndarray, gtab, mask: np.ndarray, model: str) -> tuple[np.n
         from dipy.reconst.shm import CsaOdfModel
 
         fit = CsaOdfModel(gtab, sh_order_max=order).fit(data, mask=mask)
-    return np.asarray(fit.shm_coeff, dtype=np.float64), details
+    shm = np.asarray(fit.shm_coeff, dtype=np.float64)
+    if shm.ndim != 4:  # seen when the response was implausible and no voxel could be fitted
+        raise ValueError(f"The {model.upper()} fit gave no spherical-harmonic coefficients (shape {shm.shape}); "
+                         f"details: {details}. Check the preprocessed DWI and its b-values.")
+    return shm, details
 
 
 def sample_seeds(seed_mask: np.ndarray, affine: np.ndarray, per_voxel: int, rng: np.random.Generator) -> np.ndarray:
