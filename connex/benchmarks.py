@@ -217,7 +217,7 @@ def sc_accuracy(bids_dir: Path, derivatives: Path, atlas: str = "synth", weight:
     matrices, labels = np.array(matrices), np.array(labels)
     effect = pd.read_csv(truth_dir / "group" / "effect_edges.tsv", sep="\t")
     effect = effect[effect["modality"] == "SC"]
-    n = int(round((1 + np.sqrt(1 + 8 * matrices.shape[1])) / 2))
+    n = round((1 + np.sqrt(1 + 8 * matrices.shape[1])) / 2)
     upper = np.triu_indices(n, 1)
     position = {(i + 1, j + 1): k for k, (i, j) in enumerate(zip(*upper))}
     t, _ = stats.ttest_ind(matrices[labels == "HC"], matrices[labels == "SZ"], equal_var=False)
@@ -261,54 +261,49 @@ def _mrtrix_reference(dwi: Path, bval: Path, bvec: Path, mask: Path, seed_mask: 
 
 def benchmark_sc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats: int = 3, real: Path | None = None,
                  real_derivatives: Path | None = None, atlas: str = "synth") -> None:
-    """Per-step time of the SC stage (median of ``repeats`` runs) and streamlines per second, on
-    subjects whose anatomy stage has run (``derivatives``), beside MRtrix3 on the same data;
-    then the accuracy of the workflow's SC matrices against the synthetic ground truth."""
+    """Per-step time of the SC stage on the workflow's preprocessed DWI (median of ``repeats``
+    runs, one thread) and streamlines per second, beside MRtrix3 on the same data, mask, seeds
+    and labels; the preprocessing time from the workflow's own benchmark file; then the
+    accuracy of the workflow's SC matrices against the synthetic ground truth."""
     import shutil
 
-    from connex.dwi import fit_tensor, fsl_bvecs, preprocess_dwi, t1w_to_dwi
+    from connex.dwi import fsl_bvecs
     from connex.paths import bids_path
+    from connex.sc import load_preprocessed
     from connex.tractography import TrackingParams, connectome, fit_fodf, track
 
     params = TrackingParams()
     has_mrtrix = shutil.which("tckgen") is not None
     print(f"SC stage, 1 thread, median of {repeats} runs; defaults {params}")
-    print(f"{'subject':10} {'preproc s':>9} {'dti s':>6} {'fodf s':>7} {'track s':>8} {'conn s':>7} {'total s':>8} "
-          f"{'kept':>7} {'sl/s':>7} | MRtrix3: {'dti':>5} {'fodf':>5} {'track':>6} {'conn':>5} {'total':>6} | ratio")
-    cases = [(bids_dir, derivatives, s, atlas) for s in subjects]
+    print(f"{'subject':10} {'prep s':>6} {'fodf s':>7} {'track s':>8} {'conn s':>7} {'sum s':>6} {'kept':>7} {'sl/s':>7} | "
+          f"MRtrix3 {'dti':>5} {'fodf':>5} {'track':>6} {'conn':>5} {'sum':>6} | dipy/MRtrix3")
+    cases = [(derivatives, s, atlas) for s in subjects]
     if real is not None:
-        cases.append((real, real_derivatives, "01", "desikankilliany"))
-    for data_dir, deriv_dir, subject, atlas_name in cases:
-        anat = lambda suffix, ext, **e: bids_path(deriv_dir, subject, "anat", suffix, ext, **e)  # noqa: E731
-        runs = sorted((data_dir / f"sub-{subject}" / "dwi").glob("*_dwi.nii.gz"))
-        t1w, mask_t1w = nib.load(anat("T1w", ".nii.gz", desc="preproc")), nib.load(anat("mask", ".nii.gz", desc="brain"))
+        cases.append((real_derivatives, "01", "desikankilliany"))
+    for deriv_dir, subject, atlas_name in cases:
+        def dwi_file(suffix, extension, deriv_dir=deriv_dir, subject=subject, **entities):
+            return bids_path(deriv_dir, subject, "dwi", suffix, extension, **entities)
+        series = load_preprocessed(*(dwi_file("dwi", e, space="dwi", desc="preproc") for e in (".nii.gz", ".bval", ".bvec")))
+        mask = np.asarray(nib.load(dwi_file("mask", ".nii.gz", space="dwi", desc="brain")).dataobj) > 0
+        fa = nib.load(dwi_file("dwimap", ".nii.gz", space="dwi", model="tensor", param="fa")).get_fdata()
+        labels = np.asarray(nib.load(dwi_file("dseg", ".nii.gz", space="dwi", atlas=atlas_name)).dataobj)
+        preprocessing = pd.read_csv(deriv_dir.parent / "benchmarks" / "preprocess_dwi" / f"sub-{subject}.tsv", sep="\t")["s"].iloc[0]
         timings = []
         for _ in range(repeats):
             steps = {}
             start = time.perf_counter()
-            result = preprocess_dwi(runs, t1w, mask_t1w, motion_correction=False)
-            steps["preproc"] = time.perf_counter() - start
-            series = result.series
-            mask = t1w_to_dwi(mask_t1w, result.t1w_to_dwi, series.data.shape, series.affine, interpolation="linear") > 0.5
-            start = time.perf_counter()
-            fa = fit_tensor(series, mask, b0_threshold=50)["FA"]
-            steps["dti"] = time.perf_counter() - start
-            start = time.perf_counter()
             shm, _ = fit_fodf(series.data, series.gradient_table(50), mask, params.model)
             steps["fodf"] = time.perf_counter() - start
             start = time.perf_counter()
-            streamlines, figures = track(shm, fa.astype(float), mask, series.affine, params)
+            streamlines, figures = track(shm, fa, mask, series.affine, params)
             steps["track"] = time.perf_counter() - start
-            labels = t1w_to_dwi(nib.load(anat("dseg", ".nii.gz", space="T1w", atlas=atlas_name)), result.t1w_to_dwi,
-                                series.data.shape, series.affine, interpolation="nearest") * mask
             start = time.perf_counter()
-            connectome(streamlines, labels, series.affine, int(labels.max()), fa.astype(float))
+            connectome(streamlines, labels, series.affine, int(labels.max()), fa)
             steps["conn"] = time.perf_counter() - start
             timings.append((sum(steps.values()), steps, figures))
         total, steps, figures = sorted(timings, key=lambda r: r[0])[len(timings) // 2]
-        line = (f"sub-{subject:6} {steps['preproc']:9.1f} {steps['dti']:6.1f} {steps['fodf']:7.1f} {steps['track']:8.1f} "
-                f"{steps['conn']:7.1f} {total:8.1f} {figures['streamlines_kept']:7d} "
-                f"{figures['streamlines_generated'] / steps['track']:7.0f}")
+        line = (f"sub-{subject:6} {preprocessing:6.1f} {steps['fodf']:7.1f} {steps['track']:8.1f} {steps['conn']:7.1f} "
+                f"{total:6.1f} {figures['streamlines_kept']:7d} {figures['streamlines_generated'] / steps['track']:7.0f}")
         if has_mrtrix:
             with tempfile.TemporaryDirectory() as folder:
                 folder = Path(folder)
@@ -321,12 +316,12 @@ def benchmark_sc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
                 mr = _mrtrix_reference(folder / "dwi.nii.gz", folder / "dwi.bval", folder / "dwi.bvec",
                                        folder / "mask.nii.gz", folder / "seeds.nii.gz", folder / "labels.nii.gz",
                                        figures["streamlines_kept"], params, folder, 4.0)
-            mr_total = sum(mr.values())
-            ours = steps["dti"] + steps["fodf"] + steps["track"] + steps["conn"]
-            line += (f" |          {mr['tensor']:5.1f} {mr['response+fodf']:5.1f} {mr['tracking']:6.1f} "
-                     f"{mr['connectome']:5.1f} {mr_total:6.1f} | {ours / mr_total:5.2f}")
+            mr_sum = mr["response+fodf"] + mr["tracking"] + mr["connectome"]
+            line += (f" | {mr['tensor']:13.1f} {mr['response+fodf']:5.1f} {mr['tracking']:6.1f} {mr['connectome']:5.1f} "
+                     f"{mr_sum:6.1f} | {total / mr_sum:5.2f}")
         print(line)
-    print("ratio: dipy / MRtrix3 over the steps both run (DTI, response + fODF, tracking, connectome; not preprocessing)")
+    print("prep: the workflow's preprocess_dwi job (benchmark file); sum and ratio: fODF, tracking and connectome "
+          "(MRtrix3: dwi2response fa + dwi2fod csd, tckgen -select <dipy's kept count>, tck2connectome)")
     accuracy = sc_accuracy(bids_dir, derivatives, atlas)
     print(f"accuracy over {accuracy['subjects']} synthetic subjects (workflow outputs, atlas {atlas}, count): ROC AUC "
           f"median {accuracy['auc_median']:.3f} (min {accuracy['auc_min']:.3f}); Spearman on true edges median "
@@ -344,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--derivatives", type=Path, default=Path("results/connex"),
                         help="sc: the workflow's outputs for --bids (anatomy stage and SC matrices)")
     parser.add_argument("--real-derivatives", type=Path, default=None,
-                        help="sc: the workflow's outputs for --real (anatomy stage, atlas desikankilliany)")
+                        help="sc: the workflow's outputs for --real (SC stage with atlas desikankilliany)")
     args = parser.parse_args(argv)
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
     if args.what == "synth":
