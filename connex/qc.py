@@ -75,11 +75,7 @@ def plot_subject_inputs(bids_dir: str | Path, participant_id: str, t1w: str | No
     else:
         _missing(axes[1, 1], "BOLD")
 
-    figure.tight_layout()
-    with atomic_path(out_png) as tmp:
-        figure.savefig(tmp, dpi=70, format="png")
-    plt.close(figure)
-    return Path(out_png)
+    return _save(figure, out_png, dpi=70)
 
 
 def _canonical(path: Path) -> np.ndarray:
@@ -121,12 +117,7 @@ def plot_registration(t1w: str | Path, brain_mask: str | Path, atlas_labels: str
         axis.contour(np.take(mask, centre[plane], axis=plane).T, [0.5], colors="red", linewidths=1.2)
         axis.set_title(name, fontsize=9)
         axis.set_axis_off()
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    with atomic_path(out_png) as tmp:
-        figure.savefig(tmp, dpi=80, format="png")
-    plt.close(figure)
-    return Path(out_png)
+    return _save(figure, out_png, title=title)
 
 
 def plot_structural_connectome(fa: str | Path, streamlines: list[np.ndarray], count: np.ndarray, out_png: str | Path,
@@ -150,9 +141,15 @@ def plot_structural_connectome(fa: str | Path, streamlines: list[np.ndarray], co
     shown_matrix = axes[2].imshow(np.log1p(count), cmap="viridis", interpolation="nearest")
     axes[2].set_title("log(1 + streamline count), atlas order", fontsize=9)
     figure.colorbar(shown_matrix, ax=axes[2], fraction=0.046)
-    figure.suptitle(title, fontsize=10)
+    return _save(figure, out_png, title=title)
+
+
+def _save(figure, out_png: str | Path, *, title: str | None = None, dpi: int = 80) -> Path:
+    """Title, lay out and write a figure as PNG (atomically), then free it."""
+    if title is not None:
+        figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     with atomic_path(out_png) as tmp:
-        figure.savefig(tmp, dpi=80, format="png")
+        figure.savefig(tmp, dpi=dpi, format="png")
     plt.close(figure)
     return Path(out_png)
