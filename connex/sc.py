@@ -60,7 +60,7 @@ def run_preprocessing(dwi_paths: list[str], t1w_preproc: str, t1w_mask: str, tis
     save_nifti(nib.Nifti1Image(maps["MD"], series.affine), out["md"])
     motion = pd.DataFrame(result.motion, columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"])
     write_tsv(motion, out["motion"])
-    metrics = {**result.metrics, "brain_mask_ml": round(float(mask.sum() * np.prod(nib.load(out["mask"]).header.get_zooms()[:3]) / 1000), 1),
+    metrics = {**result.metrics, "brain_mask_ml": round(float(mask.sum() * abs(np.linalg.det(series.affine[:3, :3])) / 1000), 1),
                "median_fa_in_mask": round(float(np.median(maps["FA"][mask])), 4),
                "Transforms": {"T1w_to_dwi": Path(out["xfm"]).name,
                               "Format": "4x4 RAS matrix mapping T1w world points to DWI world points (it "
