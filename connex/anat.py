@@ -48,6 +48,7 @@ import numpy as np
 from connex.atlases import Atlas
 from connex.errors import BIDSError
 from connex.io import atomic_path, save_nifti, write_json
+from connex.paths import sidecar_path
 from connex.templates import MNI_SPACE, MNITemplate, head_model, load_mni_template
 
 log = logging.getLogger(__name__)
@@ -297,10 +298,10 @@ def save_anat(result: AnatResult, *, preproc: Path, brain_mask: Path, affine: Pa
     save_nifti(result.brain_mask, brain_mask)
     result.registration.save(affine, warp, inverse_warp)
     write_json({"Sources": [source], "SkullStripped": False, "Description":
-                "RAS-reoriented, N4 bias-corrected T1w"}, _sidecar(preproc))
+                "RAS-reoriented, N4 bias-corrected T1w"}, sidecar_path(preproc))
     write_json({"Sources": [source], "Type": "Brain", "Description":
                 "MNI152 brain mask brought to T1w space through the inverse registration"},
-               _sidecar(brain_mask))
+               sidecar_path(brain_mask))
     write_json({**result.metrics, "Sources": [source], "TemplateSpace": MNI_SPACE,
                 "Transforms": {"T1w_to_MNI": [affine.name, warp.name], "MNI_to_T1w": [affine.name, inverse_warp.name],
                                "Format": "dipy DiffeomorphicMap: 4x4 RAS affine (template world -> T1w world) "
@@ -347,11 +348,3 @@ def atlas_to_t1w(atlas: Atlas, brain_mask: nib.Nifti1Image, registration: Regist
     image = nib.Nifti1Image(labels, brain_mask.affine)
     image.header.set_xyzt_units("mm")
     return image, report
-
-
-def _sidecar(path: Path) -> Path:
-    name = path.name
-    for extension in (".nii.gz", ".nii"):
-        if name.endswith(extension):
-            return path.with_name(name[: -len(extension)] + ".json")
-    return path.with_suffix(".json")

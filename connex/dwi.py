@@ -96,9 +96,7 @@ def load_dwi(path: str | Path, *, b0_threshold: float = 50.0) -> DWISeries:
     if not np.isfinite(data).all():
         raise BIDSError(f"{path}: {int((~np.isfinite(data)).sum())} NaN or infinite voxel values; "
                         "expected finite intensities.")
-    voxel_bvecs = bvecs.copy()
-    if np.linalg.det(image.affine[:3, :3]) > 0:
-        voxel_bvecs[:, 0] *= -1
+    voxel_bvecs = fsl_to_voxel_axes(bvecs, image.affine)
     ornt = orientations.io_orientation(image.affine)
     data = orientations.apply_orientation(data, ornt)
     affine = image.affine @ orientations.inv_ornt_aff(ornt, image.shape[:3])
@@ -112,12 +110,19 @@ def load_dwi(path: str | Path, *, b0_threshold: float = 50.0) -> DWISeries:
                      source=str(path))
 
 
+def fsl_to_voxel_axes(bvecs: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """B-vectors (G, 3) between the BIDS/FSL convention and the voxel axes of an image with
+    ``affine``: FSL flips x when the affine has a positive determinant (the flip is its own
+    inverse, so this converts both ways)."""
+    bvecs = np.array(bvecs, dtype=float)
+    if np.linalg.det(affine[:3, :3]) > 0:
+        bvecs[:, 0] *= -1
+    return bvecs
+
+
 def fsl_bvecs(series: DWISeries) -> np.ndarray:
     """The b-vectors (3, G) in the BIDS/FSL convention of the series' image."""
-    bvecs = series.bvecs.T.copy()
-    if np.linalg.det(series.affine[:3, :3]) > 0:
-        bvecs[0] *= -1
-    return bvecs
+    return fsl_to_voxel_axes(series.bvecs, series.affine).T
 
 
 def denoise(series: DWISeries, method: str, *, b0_threshold: float) -> DWISeries:

@@ -69,3 +69,12 @@ def bids_path(root: str | Path, subject: str, datatype: str | None, suffix: str,
 def group_path(root: str | Path, name: str) -> Path:
     """Return the path of a cohort-level output: ``root/group/<name>``."""
     return Path(root) / "group" / name
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """The JSON sidecar beside a data file (``x.nii.gz``, ``x.nii``, ``x.tsv`` -> ``x.json``)."""
+    path = Path(path)
+    for extension in (".nii.gz", ".nii"):
+        if path.name.endswith(extension):
+            return path.with_name(path.name[: -len(extension)] + ".json")
+    return path.with_suffix(".json")

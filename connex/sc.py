@@ -11,8 +11,16 @@ import numpy as np
 import pandas as pd
 
 from connex.atlases import Atlas
-from connex.dwi import DWISeries, fit_tensor, fsl_bvecs, preprocess_dwi, t1w_to_dwi
+from connex.dwi import (
+    DWISeries,
+    fit_tensor,
+    fsl_bvecs,
+    fsl_to_voxel_axes,
+    preprocess_dwi,
+    t1w_to_dwi,
+)
 from connex.io import atomic_path, save_nifti, write_array, write_json, write_tsv
+from connex.paths import sidecar_path
 from connex.qc import plot_structural_connectome
 from connex.tractography import (
     WEIGHTS,
@@ -73,9 +81,7 @@ def load_preprocessed(dwi: str, bval: str, bvec: str) -> DWISeries:
     """The preprocessed series written by :func:`run_preprocessing` (RAS; FSL b-vectors)."""
     image = nib.load(dwi)
     bvals = np.loadtxt(bval, ndmin=1)
-    bvecs = np.loadtxt(bvec, ndmin=2).T.copy()
-    if np.linalg.det(image.affine[:3, :3]) > 0:
-        bvecs[:, 0] *= -1
+    bvecs = fsl_to_voxel_axes(np.loadtxt(bvec, ndmin=2).T, image.affine)
     return DWISeries(data=np.asarray(image.dataobj, dtype=np.float32), affine=image.affine, bvals=bvals,
                      bvecs=bvecs, source=str(dwi))
 
@@ -84,7 +90,8 @@ def run_tractography(dwi: str, bval: str, bvec: str, mask: str, fa: str, tissue_
                      tractogram: str, sidecar: str, *, params: TrackingParams, b0_threshold: float) -> dict:
     """Fit the fODF model and track; writes the tractogram (.trk) and its JSON sidecar."""
     series = load_preprocessed(dwi, bval, bvec)
-    mask_data = np.asarray(nib.load(mask).dataobj) > 0
+    reference = nib.load(mask)
+    mask_data = np.asarray(reference.dataobj) > 0
     fa_data = np.asarray(nib.load(fa).dataobj, dtype=np.float64)
     tissues = {name: np.asarray(nib.load(path).dataobj, dtype=np.float64) for name, path in tissue_maps.items()}
     shm, details = fit_fodf(series.data, series.gradient_table(b0_threshold), mask_data, params.model)
@@ -92,7 +99,7 @@ def run_tractography(dwi: str, bval: str, bvec: str, mask: str, fa: str, tissue_
     if not streamlines:
         raise RuntimeError(f"{dwi}: tractography kept no streamline (seed voxels: {figures['seed_voxels']}); "
                            "check the FA map and the seeding and stopping thresholds.")
-    save_tractogram(streamlines, nib.load(mask), tractogram)
+    save_tractogram(streamlines, reference, tractogram)
     metrics = {**details, **figures, "parameters": params.as_dict(), "Sources": [dwi, mask, fa]}
     write_json(metrics, sidecar)
     log.info("Tractography: %d streamlines kept of %d generated (%.0f per second).", figures["streamlines_kept"],
@@ -128,14 +135,9 @@ def run_connectome(tractogram: str, mask: str, fa: str, xfm: str, atlas: Atlas, 
         write_json({"Atlas": atlas.name, "Weight": weight, "Description": WEIGHTS[weight],
                     "RegionsWithoutVoxels": missing, "SelfLoops": self_loops,
                     "AssignmentRadiusMM": assignment_radius_mm, **figures, "Tractography": tracking,
-                    "Sources": [tractogram, atlas_t1w]}, _sidecar(path))
+                    "Sources": [tractogram, atlas_t1w]}, sidecar_path(path))
     plot_structural_connectome(fa, streamlines, matrices["count"], out_figure,
                                title=f"{title}, atlas {atlas.name}: {figures['streamlines']} streamlines, "
                                      f"{figures['fraction_assigned']:.0%} joining two regions, "
                                      f"{figures['edges_nonzero']} edges")
     return matrices, figures
-
-
-def _sidecar(path: str | Path) -> Path:
-    path = Path(path)
-    return path.with_name(path.name.rsplit(".", 1)[0] + ".json")
