@@ -36,6 +36,7 @@ import numpy as np
 from nibabel import orientations
 
 from connex.bids import check_gradients, read_gradients
+from connex.coreg import register_to_t1w
 from connex.errors import BIDSError
 
 log = logging.getLogger(__name__)
@@ -205,36 +206,6 @@ def combine_runs(runs: list[DWISeries], *, b0_threshold: float) -> tuple[DWISeri
     return combined, transforms
 
 
-def register_b0_to_t1w(mean_b0: np.ndarray, dwi_affine: np.ndarray, t1w_brain: nib.Nifti1Image) -> tuple[np.ndarray, float]:
-    """Rigid registration (mutual information) of the mean b=0 to the skull-stripped T1w.
-
-    Returns the 4x4 matrix mapping T1w world points to DWI world points (it resamples DWI
-    images onto the T1w grid; its inverse direction brings T1w-space images to DWI space) and
-    the correlation of the resampled b=0 with the T1w brain, a rough quality figure (negative
-    is expected: CSF is bright on b=0 and dark on T1w).
-    """
-    from dipy.align import rigid
-
-    static = np.asarray(t1w_brain.dataobj, dtype=np.float32)
-    warped, matrix = rigid(mean_b0, static, moving_affine=dwi_affine, static_affine=t1w_brain.affine,
-                           pipeline=["center_of_mass", "translation", "rigid"])
-    inside = static > 0
-    correlation = float(np.corrcoef(warped[inside], static[inside])[0, 1]) if inside.sum() > 10 else 0.0
-    return matrix, correlation
-
-
-def t1w_to_dwi(image: nib.Nifti1Image, t1w_to_dwi_world: np.ndarray, dwi_shape: tuple, dwi_affine: np.ndarray,
-               *, interpolation: str) -> np.ndarray:
-    """A T1w-space image resampled on the DWI grid (``"nearest"`` for labels)."""
-    from dipy.align.imaffine import AffineMap
-
-    data = np.asarray(image.dataobj)
-    data = data.astype(np.int32) if interpolation == "nearest" else data.astype(np.float32)
-    mapping = AffineMap(t1w_to_dwi_world, domain_grid_shape=image.shape[:3], domain_grid2world=image.affine,
-                        codomain_grid_shape=dwi_shape[:3], codomain_grid2world=dwi_affine)
-    return np.asarray(mapping.transform_inverse(data, interpolation=interpolation))
-
-
 @dataclass
 class DWIPreprocResult:
     """The preprocessed series and what the later steps need in DWI space."""
@@ -271,7 +242,7 @@ def preprocess_dwi(paths: list[str | Path], t1w_preproc: nib.Nifti1Image, t1w_ma
     metrics["run_alignment"] = [np.round(m, 4).tolist() for m in run_transforms]
     brain = nib.Nifti1Image(np.asarray(t1w_preproc.dataobj, dtype=np.float32) * (np.asarray(t1w_mask.dataobj) > 0),
                             t1w_preproc.affine)
-    matrix, correlation = register_b0_to_t1w(series.mean_b0(b0_threshold), series.affine, brain)
+    matrix, correlation = register_to_t1w(series.mean_b0(b0_threshold), series.affine, brain)
     metrics["coregistration_seconds"] = round(time.perf_counter() - start, 2)
     metrics["b0_t1w_correlation"] = round(correlation, 4)
     motion = np.concatenate(motions)

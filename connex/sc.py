@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 
 from connex.atlases import Atlas
+from connex.coreg import t1w_to_epi
 from connex.dwi import (
     DWISeries,
     fit_tensor,
     fsl_bvecs,
     fsl_to_voxel_axes,
     preprocess_dwi,
-    t1w_to_dwi,
 )
 from connex.io import atomic_path, save_nifti, write_array, write_json, write_tsv
 from connex.paths import sidecar_path
@@ -50,7 +50,7 @@ def run_preprocessing(dwi_paths: list[str], t1w_preproc: str, t1w_mask: str, tis
                             motion_correction=motion_correction, b0_threshold=b0_threshold)
     series = result.series
     shape = series.data.shape[:3]
-    mask = t1w_to_dwi(mask_t1w, result.t1w_to_dwi, shape, series.affine, interpolation="linear") > 0.5
+    mask = t1w_to_epi(mask_t1w, result.t1w_to_dwi, shape, series.affine, interpolation="linear") > 0.5
     save_nifti(nib.Nifti1Image(series.data, series.affine), out["dwi"])
     with atomic_path(out["bval"]) as tmp:
         np.savetxt(tmp, series.bvals[None], fmt="%g")
@@ -60,7 +60,7 @@ def run_preprocessing(dwi_paths: list[str], t1w_preproc: str, t1w_mask: str, tis
     with atomic_path(out["xfm"]) as tmp:
         np.savetxt(tmp, result.t1w_to_dwi, fmt="%.10g")
     for name in TISSUES:
-        probability = t1w_to_dwi(nib.load(tissue_maps[name]), result.t1w_to_dwi, shape, series.affine,
+        probability = t1w_to_epi(nib.load(tissue_maps[name]), result.t1w_to_dwi, shape, series.affine,
                                  interpolation="linear")
         save_nifti(nib.Nifti1Image(np.clip(probability, 0, 1).astype(np.float32) * mask, series.affine), out[name])
     maps = fit_tensor(series, mask, b0_threshold=b0_threshold)
@@ -113,7 +113,7 @@ def run_connectome(tractogram: str, mask: str, fa: str, xfm: str, atlas: Atlas, 
     """The atlas in DWI space, one connectome matrix per weight (``WEIGHTS``), full atlas size in
     atlas order, with JSON sidecars, and the QC figure."""
     reference = nib.load(mask)
-    labels = t1w_to_dwi(nib.load(atlas_t1w), np.loadtxt(xfm), reference.shape, reference.affine,
+    labels = t1w_to_epi(nib.load(atlas_t1w), np.loadtxt(xfm), reference.shape, reference.affine,
                         interpolation="nearest")
     labels = labels * (np.asarray(reference.dataobj) > 0)
     # Matrix rows follow the atlas table; atlas indices need not be 1..n.
