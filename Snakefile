@@ -15,6 +15,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/inputs.smk"
 include: "workflow/rules/anat.smk"
 include: "workflow/rules/dwi.smk"
+include: "workflow/rules/func.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -24,3 +25,4 @@ rule all:
         rules.report.output.html,
         all_anat_outputs,
         all_sc_outputs,
+        all_fc_outputs,

@@ -74,6 +74,14 @@ class Atlas:
 
 # ---------------------------------------------------------------------------- validation
 
+def atlas_positions(labels: np.ndarray, atlas: Atlas) -> np.ndarray:
+    """Atlas indices (any integers) turned into positions 1..n in atlas-table order (0 stays
+    background), so that matrix row k-1 is region k of the table whatever the indices are."""
+    position = np.zeros(max(int(labels.max()), int(atlas.table["index"].max())) + 1, dtype=np.int32)
+    position[atlas.table["index"].to_numpy()] = np.arange(1, atlas.n_regions + 1)
+    return position[labels]
+
+
 def validate_atlas(labels: np.ndarray, affine: np.ndarray, table: pd.DataFrame, source: str, *,
                    min_brain_fraction: float = 0.8) -> tuple[np.ndarray, pd.DataFrame]:
     """Check an atlas image and its table; return the labels as int32 and the table sorted.

@@ -51,3 +51,23 @@ def t1w_to_epi(image: nib.Nifti1Image, t1w_to_epi_world: np.ndarray, epi_shape: 
     mapping = AffineMap(t1w_to_epi_world, domain_grid_shape=image.shape[:3], domain_grid2world=image.affine,
                         codomain_grid_shape=epi_shape[:3], codomain_grid2world=epi_affine)
     return np.asarray(mapping.transform_inverse(data, interpolation=interpolation))
+
+
+def rotation_matrix(angles: np.ndarray) -> np.ndarray:
+    """3x3 rotation about x, then y, then z (angles in radians)."""
+    cx, cy, cz = np.cos(angles)
+    sx, sy, sz = np.sin(angles)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def rigid_matrix(parameters: np.ndarray, centre_mm: np.ndarray) -> np.ndarray:
+    """4x4 rigid transform of 6 motion parameters (``trans_x/y/z`` in mm, ``rot_x/y/z`` in
+    radians), rotating about ``centre_mm`` (world coordinates)."""
+    rotation = rotation_matrix(parameters[3:])
+    matrix = np.eye(4)
+    matrix[:3, :3] = rotation
+    matrix[:3, 3] = centre_mm - rotation @ centre_mm + parameters[:3]
+    return matrix

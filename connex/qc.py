@@ -144,6 +144,52 @@ def plot_structural_connectome(fa: str | Path, streamlines: list[np.ndarray], co
     return _save(figure, out_png, title=title)
 
 
+def plot_functional_connectome(fd: np.ndarray | None, fd_threshold: float | None, keep: np.ndarray, bold: np.ndarray,
+                               labels: np.ndarray, brain: np.ndarray, matrix: np.ndarray, out_png: str | Path, *,
+                               title: str, max_voxels: int = 3000, seed: int = 0) -> Path:
+    """Framewise displacement with the threshold and the censored volumes, a carpet plot (a sample
+    of brain voxels, z-scored in time, grey matter of the atlas first and ordered by region),
+    and the connectivity matrix.
+
+    ``bold`` (X, Y, Z, T), ``labels`` atlas positions on its grid, ``keep`` (T,) bool.
+    """
+    figure = plt.figure(figsize=(15, 6))
+    grid = figure.add_gridspec(2, 2, width_ratios=(2.2, 1), height_ratios=(1, 2.5))
+    trace = figure.add_subplot(grid[0, 0])
+    volumes = np.arange(len(keep))
+    if fd is not None:
+        trace.plot(volumes, np.nan_to_num(fd), lw=0.8, color="k")
+        if fd_threshold is not None:
+            trace.axhline(fd_threshold, color="r", lw=0.8, ls="--", label=f"threshold {fd_threshold} mm")
+            trace.legend(fontsize=8, loc="upper right")
+    for index in np.flatnonzero(~keep):
+        trace.axvspan(index - 0.5, index + 0.5, color="r", alpha=0.25, lw=0)
+    trace.set_xlim(-0.5, len(keep) - 0.5)
+    trace.set_ylabel("FD (mm)", fontsize=9)
+    trace.set_title(f"framewise displacement; {int((~keep).sum())} censored volume(s) shaded", fontsize=9)
+    carpet = figure.add_subplot(grid[1, 0], sharex=trace)
+    rng = np.random.default_rng(seed)
+    in_atlas = np.argwhere(brain & (labels > 0))
+    in_atlas = in_atlas[np.argsort(labels[tuple(in_atlas.T)], kind="stable")]
+    other = np.argwhere(brain & (labels == 0))
+    n_atlas = min(len(in_atlas), max_voxels * 2 // 3)
+    picked_atlas = in_atlas[np.sort(rng.choice(len(in_atlas), n_atlas, replace=False))] if n_atlas else in_atlas[:0]
+    picked_other = other[rng.choice(len(other), min(len(other), max_voxels - n_atlas), replace=False)]
+    series = bold[tuple(np.vstack([picked_atlas, picked_other]).T)].astype(float)
+    series = (series - series.mean(1, keepdims=True)) / (series.std(1, keepdims=True) + 1e-6)
+    carpet.imshow(series, aspect="auto", cmap="gray", vmin=-2, vmax=2, interpolation="nearest",
+                  extent=(-0.5, len(keep) - 0.5, len(series), 0))
+    carpet.axhline(n_atlas, color="c", lw=0.8)
+    carpet.set_xlabel("volume", fontsize=9)
+    carpet.set_ylabel("voxels (atlas regions, then other brain)", fontsize=9)
+    shown = figure.add_subplot(grid[:, 1])
+    limit = max(float(np.abs(matrix).max()), 1e-6)
+    image = shown.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    shown.set_title("functional connectivity, atlas order", fontsize=9)
+    figure.colorbar(image, ax=shown, fraction=0.046)
+    return _save(figure, out_png, title=title)
+
+
 def _save(figure, out_png: str | Path, *, title: str | None = None, dpi: int = 80) -> Path:
     """Title, lay out and write a figure as PNG (atomically), then free it."""
     if title is not None:

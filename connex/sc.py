@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from connex.atlases import Atlas
+from connex.atlases import Atlas, atlas_positions
 from connex.coreg import t1w_to_epi
 from connex.dwi import (
     DWISeries,
@@ -116,10 +116,7 @@ def run_connectome(tractogram: str, mask: str, fa: str, xfm: str, atlas: Atlas, 
     labels = t1w_to_epi(nib.load(atlas_t1w), np.loadtxt(xfm), reference.shape, reference.affine,
                         interpolation="nearest")
     labels = labels * (np.asarray(reference.dataobj) > 0)
-    # Matrix rows follow the atlas table; atlas indices need not be 1..n.
-    position = np.zeros(max(int(labels.max()), int(atlas.table["index"].max())) + 1, dtype=np.int32)
-    position[atlas.table["index"].to_numpy()] = np.arange(1, atlas.n_regions + 1)
-    labels = position[labels]
+    labels = atlas_positions(labels, atlas)
     save_nifti(nib.Nifti1Image(labels.astype(np.int32), reference.affine), out_dseg)
     streamlines = load_tractogram(tractogram, reference)
     fa_data = np.asarray(nib.load(fa).dataobj, dtype=np.float64)

@@ -38,11 +38,23 @@ from connex import __version__
 from connex.io import save_nifti, write_array, write_json, write_text, write_tsv
 from connex.paths import bids_path
 from connex.synth.atlas import Parcellation, make_parcellation
-from connex.synth.images import (BoldNoise, bundle_curves, grid_around,
-                                 make_gradient_table, motion_parameters, random_misalignment,
-                                 render_bold, render_dwi, render_t1w)
-from connex.synth.networks import (GroupNetworks, correlated_timeseries, make_group_networks,
-                                   make_subject_networks)
+from connex.synth.images import (
+    BoldNoise,
+    bundle_curves,
+    grid_around,
+    make_gradient_table,
+    motion_parameters,
+    random_misalignment,
+    render_bold,
+    render_dwi,
+    render_t1w,
+)
+from connex.synth.networks import (
+    GroupNetworks,
+    correlated_timeseries,
+    make_group_networks,
+    make_subject_networks,
+)
 from connex.templates import MNI_SPACE, MNITemplate, head_model, load_mni_template
 
 log = logging.getLogger(__name__)
@@ -91,7 +103,7 @@ class SynthConfig:
     n_directions: int = 30
     bvalues: tuple[float, ...] = (1000.0,)
     dwi_snr: float = 25.0
-    n_volumes: int = 150
+    n_volumes: int = 300
     repetition_time: float = 2.0
     motion_mm: float = 0.6
     patient_motion_factor: float = 1.0

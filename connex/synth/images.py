@@ -17,6 +17,7 @@ from dipy.core.sphere import HemiSphere, disperse_charges
 from dipy.sims.voxel import add_noise
 from scipy import ndimage
 
+from connex.coreg import rigid_matrix, rotation_matrix
 from connex.synth.atlas import Parcellation
 from connex.synth.networks import GroupNetworks, SubjectNetworks
 from connex.templates import MNITemplate
@@ -43,7 +44,7 @@ def random_misalignment(rng: np.random.Generator, centre_mm: np.ndarray, *, rota
     """Return a random ``subject_to_mni`` affine (4, 4): rotation about ``centre_mm``, translation
     and anisotropic scaling, each drawn uniformly within the given bounds per axis."""
     angles = np.deg2rad(rng.uniform(-rotation_deg, rotation_deg, 3))
-    rotation = _rotation_matrix(angles)
+    rotation = rotation_matrix(angles)
     scale = np.diag(1.0 + rng.uniform(-scaling, scaling, 3))
     linear = rotation @ scale
     affine = np.eye(4)
@@ -264,15 +265,6 @@ def motion_parameters(rng: np.random.Generator, n_volumes: int, *, scale_mm: flo
     return motion
 
 
-def rigid_matrix(parameters: np.ndarray, centre_mm: np.ndarray) -> np.ndarray:
-    """4x4 rigid transform of 6 motion parameters, rotating about ``centre_mm``."""
-    rotation = _rotation_matrix(parameters[3:])
-    matrix = np.eye(4)
-    matrix[:3, :3] = rotation
-    matrix[:3, 3] = centre_mm - rotation @ centre_mm + parameters[:3]
-    return matrix
-
-
 def render_bold(template: MNITemplate, parcellation: Parcellation, grid: Grid,
                 subject_to_mni: np.ndarray, networks: SubjectNetworks, motion: np.ndarray,
                 rng: np.random.Generator, *, intensity_scale: float, noise: BoldNoise,
@@ -331,16 +323,6 @@ def _slow_noise(rng: np.random.Generator, n_volumes: int, n_series: int, repetit
     raw = ndimage.gaussian_filter1d(rng.standard_normal((n_volumes, n_series)),
                                     sigma=3.0 / repetition_time, axis=0)
     return (raw - raw.mean(0)) / raw.std(0)
-
-
-def _rotation_matrix(angles: np.ndarray) -> np.ndarray:
-    """Rotation about x, then y, then z (radians)."""
-    cx, cy, cz = np.cos(angles)
-    sx, sy, sz = np.sin(angles)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
 
 
 def _apply(affine: np.ndarray, points: np.ndarray) -> np.ndarray:

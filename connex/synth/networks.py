@@ -20,9 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.linalg import expm
-from scipy.signal import lfilter
 
 from connex.synth.atlas import Parcellation
+
+#: Band (Hz) of the synthetic neural fluctuations (resting-state BOLD: about 0.01-0.08 Hz).
+NEURAL_BAND_HZ = (0.01, 0.08)
 
 
 @dataclass(frozen=True)
@@ -213,20 +215,27 @@ def make_subject_networks(group: GroupNetworks, is_patient: bool, rng: np.random
 
 def correlated_timeseries(correlation: np.ndarray, n_volumes: int, repetition_time: float,
                           rng: np.random.Generator) -> np.ndarray:
-    """Smooth time courses ``(t, n)`` whose sample correlation equals ``correlation`` exactly.
+    """Slow time courses ``(t, n)`` whose sample correlation equals ``correlation`` exactly.
 
-    White noise is low-pass filtered like a haemodynamic response (an AR(2) with most power
-    below 0.1 Hz), whitened to identity sample covariance, then coloured with the Cholesky
-    factor of ``correlation``. Each column stays a mix of smooth signals.
+    White noise is shaped to the resting-state band (gain of a smooth 8th-order band-pass
+    between :data:`NEURAL_BAND_HZ`, where spontaneous BOLD fluctuations lie), whitened to
+    identity sample covariance, then coloured with the Cholesky factor of ``correlation``.
+    Mixing across regions keeps every column inside the band, so the usual 0.01-0.08 Hz
+    band-pass of a pipeline leaves the correlation nearly intact: the ground truth is the
+    connectivity of the band a resting-state analysis keeps.
     """
     n = correlation.shape[0]
     if n_volumes <= n:
         raise ValueError(f"Need more time points than regions for an exact correlation; "
                          f"{n_volumes} volumes for {n} regions.")
-    noise = rng.standard_normal((n_volumes + 50, n))
-    # Two-pole low-pass: poles at radius r with a time constant of about 4 s.
-    radius = np.exp(-repetition_time / 4.0)
-    smooth = lfilter([1.0], [1.0, -2 * radius, radius ** 2], noise, axis=0)[50:]
+    # The FFT filter is circular: filter a longer series and keep a window away from the wrap.
+    margin = 50
+    noise = rng.standard_normal((n_volumes + margin, n))
+    frequency = np.fft.rfftfreq(n_volumes + margin, repetition_time)
+    low, high = NEURAL_BAND_HZ
+    gain = 1.0 / (1.0 + (low / np.maximum(frequency, 1e-12)) ** 8) / (1.0 + (frequency / high) ** 8)
+    smooth = np.fft.irfft(np.fft.rfft(noise, axis=0) * gain[:, None], n=n_volumes + margin, axis=0)
+    smooth = smooth[margin // 2: margin // 2 + n_volumes]
     smooth -= smooth.mean(0)
     sample_cov = smooth.T @ smooth / (n_volumes - 1)
     white = smooth @ np.linalg.inv(np.linalg.cholesky(sample_cov)).T

@@ -152,3 +152,67 @@ def all_sc_outputs(wildcards):
 
 def all_sc_figures(wildcards):
     return [deriv(s, "figures", "qc", ".png", atlas=a, desc="sc") for s in subjects_with("use_sc") for a in ATLASES]
+
+
+# ------------------------------------------------------------------------ functional connectomes
+import json
+
+from connex.fc import cleaning_params, find_fmriprep_run
+
+TASK = config["bold_task"]
+FC_MEASURES = config["fc"]["measures"]
+CLEANING = cleaning_params(config["fc"]).as_dict()
+FMRIPREP_DIR = config["fc"]["fmriprep_dir"]
+
+
+def subject_bold(wildcards):
+    """The first BOLD run of the task the inventory found for one participant."""
+    return str(BIDS_DIR / subject_inventory_row(wildcards)["bold"].split(";")[0])
+
+
+def preprocessed_bold(wildcards):
+    """The preprocessed run, its brain mask, confounds and sidecar: ConneX's, or fMRIPrep's."""
+    if FMRIPREP_DIR:
+        found = find_fmriprep_run(FMRIPREP_DIR, wildcards.subject, task=TASK, space=config["fc"]["fmriprep_space"])
+        return {k: found[k] for k in ("bold", "mask", "confounds", "sidecar")}
+    outputs = rules.preprocess_bold.output
+    return {"bold": outputs.bold, "mask": outputs.mask, "confounds": outputs.confounds, "sidecar": outputs.sidecar}
+
+
+def fc_atlas_inputs(wildcards):
+    """The atlas in T1w space and the T1w -> BOLD transform (none for fMRIPrep's MNI-space runs)."""
+    if FMRIPREP_DIR:
+        return {}
+    return {"atlas_t1w": deriv(wildcards.subject, "anat", "dseg", ".nii.gz", space="T1w", atlas=wildcards.atlas),
+            "xfm": rules.preprocess_bold.output.xfm}
+
+
+def fc_timeseries(subject, atlas):
+    return deriv(subject, "func", "timeseries", ".tsv", task=TASK, atlas=atlas)
+
+
+def fc_matrix(subject, atlas, measure):
+    return deriv(subject, "func", "relmat", ".tsv", task=TASK, atlas=atlas, meas=measure)
+
+
+def fc_candidates():
+    """Participants whose BOLD goes into the FC stage (fMRIPrep mode: those the inventory lists)."""
+    return subjects_with("use_model" if FMRIPREP_DIR else "use_fc")
+
+
+def fc_kept_subjects():
+    """Participants whose run passed scrubbing (reads each bold_censoring checkpoint)."""
+    kept = []
+    for subject in fc_candidates():
+        decision = checkpoints.bold_censoring.get(subject=subject).output.sidecar
+        if json.loads(Path(decision).read_text())["Included"]:
+            kept.append(subject)
+    return kept
+
+
+def all_fc_outputs(wildcards):
+    return [fc_matrix(s, a, m) for s in fc_kept_subjects() for a in ATLASES for m in FC_MEASURES]
+
+
+def all_fc_figures(wildcards):
+    return [deriv(s, "figures", "qc", ".png", task=TASK, atlas=a, desc="fc") for s in fc_kept_subjects() for a in ATLASES]

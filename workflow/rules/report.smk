@@ -8,6 +8,7 @@ rule report:
         figures=all_input_qc_figures,
         anat_figures=all_anat_figures,
         sc_figures=all_sc_figures,
+        fc_figures=all_fc_figures,
     output:
         html=group("report.html"),
     params:

@@ -8,6 +8,7 @@ from connex.report import write_report  # noqa: E402
 
 # Figures are named sub-<label>_..._qc.png: the participant id is the name's first entity.
 figures = {}
-for figure in [*snakemake.input.figures, *snakemake.input.anat_figures, *snakemake.input.sc_figures]:
+for figure in [*snakemake.input.figures, *snakemake.input.anat_figures, *snakemake.input.sc_figures,
+               *snakemake.input.fc_figures]:
     figures.setdefault(Path(figure).name.split("_")[0], []).append(figure)
 write_report(snakemake.input.table, figures, snakemake.output.html, dataset=snakemake.params.dataset)

@@ -1,0 +1,234 @@
+"""The functional-connectome stage, step by step as the workflow runs it: each function reads its
+inputs, calls :mod:`connex.bold` and :mod:`connex.connectivity`, and writes whole outputs.
+
+Two starts: ConneX's own BOLD preprocessing (:func:`run_bold_preprocessing`), or a user's
+fMRIPrep derivatives (:func:`find_fmriprep_run`: preprocessed BOLD in MNI space, its brain mask
+and confounds TSV), after which censoring and connectomes are the same.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from connex.atlases import Atlas, atlas_positions
+from connex.bold import preprocess_bold
+from connex.connectivity import (
+    STABLE_CLEAN_SECONDS,
+    Censoring,
+    CleaningParams,
+    censor,
+    confound_columns,
+    connectivity,
+    parcellate,
+    select_confounds,
+)
+from connex.coreg import t1w_to_epi
+from connex.errors import BIDSError
+from connex.io import atomic_path, save_nifti, write_array, write_json, write_tsv
+from connex.paths import sidecar_path
+from connex.qc import plot_functional_connectome
+
+log = logging.getLogger(__name__)
+
+TISSUES = ("GM", "WM", "CSF")
+
+MEASURE_DESCRIPTIONS = {
+    "correlation": "Pearson correlation of the cleaned region time series",
+    "partialcorrelation": "partial correlation (from the inverse of the shrunk covariance)",
+    "covariance": "covariance of the cleaned (standardised) region time series, shrinkage estimator",
+}
+
+
+def run_bold_preprocessing(bold: str, metadata: dict, t1w_preproc: str, t1w_mask: str, tissue_maps: dict[str, str],
+                           out: dict[str, str], *, dummy_scans: int, min_volumes: int, slice_timing: bool,
+                           n_compcor: int) -> dict:
+    """Preprocess one BOLD run and write it with its brain mask, tissue maps, T1w->BOLD transform
+    and confounds.
+
+    ``out`` keys: bold, sidecar, mask, xfm, confounds, confounds_json, and GM/WM/CSF.
+    """
+    result = preprocess_bold(bold, metadata, nib.load(t1w_preproc), nib.load(t1w_mask),
+                             {name: nib.load(tissue_maps[name]) for name in TISSUES}, dummy_scans=dummy_scans,
+                             min_volumes=min_volumes, slice_timing=slice_timing, n_compcor=n_compcor)
+    series = result.series
+    image = nib.Nifti1Image(series.data, series.affine)
+    image.header.set_xyzt_units("mm", "sec")
+    image.header["pixdim"][4] = series.repetition_time
+    save_nifti(image, out["bold"])
+    save_nifti(nib.Nifti1Image(result.masks.brain.astype(np.uint8), series.affine), out["mask"])
+    for name in TISSUES:
+        save_nifti(nib.Nifti1Image(result.tissue_probability[name].astype(np.float32), series.affine), out[name])
+    with atomic_path(out["xfm"]) as tmp:
+        np.savetxt(tmp, result.t1w_to_bold, fmt="%.10g")
+    write_tsv(result.confounds, out["confounds"])
+    write_json(result.confounds_metadata, out["confounds_json"])
+    metrics = {**result.metrics, "Sources": [bold, t1w_preproc, t1w_mask],
+               "Transforms": {"T1w_to_bold": Path(out["xfm"]).name,
+                              "Format": "4x4 RAS matrix mapping T1w world points to BOLD world points"}}
+    write_json(metrics, out["sidecar"])
+    if series.n_volumes * series.repetition_time < STABLE_CLEAN_SECONDS:
+        log.warning("%s: %d volumes at TR %g s (%g s) is too short for a stable connectome (at least %g s of "
+                    "clean data is advisable).", bold, series.n_volumes, series.repetition_time,
+                    series.n_volumes * series.repetition_time, STABLE_CLEAN_SECONDS)
+    return metrics
+
+
+# ------------------------------------------------------------------------- fMRIPrep derivatives
+
+def find_fmriprep_run(fmriprep_dir: str | Path, subject: str, *, task: str, space: str) -> dict[str, str]:
+    """The preprocessed BOLD, brain mask, confounds TSV and sidecar of a participant's first run of
+    ``task`` in ``space`` in an fMRIPrep output folder.
+
+    Raises
+    ------
+    BIDSError
+        Naming the folder and the pattern searched when a file is missing.
+    """
+    folder = Path(fmriprep_dir) / f"sub-{subject}"
+    pattern = f"sub-{subject}_*task-{task}_*space-{space}_*desc-preproc_bold.nii*"
+    runs = sorted(folder.glob(f"**/func/{pattern}"))
+    if not runs:
+        raise BIDSError(f"{folder}: no fMRIPrep BOLD matching {pattern}; check fc.fmriprep_dir, "
+                        "fc.fmriprep_space and bold_task.")
+    bold = runs[0]
+    if len(runs) > 1:
+        log.warning("sub-%s: %d fMRIPrep runs of task %s; using the first, %s.", subject, len(runs), task, bold.name)
+    stem = bold.name.split("_space-")[0]
+    found = {"bold": bold,
+             "mask": bold.with_name(bold.name.replace("desc-preproc_bold", "desc-brain_mask")),
+             "confounds": bold.with_name(f"{stem}_desc-confounds_timeseries.tsv"),
+             "sidecar": sidecar_path(bold)}
+    for key, path in found.items():
+        if not path.exists():
+            raise BIDSError(f"{bold}: fMRIPrep's {key} file {path.name} is missing beside it.")
+    return {key: str(path) for key, path in found.items()}
+
+
+def repetition_time_of(sidecar: str | Path, bold: str | Path) -> float:
+    """RepetitionTime from a preprocessed run's sidecar (ours or fMRIPrep's), else its header."""
+    metadata = json.loads(Path(sidecar).read_text())
+    value = metadata.get("RepetitionTime")
+    if isinstance(value, (int, float)) and value > 0:
+        return float(value)
+    header_tr = float(nib.load(str(bold)).header.get_zooms()[3])
+    if header_tr <= 0:
+        raise BIDSError(f"{sidecar}: no RepetitionTime, and {bold} has none in its header either.")
+    return header_tr
+
+
+# ------------------------------------------------------------------------------ censoring
+
+def run_censoring(confounds: str, sidecar: str, bold: str, out_tsv: str, out_json: str, *,
+                  params: CleaningParams) -> Censoring:
+    """Scrub by framewise displacement and decide whether the run is usable.
+
+    Writes XCP-D's outliers table (``framewise_displacement`` 1 where a volume is censored) and a
+    JSON with ``Included`` and, when excluded, the ``Reason`` (the workflow leaves the run out).
+    """
+    table = pd.read_csv(confounds, sep="\t")
+    if "framewise_displacement" not in table.columns and params.fd_threshold is not None:
+        raise BIDSError(f"{confounds}: no framewise_displacement column, which scrubbing needs "
+                        f"(fd_threshold {params.fd_threshold} mm).")
+    select_confounds(table, params, confounds)  # a missing column is an error here, before any work
+    repetition_time = repetition_time_of(sidecar, bold)
+    fd = table.get("framewise_displacement", pd.Series(np.zeros(len(table)))).to_numpy(dtype=float)
+    n_regressors = len(confound_columns(params.strategy, global_signal=params.global_signal,
+                                        n_compcor=params.n_compcor))
+    result = censor(fd, repetition_time, params, n_regressors=n_regressors)
+    write_tsv(pd.DataFrame({"framewise_displacement": (~result.keep).astype(int)}), out_tsv)
+    short = result.clean_seconds < STABLE_CLEAN_SECONDS
+    write_json({"Included": result.included, "Reason": result.reason, "VolumesTotal": len(fd),
+                "VolumesKept": result.n_kept, "CleanSeconds": result.clean_seconds,
+                "MeanFramewiseDisplacement": round(float(np.nanmean(fd[1:])) if len(fd) > 1 else 0.0, 4),
+                "TooShortForStableConnectome": short, "Cleaning": params.as_dict(),
+                "Sources": [confounds]}, out_json)
+    if not result.included:
+        log.warning("%s: run excluded from the functional connectomes: %s.", bold, result.reason)
+    elif short:
+        log.warning("%s: only %g s of clean data; a connectome from under %g s is not stable (expect noisy "
+                    "matrices).", bold, result.clean_seconds, STABLE_CLEAN_SECONDS)
+    return result
+
+
+# ------------------------------------------------------------------------------ connectomes
+
+def atlas_on_bold(atlas: Atlas, reference: nib.Nifti1Image, *, atlas_t1w: str | None = None,
+                  xfm: str | None = None) -> np.ndarray:
+    """The atlas as positions 1..n (atlas order) on the BOLD grid: from the T1w-space atlas through
+    the T1w->BOLD transform, or (fMRIPrep's MNI-space runs) straight from the MNI atlas."""
+    if atlas_t1w is not None:
+        labels = t1w_to_epi(nib.load(atlas_t1w), np.loadtxt(xfm), reference.shape, reference.affine,
+                            interpolation="nearest")
+        return atlas_positions(labels, atlas)
+    labels = t1w_to_epi(nib.Nifti1Image(atlas.labels.astype(np.int32), atlas.affine), np.eye(4), reference.shape,
+                        reference.affine, interpolation="nearest")
+    positions = atlas_positions(labels, atlas)
+    if not positions.any():
+        raise BIDSError(f"Atlas {atlas.name} has no overlap with the BOLD grid of {reference.get_filename()}; "
+                        f"is the run in {atlas.space}-like MNI space?")
+    return positions
+
+
+def run_functional_connectome(bold: str, mask: str, confounds: str, outliers: str, sidecar: str, atlas: Atlas,
+                              out_timeseries: str, out_matrices: dict[str, str], out_figure: str, *,
+                              params: CleaningParams, fisher_z: bool, estimator: str, title: str,
+                              atlas_t1w: str | None = None, xfm: str | None = None) -> dict[str, np.ndarray]:
+    """Parcellated, cleaned time series (all atlas regions, atlas order) and one matrix per measure,
+    with JSON sidecars and the QC figure (FD trace, carpet plot, matrix)."""
+    decision = json.loads(sidecar_path(outliers).read_text())
+    if not decision["Included"]:
+        raise BIDSError(f"{bold}: this run was excluded ({decision['Reason']}); no connectome is made for it.")
+    image = nib.load(bold)
+    if image.ndim != 4:
+        raise BIDSError(f"{bold}: preprocessed BOLD must be 4-D; got shape {image.shape}.")
+    brain = np.asarray(nib.load(mask).dataobj) > 0
+    labels = atlas_on_bold(atlas, image, atlas_t1w=atlas_t1w, xfm=xfm)
+    table = pd.read_csv(confounds, sep="\t")
+    if len(table) != image.shape[3]:
+        raise BIDSError(f"{confounds}: {len(table)} rows but {bold} has {image.shape[3]} volumes.")
+    selected = select_confounds(table, params, confounds)
+    keep = pd.read_csv(outliers, sep="\t")["framewise_displacement"].to_numpy() == 0
+    repetition_time = repetition_time_of(sidecar, bold)
+    timeseries, without_signal = parcellate(image, labels, brain, atlas.n_regions, selected, keep, params,
+                                            repetition_time)
+    names = list(atlas.table["name"])
+    missing = [names[p - 1] for p in without_signal]
+    if missing:
+        log.warning("Atlas %s: %d region(s) without signal in BOLD space (zero columns, zero rows and columns "
+                    "in the matrices): %s", atlas.name, len(missing), ", ".join(missing))
+    write_array(timeseries, names, out_timeseries)
+    common = {"Atlas": atlas.name, "RegionsWithoutSignal": missing, "VolumesKept": int(keep.sum()),
+              "VolumesTotal": int(len(keep)), "RepetitionTime": repetition_time,
+              "ConfoundStrategy": params.strategy, "GlobalSignalRegression": params.global_signal,
+              "ConfoundColumns": [] if selected is None else list(selected.columns),
+              "Cleaning": params.as_dict(), "Sources": [bold, confounds, outliers]}
+    write_json({**common, "Description": "mean cleaned signal of each atlas region, kept volumes only"},
+               sidecar_path(out_timeseries))
+    matrices = {}
+    for measure, path in out_matrices.items():
+        matrices[measure] = connectivity(timeseries, without_signal, measure, fisher_z=fisher_z, estimator=estimator)
+        write_array(matrices[measure], names, path)
+        write_json({**common, "Measure": measure, "Description": MEASURE_DESCRIPTIONS[measure],
+                    "FisherZ": fisher_z and measure == "correlation",
+                    "CovarianceEstimator": "empirical" if measure == "correlation" else estimator},
+                   sidecar_path(path))
+    fd = table["framewise_displacement"].to_numpy(dtype=float) if "framewise_displacement" in table else None
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    plot_functional_connectome(fd, params.fd_threshold, keep, data, labels, brain, matrices.get("correlation",
+                               next(iter(matrices.values()))), out_figure,
+                               title=f"{title}, atlas {atlas.name}: {int(keep.sum())}/{len(keep)} volumes kept, "
+                                     f"strategy {params.strategy}{'+GSR' if params.global_signal else ''}")
+    return matrices
+
+
+def cleaning_params(config: dict) -> CleaningParams:
+    """The :class:`CleaningParams` of the workflow's ``fc`` config section."""
+    keys = CleaningParams.__dataclass_fields__
+    return CleaningParams(**{k: config[k] for k in keys})
+

@@ -1,0 +1,14 @@
+from connex.logs import log_to_file
+
+log_to_file(snakemake.log[0])
+
+from connex.bids import read_sidecar  # noqa: E402
+from connex.fc import run_bold_preprocessing  # noqa: E402
+
+inp, out, params = snakemake.input, snakemake.output, snakemake.params
+run_bold_preprocessing(inp.bold, read_sidecar(inp.bold, params.bids_dir), inp.preproc, inp.mask,
+                       {"GM": inp.gm, "WM": inp.wm, "CSF": inp.csf},
+                       {key: out[key] for key in ("bold", "sidecar", "mask", "xfm", "confounds", "confounds_json",
+                                                  "GM", "WM", "CSF")},
+                       dummy_scans=params.dummy_scans, min_volumes=params.min_volumes, slice_timing=params.slice_timing,
+                       n_compcor=params.n_compcor)
