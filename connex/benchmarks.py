@@ -5,6 +5,7 @@
                                      [--real ../shared/data/bids-xa30]
     python -m connex.benchmarks sc --bids results/demo/bids --derivatives results/connex
                                    [--real ../shared/data/bids-xa30 --real-derivatives OUT/connex]
+    python -m connex.benchmarks fc --bids results/demo/bids --derivatives results/connex [--subjects ...]
 """
 
 from __future__ import annotations
@@ -329,9 +330,140 @@ def benchmark_sc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
           f"{accuracy['n_edges']} edges: {accuracy['effect_edge_ranks']}")
 
 
+def _upper_correlation(estimated: np.ndarray, true: np.ndarray) -> float:
+    upper = np.triu_indices(len(true), 1)
+    return float(np.corrcoef(estimated[upper], true[upper])[0, 1])
+
+
+def _true_fc(bids_dir: Path, subject: str, atlas: str, task: str) -> np.ndarray:
+    from connex.paths import bids_path
+
+    truth = bids_path(bids_dir / "derivatives" / "groundtruth", subject, None, "relmat", ".tsv", task=task, atlas=atlas,
+                      meas="correlation", desc="true")
+    return pd.read_csv(truth, sep="\t").to_numpy(float)
+
+
+def fc_accuracy(bids_dir: Path, derivatives: Path, atlas: str = "synth", task: str = "rest") -> dict:
+    """Accuracy of the correlation matrices the workflow wrote for a synthetic cohort: per-subject
+    correlation of the upper triangle with the true FC, and where the FC effect edges rank among
+    all edges by the HC-SZ difference (Welch t of Fisher z, HC minus SZ: SZ lacks a shared factor)."""
+    from scipy import stats
+
+    from connex.paths import bids_path
+
+    participants = pd.read_csv(bids_dir / "participants.tsv", sep="\t")
+    scores, vectors, labels = [], [], []
+    for pid, diagnosis in zip(participants["participant_id"], participants["diagnosis"]):
+        subject = pid[4:]
+        path = bids_path(derivatives, subject, "func", "relmat", ".tsv", task=task, atlas=atlas, meas="correlation")
+        if not path.exists():
+            continue
+        estimated = pd.read_csv(path, sep="\t").to_numpy(float)
+        scores.append(_upper_correlation(estimated, _true_fc(bids_dir, subject, atlas, task)))
+        vectors.append(np.arctanh(np.clip(estimated[np.triu_indices(len(estimated), 1)], -0.999, 0.999)))
+        labels.append(diagnosis)
+    result = {"subjects": len(scores), "r_median": float(np.median(scores)) if scores else float("nan"),
+              "r_min": float(np.min(scores)) if scores else float("nan")}
+    vectors, labels = np.array(vectors), np.array(labels)
+    if {"HC", "SZ"} <= set(labels):
+        effect = pd.read_csv(bids_dir / "derivatives" / "groundtruth" / "group" / "effect_edges.tsv", sep="\t")
+        effect = effect[effect["modality"] == "FC"]
+        n = round((1 + np.sqrt(1 + 8 * vectors.shape[1])) / 2)
+        position = {(i + 1, j + 1): k for k, (i, j) in enumerate(zip(*np.triu_indices(n, 1)))}
+        t, _ = stats.ttest_ind(vectors[labels == "HC"], vectors[labels == "SZ"], equal_var=False)
+        rank = {k: r + 1 for r, k in enumerate(np.argsort(-np.nan_to_num(t, nan=-np.inf)))}
+        result["effect_edge_ranks"] = sorted(rank[position[(min(i, j), max(i, j))]]
+                                             for i, j in zip(effect["region_i"], effect["region_j"]))
+        result["n_edges"] = len(rank)
+    return result
+
+
+#: Cleaning variants the FC benchmark compares: (label, CleaningParams overrides).
+FC_VARIANTS = [(f"{strategy}{'+GSR' if gsr else ''}", dict(strategy=strategy, global_signal=gsr))
+               for strategy in ("none", "6P", "24P", "36P", "aCompCor") for gsr in (False, True)]
+FC_FILTERS = {"no filter": dict(low_pass=None, high_pass=None), "high-pass 0.01": dict(low_pass=None, high_pass=0.01),
+              "band-pass 0.01-0.08": dict(low_pass=0.08, high_pass=0.01)}
+
+
+def benchmark_fc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats: int = 3, atlas: str = "synth",
+                 task: str = "rest") -> None:
+    """Per-step time of BOLD preprocessing and of the connectome (median of ``repeats`` runs, one
+    thread) on the demo cohort, then accuracy against the true FC: the workflow's matrices, and
+    every confound strategy and temporal filter recomputed from the workflow's preprocessed runs."""
+    from connex.atlases import atlas_positions, load_atlas
+    from connex.bids import read_sidecar
+    from connex.bold import preprocess_bold
+    from connex.connectivity import (
+        CleaningParams,
+        censor,
+        confound_columns,
+        connectivity,
+        parcellate,
+        select_confounds,
+    )
+    from connex.coreg import t1w_to_epi
+    from connex.paths import bids_path
+
+    atlas_spec = load_atlas(atlas, synth_dir=bids_dir / "derivatives" / "groundtruth")
+    default = CleaningParams()
+    print(f"FC stage, 1 thread, median of {repeats} runs")
+    print(f"{'subject':10} {'volumes':>7} {'load':>6} {'slice':>6} {'realign':>8} {'coreg':>6} {'confounds':>9} "
+          f"{'connectome':>10} {'total s':>8}")
+    table = {}
+    for subject in subjects:
+        anat = lambda suffix, **e: nib.load(bids_path(derivatives, subject, "anat", suffix, ".nii.gz", **e))  # noqa: E731
+        raw = bids_path(bids_dir, subject, "func", "bold", ".nii.gz", task=task)
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            result = preprocess_bold(raw, read_sidecar(raw, bids_dir), anat("T1w", desc="preproc"),
+                                     anat("mask", desc="brain"), {k: anat("probseg", label=k) for k in ("GM", "WM", "CSF")},
+                                     slice_timing=True)
+            image = nib.Nifti1Image(result.series.data, result.series.affine)
+            connectome_start = time.perf_counter()
+            t1w_labels = nib.load(bids_path(derivatives, subject, "anat", "dseg", ".nii.gz", space="T1w", atlas=atlas))
+            labels = atlas_positions(t1w_to_epi(t1w_labels, result.t1w_to_bold, image.shape, image.affine,
+                                                interpolation="nearest"), atlas_spec)
+            selected = select_confounds(result.confounds, default, "benchmark")
+            kept = censor(result.confounds["framewise_displacement"].to_numpy(), result.series.repetition_time, default,
+                          n_regressors=len(confound_columns(default.strategy, n_compcor=default.n_compcor)))
+            series, missing = parcellate(image, labels, result.masks.brain, atlas_spec.n_regions, selected, kept.keep,
+                                         default, result.series.repetition_time)
+            for measure in ("correlation", "partialcorrelation", "covariance"):
+                connectivity(series, missing, measure)
+            seconds = {**result.metrics["seconds"], "connectome": time.perf_counter() - connectome_start}
+            runs.append((time.perf_counter() - start, seconds))
+        total, seconds = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
+        print(f"sub-{subject:6} {result.series.n_volumes:7d} {seconds['load']:6.1f} {seconds.get('slice_timing', 0):6.1f} "
+              f"{seconds['realign']:8.1f} {seconds['coregistration']:6.1f} {seconds['confounds']:9.1f} "
+              f"{seconds['connectome']:10.1f} {total:8.1f}")
+        truth = _true_fc(bids_dir, subject, atlas, task)
+        for filter_name, filter_overrides in FC_FILTERS.items():
+            for label, overrides in FC_VARIANTS:
+                params = CleaningParams(**{**default.as_dict(), **overrides, **filter_overrides})
+                selected = select_confounds(result.confounds, params, "benchmark")
+                kept = censor(result.confounds["framewise_displacement"].to_numpy(), result.series.repetition_time,
+                              params, n_regressors=0 if selected is None else selected.shape[1])
+                series, missing = parcellate(image, labels, result.masks.brain, atlas_spec.n_regions, selected,
+                                             kept.keep, params, result.series.repetition_time)
+                table.setdefault((filter_name, label), []).append(
+                    _upper_correlation(connectivity(series, missing, "correlation"), truth))
+    print("goal: under 120 s per subject on one core")
+    print(f"\nCorrelation of recovered with true FC (upper triangle), median over {len(subjects)} subjects "
+          f"[min]; default: {default.strategy}, FD > {default.fd_threshold} mm censored")
+    print(f"{'strategy':14}" + "".join(f"{name:>22}" for name in FC_FILTERS))
+    for label, _ in FC_VARIANTS:
+        cells = [table[(name, label)] for name in FC_FILTERS]
+        print(f"{label:14}" + "".join(f"{np.median(c):>14.3f} [{np.min(c):.3f}]" for c in cells))
+    accuracy = fc_accuracy(bids_dir, derivatives, atlas, task)
+    print(f"\nworkflow matrices ({accuracy['subjects']} subjects, default strategy): median r {accuracy['r_median']:.3f} "
+          f"(min {accuracy['r_min']:.3f}); ranks of the FC effect edges by HC-SZ difference among "
+          f"{accuracy.get('n_edges')} edges: {accuracy.get('effect_edge_ranks')}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["synth", "anat", "sc"])
+    parser.add_argument("what", choices=["synth", "anat", "sc", "fc"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bids", type=Path, default=Path("results/demo/bids"), help="a synthetic cohort")
     parser.add_argument("--subjects", nargs="+", default=["01", "02", "03"])
@@ -348,6 +480,8 @@ def main(argv: list[str] | None = None) -> None:
         benchmark_anat(args.bids, args.subjects, args.repeats, args.real)
     elif args.what == "sc":
         benchmark_sc(args.bids, args.derivatives, args.subjects, args.repeats, args.real, args.real_derivatives)
+    elif args.what == "fc":
+        benchmark_fc(args.bids, args.derivatives, args.subjects, args.repeats)
 
 
 if __name__ == "__main__":

@@ -215,8 +215,9 @@ def realign(series: BoldSeries, *, reference_index: int | None = None, params: R
     voxel_mm = np.sqrt((affine[:3, :3] ** 2).sum(0))
     sigma = params.smoothing_fwhm_mm / 2.3548 / voxel_mm
     reference = ndimage.gaussian_filter(series.data[..., reference_index], sigma)
-    # Sample where there is signal (head and its edge), where the image constrains motion.
-    points = np.argwhere(reference > 0.1 * np.percentile(reference, 99)).astype(float)
+    # Sample where there is signal (head and its edge), where the image constrains motion; every
+    # other voxel is enough on smoothed images and halves the time.
+    points = np.argwhere(reference > 0.1 * np.percentile(reference, 99))[::2].astype(float)
     target = reference[tuple(points.T.astype(int))]
     centre_mm = (affine[:3, :3] @ points.mean(0)) + affine[:3, 3]
     homogeneous = np.c_[points, np.ones(len(points))].T  # (4, N) voxel coordinates

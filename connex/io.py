@@ -17,7 +17,6 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

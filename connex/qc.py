@@ -148,13 +148,14 @@ def plot_functional_connectome(fd: np.ndarray | None, fd_threshold: float | None
                                labels: np.ndarray, brain: np.ndarray, matrix: np.ndarray, out_png: str | Path, *,
                                title: str, max_voxels: int = 3000, seed: int = 0) -> Path:
     """Framewise displacement with the threshold and the censored volumes, a carpet plot (a sample
-    of brain voxels, z-scored in time, grey matter of the atlas first and ordered by region),
-    and the connectivity matrix.
+    of brain voxels, z-scored in time, atlas voxels first and ordered by region), the mean BOLD
+    with the brain mask and atlas brought from the T1w (the coregistration check), and the
+    connectivity matrix.
 
     ``bold`` (X, Y, Z, T), ``labels`` atlas positions on its grid, ``keep`` (T,) bool.
     """
-    figure = plt.figure(figsize=(15, 6))
-    grid = figure.add_gridspec(2, 2, width_ratios=(2.2, 1), height_ratios=(1, 2.5))
+    figure = plt.figure(figsize=(19, 6))
+    grid = figure.add_gridspec(2, 3, width_ratios=(2.2, 1, 1), height_ratios=(1, 2.5))
     trace = figure.add_subplot(grid[0, 0])
     volumes = np.arange(len(keep))
     if fd is not None:
@@ -182,7 +183,15 @@ def plot_functional_connectome(fd: np.ndarray | None, fd_threshold: float | None
     carpet.axhline(n_atlas, color="c", lw=0.8)
     carpet.set_xlabel("volume", fontsize=9)
     carpet.set_ylabel("voxels (atlas regions, then other brain)", fontsize=9)
-    shown = figure.add_subplot(grid[:, 1])
+    overlay = figure.add_subplot(grid[:, 1])
+    mean = bold.mean(axis=3)
+    middle = int(np.median(np.argwhere(brain)[:, 2])) if brain.any() else mean.shape[2] // 2
+    overlay.imshow(mean[:, :, middle].T, origin="lower", cmap="gray")
+    overlay.contour(brain[:, :, middle].T.astype(float), levels=[0.5], colors="y", linewidths=0.8)
+    overlay.contour(labels[:, :, middle].T, levels=np.arange(0.5, labels.max() + 1), colors="c", linewidths=0.3)
+    overlay.set_title("mean BOLD (voxel axes): brain mask (yellow), atlas (cyan)", fontsize=9)
+    overlay.set_axis_off()
+    shown = figure.add_subplot(grid[:, 2])
     limit = max(float(np.abs(matrix).max()), 1e-6)
     image = shown.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
     shown.set_title("functional connectivity, atlas order", fontsize=9)

@@ -5,8 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connex.atlases import (BUILT_IN_ATLASES, load_atlas, load_custom_atlas, spheres_to_labels,
-                            validate_atlas)
+from connex.atlases import (
+    BUILT_IN_ATLASES,
+    load_atlas,
+    load_custom_atlas,
+    spheres_to_labels,
+    validate_atlas,
+)
 from connex.errors import AtlasError
 from connex.templates import load_mni_template
 

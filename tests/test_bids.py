@@ -9,8 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connex.bids import (build_inventory, check_bold, check_dwi, check_nifti, read_gradients,
-                         read_inventory, read_participants, read_sidecar)
+from connex.bids import (
+    build_inventory,
+    check_bold,
+    check_dwi,
+    check_nifti,
+    read_gradients,
+    read_inventory,
+    read_participants,
+    read_sidecar,
+)
 from connex.errors import BIDSError
 from connex.io import write_tsv
 from tests.conftest import REAL_BIDS

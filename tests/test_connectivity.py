@@ -109,9 +109,9 @@ def test_connectivity_measures(rng):
     assert abs(shrunk[0, 1]) < abs(empirical[0, 1])  # Ledoit-Wolf shrinks off-diagonal terms
 
 
-def fake_fmriprep(root, rng, *, drop_column=None):
+def fake_fmriprep(root, rng, *, drop_column=None, subject="05"):
     """An fMRIPrep-like run in MNI space: two correlated regions of a small atlas."""
-    func = root / "sub-05" / "func"
+    func = root / f"sub-{subject}" / "func"
     func.mkdir(parents=True)
     affine = np.diag([4.0, 4.0, 4.0, 1.0])
     affine[:3, 3] = [-20, -20, -20]
@@ -126,7 +126,7 @@ def fake_fmriprep(root, rng, *, drop_column=None):
     data[labels == 10] += 8 * first + 30 * motion[:, 0]
     data[labels == 20] += 8 * second + 30 * motion[:, 0]
     data += rng.normal(0, 1, data.shape)
-    stem = "sub-05_task-rest"
+    stem = f"sub-{subject}_task-rest"
     bold = nib.Nifti1Image(data.astype(np.float32), affine)
     nib.save(bold, func / f"{stem}_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz")
     nib.save(nib.Nifti1Image(np.ones((10, 10, 10), np.uint8), affine),

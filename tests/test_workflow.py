@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from connex.benchmarks import sc_accuracy
+from connex.benchmarks import fc_accuracy, sc_accuracy
 from connex.bids import read_inventory
 from tests.conftest import REPO
 
@@ -63,6 +63,13 @@ def test_dry_run_of_the_demo(tmp_path):
     assert not (tmp_path / "demo").exists()  # a dry run writes nothing
 
 
+def overlay(folder: Path, settings: dict) -> str:
+    """A config file laid over config/config.yaml (nested keys merge; --config would pass strings)."""
+    path = folder / f"overlay-{len(list(folder.glob('overlay-*')))}.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return str(path)
+
+
 def snapshot(folder: Path) -> dict:
     return {str(p.relative_to(folder)): (p.stat().st_mtime_ns,
                                          hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir")
@@ -77,7 +84,9 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_bids, tmp_
     before = snapshot(tiny_bids)
     out = tmp_path / "out"
     try:
-        result = snakemake("--cores", "2", "--config", f"bids_dir={tiny_bids}", f"output_dir={out}")
+        # The tiny runs last 80 s: let them through scrubbing (the default asks for 120 s of clean data).
+        result = snakemake("--cores", "2", "--configfile", overlay(tmp_path, {"fc": {"min_clean_seconds": 60}}),
+                           "--config", f"bids_dir={tiny_bids}", f"output_dir={out}")
     finally:
         for path in [tiny_bids, *tiny_bids.rglob("*")]:
             path.chmod(path.stat().st_mode | stat.S_IWUSR)
@@ -104,10 +113,32 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_bids, tmp_
     accuracy = sc_accuracy(tiny_bids, out / "connex")
     # chance is 0.5; 4 mm voxels, 12 directions and 8 regions give a coarse, deterministic 0.75
     assert accuracy["subjects"] == 3 and accuracy["auc_median"] >= 0.7
+    for subject in ("01", "02", "03"):
+        func = out / "connex" / f"sub-{subject}" / "func"
+        for measure in ("correlation", "partialcorrelation", "covariance"):
+            matrix = pd.read_csv(func / f"sub-{subject}_task-rest_atlas-synth_meas-{measure}_relmat.tsv", sep="\t")
+            assert matrix.shape == (8, 8) and np.allclose(matrix.to_numpy(), matrix.to_numpy().T)
+        series = pd.read_csv(func / f"sub-{subject}_task-rest_atlas-synth_timeseries.tsv", sep="\t")
+        decision = json.loads((func / f"sub-{subject}_task-rest_outliers.json").read_text())
+        assert decision["Included"] and len(series) == decision["VolumesKept"] and series.shape[1] == 8
+        confounds = pd.read_csv(func / f"sub-{subject}_task-rest_desc-confounds_timeseries.tsv", sep="\t")
+        assert len(confounds) == 40 and {"framewise_displacement", "a_comp_cor_00", "csf"} <= set(confounds.columns)
+    fc = fc_accuracy(tiny_bids, out / "connex")
+    # 40 volumes of 8 regions: short and coarse, so far from the demo's accuracy, but far above chance (0)
+    assert fc["subjects"] == 3 and fc["r_median"] >= 0.6
     report = (out / "connex" / "group" / "report.html").read_text()
-    assert report.count("data:image/png;base64,") == 9  # input, registration and SC QC per subject
+    assert report.count("data:image/png;base64,") == 12  # input, registration, SC and FC QC per subject
     assert (out / "connex" / "dataset_description.json").is_file()
     assert not list(out.rglob(".*.tmp*")) and not [p for p in out.rglob(".*") if p.name.startswith(".sub-")]
+
+    # Asking for more clean time than the runs have: only the scrubbing decision reruns, and every
+    # run is left out of the FC target with the reason written down, not crashed.
+    strict = snakemake("--cores", "2", "fc", "--configfile", overlay(tmp_path, {"fc": {"min_clean_seconds": 1000}}),
+                       "--config", f"bids_dir={tiny_bids}", f"output_dir={out}")
+    assert strict.returncode == 0, strict.stderr[-3000:]
+    assert "preprocess_bold" not in strict.stdout + strict.stderr
+    decision = json.loads((out / "connex" / "sub-01" / "func" / "sub-01_task-rest_outliers.json").read_text())
+    assert decision["Included"] is False and "minimum of 1000 s" in decision["Reason"]
 
 
 def test_named_stage_target_runs_only_that_stage(tiny_bids, tmp_path):
@@ -118,3 +149,29 @@ def test_named_stage_target_runs_only_that_stage(tiny_bids, tmp_path):
     assert (out / "connex" / "sub-02" / "figures" / "sub-02_desc-inputs_qc.png").is_file()
     assert not (out / "connex" / "sub-01").exists()
     assert not (out / "connex" / "group" / "report.html").exists()
+
+
+def test_fc_from_fmriprep_derivatives_through_the_workflow(tiny_bids, tmp_path, rng):
+    """fc.fmriprep_dir set: no BOLD (or anatomy) preprocessing; connectomes from fMRIPrep's runs."""
+    from tests.test_connectivity import fake_fmriprep
+
+    fmriprep = tmp_path / "fmriprep"
+    for subject in ("01", "02", "03"):
+        atlas, _ = fake_fmriprep(fmriprep, rng, subject=subject)
+    image, table = tmp_path / "two.nii.gz", tmp_path / "two.tsv"
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(atlas.labels, atlas.affine), image)
+    atlas.table[["index", "name"]].to_csv(table, sep="\t", index=False)
+    settings = {"atlases": ["two"], "custom_atlases": {"two": {"image": str(image), "table": str(table)}},
+                "fc": {"fmriprep_dir": str(fmriprep), "strategy": "6P", "min_clean_seconds": 60}}
+    out = tmp_path / "out"
+    result = snakemake("--cores", "2", "fc", "--configfile", overlay(tmp_path, settings), "--config",
+                       f"bids_dir={tiny_bids}", f"output_dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "preprocess_bold" not in result.stdout + result.stderr
+    assert "preprocess_anat" not in result.stdout + result.stderr
+    for subject in ("01", "02", "03"):
+        matrix = pd.read_csv(out / "connex" / f"sub-{subject}" / "func" /
+                             f"sub-{subject}_task-rest_atlas-two_meas-correlation_relmat.tsv", sep="\t")
+        assert list(matrix.columns) == ["left", "right"] and 0.5 < matrix.iloc[0, 1] < 0.95

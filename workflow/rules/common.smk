@@ -157,6 +157,9 @@ def all_sc_figures(wildcards):
 # ------------------------------------------------------------------------ functional connectomes
 import json
 
+from snakemake.logging import logger
+
+from connex.errors import BIDSError
 from connex.fc import cleaning_params, find_fmriprep_run
 
 TASK = config["bold_task"]
@@ -196,8 +199,18 @@ def fc_matrix(subject, atlas, measure):
 
 
 def fc_candidates():
-    """Participants whose BOLD goes into the FC stage (fMRIPrep mode: those the inventory lists)."""
-    return subjects_with("use_model" if FMRIPREP_DIR else "use_fc")
+    """Participants whose BOLD goes into the FC stage (fMRIPrep mode: every listed participant
+    with an fMRIPrep run; the others are logged)."""
+    if not FMRIPREP_DIR:
+        return subjects_with("use_fc")
+    found = []
+    for pid in inventory()["participant_id"].unique():
+        try:
+            find_fmriprep_run(FMRIPREP_DIR, pid[4:], task=TASK, space=config["fc"]["fmriprep_space"])
+            found.append(pid[4:])
+        except BIDSError as error:
+            logger.warning(f"{pid}: left out of the FC stage: {error}")
+    return sorted(found)
 
 
 def fc_kept_subjects():
