@@ -388,30 +388,40 @@ FC_FILTERS = {"no filter": dict(low_pass=None, high_pass=None), "high-pass 0.01"
 def benchmark_fc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats: int = 3, atlas: str = "synth",
                  task: str = "rest") -> None:
     """Per-step time of BOLD preprocessing and of the connectome (median of ``repeats`` runs, one
-    thread) on the demo cohort, then accuracy against the true FC: the workflow's matrices, and
-    every confound strategy and temporal filter recomputed from the workflow's preprocessed runs."""
+    thread) for ``subjects``, then, for every participant the workflow processed, accuracy against
+    the true FC: the workflow's matrices, and every confound strategy and temporal filter
+    recomputed from the workflow's preprocessed runs and confounds."""
     from connex.atlases import atlas_positions, load_atlas
     from connex.bids import read_sidecar
     from connex.bold import preprocess_bold
     from connex.connectivity import (
         CleaningParams,
         censor,
-        confound_columns,
         connectivity,
         parcellate,
         select_confounds,
     )
     from connex.coreg import t1w_to_epi
+    from connex.fc import atlas_on_bold
     from connex.paths import bids_path
 
     atlas_spec = load_atlas(atlas, synth_dir=bids_dir / "derivatives" / "groundtruth")
     default = CleaningParams()
-    print(f"FC stage, 1 thread, median of {repeats} runs")
+
+    def clean_fc(image, labels, brain, confounds, repetition_time, params):
+        selected = select_confounds(confounds, params, "benchmark")
+        kept = censor(confounds["framewise_displacement"].to_numpy(), repetition_time, params,
+                      n_regressors=0 if selected is None else selected.shape[1])
+        series, missing = parcellate(image, labels, brain, atlas_spec.n_regions, selected, kept.keep, params,
+                                     repetition_time)
+        return {m: connectivity(series, missing, m) for m in ("correlation", "partialcorrelation", "covariance")}
+
+    print(f"FC stage, 1 thread, median of {repeats} runs (the workflow's steps, rerun in this process)")
     print(f"{'subject':10} {'volumes':>7} {'load':>6} {'slice':>6} {'realign':>8} {'coreg':>6} {'confounds':>9} "
           f"{'connectome':>10} {'total s':>8}")
-    table = {}
     for subject in subjects:
-        anat = lambda suffix, **e: nib.load(bids_path(derivatives, subject, "anat", suffix, ".nii.gz", **e))  # noqa: E731
+        def anat(suffix, subject=subject, **entities):
+            return nib.load(bids_path(derivatives, subject, "anat", suffix, ".nii.gz", **entities))
         raw = bids_path(bids_dir, subject, "func", "bold", ".nii.gz", task=task)
         runs = []
         for _ in range(repeats):
@@ -419,44 +429,50 @@ def benchmark_fc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
             result = preprocess_bold(raw, read_sidecar(raw, bids_dir), anat("T1w", desc="preproc"),
                                      anat("mask", desc="brain"), {k: anat("probseg", label=k) for k in ("GM", "WM", "CSF")},
                                      slice_timing=True)
-            image = nib.Nifti1Image(result.series.data, result.series.affine)
             connectome_start = time.perf_counter()
-            t1w_labels = nib.load(bids_path(derivatives, subject, "anat", "dseg", ".nii.gz", space="T1w", atlas=atlas))
-            labels = atlas_positions(t1w_to_epi(t1w_labels, result.t1w_to_bold, image.shape, image.affine,
-                                                interpolation="nearest"), atlas_spec)
-            selected = select_confounds(result.confounds, default, "benchmark")
-            kept = censor(result.confounds["framewise_displacement"].to_numpy(), result.series.repetition_time, default,
-                          n_regressors=len(confound_columns(default.strategy, n_compcor=default.n_compcor)))
-            series, missing = parcellate(image, labels, result.masks.brain, atlas_spec.n_regions, selected, kept.keep,
-                                         default, result.series.repetition_time)
-            for measure in ("correlation", "partialcorrelation", "covariance"):
-                connectivity(series, missing, measure)
+            image = nib.Nifti1Image(result.series.data, result.series.affine)
+            labels = atlas_positions(t1w_to_epi(anat("dseg", space="T1w", atlas=atlas), result.t1w_to_bold, image.shape,
+                                                image.affine, interpolation="nearest"), atlas_spec)
+            clean_fc(image, labels, result.masks.brain, result.confounds, result.series.repetition_time, default)
             seconds = {**result.metrics["seconds"], "connectome": time.perf_counter() - connectome_start}
             runs.append((time.perf_counter() - start, seconds))
         total, seconds = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
         print(f"sub-{subject:6} {result.series.n_volumes:7d} {seconds['load']:6.1f} {seconds.get('slice_timing', 0):6.1f} "
               f"{seconds['realign']:8.1f} {seconds['coregistration']:6.1f} {seconds['confounds']:9.1f} "
               f"{seconds['connectome']:10.1f} {total:8.1f}")
+    print("goal: under 120 s per subject on one core")
+
+    table: dict = {}
+    participants = pd.read_csv(bids_dir / "participants.tsv", sep="\t")["participant_id"].str[4:]
+    done = []
+    for subject in participants:
+        def func(suffix, extension, subject=subject, **entities):
+            return bids_path(derivatives, subject, "func", suffix, extension, task=task, **entities)
+        bold = func("bold", ".nii.gz", space="bold", desc="preproc")
+        if not bold.exists():
+            continue
+        done.append(subject)
+        image = nib.load(bold)
+        brain = np.asarray(nib.load(func("mask", ".nii.gz", space="bold", desc="brain")).dataobj) > 0
+        labels = atlas_on_bold(atlas_spec, image, xfm=str(func("xfm", ".txt", from_="T1w", to="bold", mode="image")),
+                               atlas_t1w=str(bids_path(derivatives, subject, "anat", "dseg", ".nii.gz", space="T1w",
+                                                       atlas=atlas)))
+        confounds = pd.read_csv(func("timeseries", ".tsv", desc="confounds"), sep="\t")
+        repetition_time = float(image.header.get_zooms()[3])
         truth = _true_fc(bids_dir, subject, atlas, task)
         for filter_name, filter_overrides in FC_FILTERS.items():
             for label, overrides in FC_VARIANTS:
                 params = CleaningParams(**{**default.as_dict(), **overrides, **filter_overrides})
-                selected = select_confounds(result.confounds, params, "benchmark")
-                kept = censor(result.confounds["framewise_displacement"].to_numpy(), result.series.repetition_time,
-                              params, n_regressors=0 if selected is None else selected.shape[1])
-                series, missing = parcellate(image, labels, result.masks.brain, atlas_spec.n_regions, selected,
-                                             kept.keep, params, result.series.repetition_time)
-                table.setdefault((filter_name, label), []).append(
-                    _upper_correlation(connectivity(series, missing, "correlation"), truth))
-    print("goal: under 120 s per subject on one core")
-    print(f"\nCorrelation of recovered with true FC (upper triangle), median over {len(subjects)} subjects "
-          f"[min]; default: {default.strategy}, FD > {default.fd_threshold} mm censored")
+                matrix = clean_fc(image, labels, brain, confounds, repetition_time, params)["correlation"]
+                table.setdefault((filter_name, label), []).append(_upper_correlation(matrix, truth))
+    print(f"\nCorrelation of recovered with true FC (upper triangle), median [min] over {len(done)} subjects; "
+          f"FD > {default.fd_threshold} mm censored; default strategy {default.strategy}, no filter")
     print(f"{'strategy':14}" + "".join(f"{name:>22}" for name in FC_FILTERS))
     for label, _ in FC_VARIANTS:
         cells = [table[(name, label)] for name in FC_FILTERS]
         print(f"{label:14}" + "".join(f"{np.median(c):>14.3f} [{np.min(c):.3f}]" for c in cells))
     accuracy = fc_accuracy(bids_dir, derivatives, atlas, task)
-    print(f"\nworkflow matrices ({accuracy['subjects']} subjects, default strategy): median r {accuracy['r_median']:.3f} "
+    print(f"\nworkflow matrices ({accuracy['subjects']} subjects): median r {accuracy['r_median']:.3f} "
           f"(min {accuracy['r_min']:.3f}); ranks of the FC effect edges by HC-SZ difference among "
           f"{accuracy.get('n_edges')} edges: {accuracy.get('effect_edge_ranks')}")
 
