@@ -453,6 +453,7 @@ def benchmark_fc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
             continue
         done.append(subject)
         image = nib.load(bold)
+        image = nib.Nifti1Image(np.asarray(image.dataobj, dtype=np.float32), image.affine, image.header)  # decompress once
         brain = np.asarray(nib.load(func("mask", ".nii.gz", space="bold", desc="brain")).dataobj) > 0
         labels = atlas_on_bold(atlas_spec, image, xfm=str(func("xfm", ".txt", from_="T1w", to="bold", mode="image")),
                                atlas_t1w=str(bids_path(derivatives, subject, "anat", "dseg", ".nii.gz", space="T1w",
@@ -490,6 +491,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="sc: the workflow's outputs for --real (SC stage with atlas desikankilliany)")
     args = parser.parse_args(argv)
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # one BLAS/OpenMP thread: the figures are per core
     if args.what == "synth":
         benchmark_synth(args.repeats)
     elif args.what == "anat":

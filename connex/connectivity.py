@@ -183,8 +183,9 @@ def parcellate(bold: nib.Nifti1Image, labels: np.ndarray, brain: np.ndarray, n_r
     present = np.zeros(n_regions + 1, bool)
     present[np.unique(labels)] = True
     present[0] = False
+    varying = data.std(axis=3) > 0
     for position in np.flatnonzero(present):
-        if data[labels == position].std(axis=1).max() == 0:  # a region of constant voxels has no signal
+        if not varying[labels == position].any():  # a region of constant voxels has no signal
             present[position] = False
             labels[labels == position] = 0
     without_signal = [int(p) for p in range(1, n_regions + 1) if not present[p]]

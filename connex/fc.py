@@ -187,6 +187,9 @@ def run_functional_connectome(bold: str, mask: str, confounds: str, outliers: st
     image = nib.load(bold)
     if image.ndim != 4:
         raise BIDSError(f"{bold}: preprocessed BOLD must be 4-D; got shape {image.shape}.")
+    # Decompress once: the masker, the region check and the figure all read the data.
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    image = nib.Nifti1Image(data, image.affine, image.header)
     brain = np.asarray(nib.load(mask).dataobj) > 0
     labels = atlas_on_bold(atlas, image, atlas_t1w=atlas_t1w, xfm=xfm)
     table = pd.read_csv(confounds, sep="\t")
@@ -219,7 +222,6 @@ def run_functional_connectome(bold: str, mask: str, confounds: str, outliers: st
                     "CovarianceEstimator": "empirical" if measure == "correlation" else estimator},
                    sidecar_path(path))
     fd = table["framewise_displacement"].to_numpy(dtype=float) if "framewise_displacement" in table else None
-    data = np.asarray(image.dataobj, dtype=np.float32)
     plot_functional_connectome(fd, params.fd_threshold, keep, data, labels, brain, matrices.get("correlation",
                                next(iter(matrices.values()))), out_figure,
                                title=f"{title}, atlas {atlas.name}: {int(keep.sum())}/{len(keep)} volumes kept, "
