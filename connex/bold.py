@@ -316,6 +316,8 @@ def compute_confounds(series: BoldSeries, motion: np.ndarray, masks: TissueMasks
     n_compcor : int
         aCompCor components to keep (fewer if the noise mask or the run is too small).
     """
+    from nipype.algorithms.confounds import compute_dvars, compute_noise_components
+
     source = series.source
     for name, mask in (("brain", masks.brain), ("white matter", masks.white_matter), ("CSF", masks.csf)):
         if mask.sum() == 0:
@@ -328,15 +330,13 @@ def compute_confounds(series: BoldSeries, motion: np.ndarray, masks: TissueMasks
                             "white_matter": data[masks.white_matter].mean(0)})
     image = nib.Nifti1Image(data, series.affine)
     with tempfile.TemporaryDirectory() as folder:
-        bold_file, mask_file = Path(folder) / "bold.nii.gz", Path(folder) / "mask.nii.gz"
+        bold_file, mask_file = Path(folder) / "bold.nii", Path(folder) / "mask.nii"  # uncompressed: faster
         nib.save(image, bold_file)
         nib.save(nib.Nifti1Image(masks.brain.astype(np.uint8), series.affine), mask_file)
-        from nipype.algorithms.confounds import compute_dvars, compute_noise_components
-
         std_dvars, dvars, _ = compute_dvars(str(bold_file), str(mask_file))
     noise_mask = nib.Nifti1Image((masks.white_matter | masks.csf).astype(np.uint8), series.affine)
     n_components = int(min(n_compcor, series.n_volumes - 2, (masks.white_matter | masks.csf).sum()))
-    components, _, variance = compute_noise_components(data.copy(), [noise_mask], components_criterion=n_components,
+    components, _, variance = compute_noise_components(data, [noise_mask], components_criterion=n_components,
                                                        filter_type="cosine", period_cut=128,
                                                        repetition_time=series.repetition_time, mask_names=["combined"])
     compcor = pd.DataFrame(components, columns=[f"a_comp_cor_{k:02d}" for k in range(components.shape[1])])
