@@ -139,7 +139,7 @@ def subject_dwi_runs(wildcards):
     """The DWI runs the inventory found for one participant (bval/bvec beside each)."""
     runs = [str(BIDS_DIR / f) for f in subject_inventory_row(wildcards)["dwi"].split(";")]
     stems = [r[: -len(".nii.gz")] if r.endswith(".nii.gz") else r[: -len(".nii")] for r in runs]
-    return {"dwi": runs, "bval": [s + ".bval" for s in stems], "bvec": [s + ".bvec" for s in stems]}
+    return {"dwi": runs, "bval": [f"{s}.bval" for s in stems], "bvec": [f"{s}.bvec" for s in stems]}
 
 
 def sc_matrix(subject, atlas, weight):
