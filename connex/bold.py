@@ -294,13 +294,23 @@ class TissueMasks:
     csf: np.ndarray
 
 
-def tissue_masks(brain: np.ndarray, probability: dict[str, np.ndarray], *, threshold: float = 0.9) -> TissueMasks:
-    """Noise masks for the tissue signals and CompCor: white matter above ``threshold``, eroded once
-    (kept uneroded if erosion would empty it); CSF above ``threshold``; both inside the brain."""
-    white_matter = (probability["WM"] >= threshold) & brain
-    eroded = ndimage.binary_erosion(white_matter)
-    csf = (probability["CSF"] >= threshold) & brain
-    return TissueMasks(brain=brain, white_matter=eroded if eroded.sum() >= 10 else white_matter, csf=csf)
+def tissue_masks(brain: np.ndarray, probability: dict[str, np.ndarray], *, thresholds=(0.9, 0.7, 0.5),
+                 min_voxels: int = 10) -> TissueMasks:
+    """Noise masks for the tissue signals and CompCor, inside the brain: white matter above the
+    first of ``thresholds`` that leaves ``min_voxels`` after one erosion (uneroded if none does),
+    CSF above the first that gives ``min_voxels`` (coarse BOLD grids blur the thin CSF spaces, so a
+    strict threshold can leave nothing)."""
+    def first_with_enough(tissue: str, erode: bool) -> np.ndarray:
+        mask = brain & False
+        for threshold in thresholds:
+            mask = (probability[tissue] >= threshold) & brain
+            candidate = ndimage.binary_erosion(mask) if erode else mask
+            if candidate.sum() >= min_voxels:
+                return candidate
+        return mask
+
+    return TissueMasks(brain=brain, white_matter=first_with_enough("WM", erode=True),
+                       csf=first_with_enough("CSF", erode=False))
 
 
 def compute_confounds(series: BoldSeries, motion: np.ndarray, masks: TissueMasks, *, n_compcor: int = 10

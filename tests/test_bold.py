@@ -16,6 +16,7 @@ from connex.bold import (
     framewise_displacement,
     load_bold,
     realign,
+    tissue_masks,
 )
 from connex.coreg import rigid_matrix
 from connex.errors import BIDSError
@@ -188,3 +189,14 @@ def test_missing_noise_mask_is_a_clear_error(rng):
     with pytest.raises(BIDSError, match="sub-09_task-rest_bold.nii.gz: the white matter mask is empty"):
         compute_confounds(series, np.zeros((10, 6)), TissueMasks(brain=~empty, white_matter=empty, csf=~empty))
 
+
+
+def test_tissue_masks_relax_the_threshold_on_coarse_grids():
+    brain = np.ones((10, 10, 10), bool)
+    wm = np.zeros(brain.shape)
+    wm[2:8, 2:8, 2:8] = 0.95
+    csf = np.zeros(brain.shape)
+    csf[0:3, 0:3, 0:2] = 0.6  # no voxel reaches 0.9 or 0.7, as thin CSF on a 6 mm grid
+    masks = tissue_masks(brain, {"WM": wm, "CSF": csf})
+    assert masks.white_matter.sum() == 4 ** 3  # 6^3 above 0.9, eroded once
+    assert masks.csf.sum() == 18
