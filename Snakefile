@@ -25,4 +25,5 @@ rule all:
         rules.report.output.html,
         all_anat_outputs,
         all_sc_outputs,
+        all_fc_decisions,
         all_fc_outputs,

@@ -223,6 +223,12 @@ def fc_kept_subjects():
     return kept
 
 
+def all_fc_decisions(wildcards):
+    """Every candidate's scrubbing decision, named up front so that all BOLD jobs run in parallel
+    (asked only through the checkpoint, they would come one subject at a time)."""
+    return [deriv(s, "func", "outliers", ".json", task=TASK) for s in fc_candidates()]
+
+
 def all_fc_outputs(wildcards):
     return [fc_matrix(s, a, m) for s in fc_kept_subjects() for a in ATLASES for m in FC_MEASURES]
 

@@ -96,5 +96,6 @@ rule functional_connectome:
 rule fc:
     """Target: every functional connectome of the runs kept after scrubbing."""
     input:
+        all_fc_decisions,
         all_fc_outputs,
         all_fc_figures,
