@@ -23,7 +23,6 @@ from connex.connectivity import (
     Censoring,
     CleaningParams,
     censor,
-    confound_columns,
     connectivity,
     parcellate,
     select_confounds,
@@ -135,11 +134,10 @@ def run_censoring(confounds: str, sidecar: str, bold: str, out_tsv: str, out_jso
     if "framewise_displacement" not in table.columns and params.fd_threshold is not None:
         raise BIDSError(f"{confounds}: no framewise_displacement column, which scrubbing needs "
                         f"(fd_threshold {params.fd_threshold} mm).")
-    select_confounds(table, params, confounds)  # a missing column is an error here, before any work
+    selected = select_confounds(table, params, confounds)  # a missing column is an error here, before any work
     repetition_time = repetition_time_of(sidecar, bold)
     fd = table.get("framewise_displacement", pd.Series(np.zeros(len(table)))).to_numpy(dtype=float)
-    n_regressors = len(confound_columns(params.strategy, global_signal=params.global_signal,
-                                        n_compcor=params.n_compcor))
+    n_regressors = 0 if selected is None else selected.shape[1]
     result = censor(fd, repetition_time, params, n_regressors=n_regressors)
     write_tsv(pd.DataFrame({"framewise_displacement": (~result.keep).astype(int)}), out_tsv)
     short = result.clean_seconds < STABLE_CLEAN_SECONDS
