@@ -17,13 +17,10 @@ include: "workflow/rules/anat.smk"
 include: "workflow/rules/dwi.smk"
 include: "workflow/rules/func.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/model.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.report.output.html,
-        all_anat_outputs,
-        all_sc_outputs,
-        all_fc_decisions,
-        all_fc_outputs,
+        all_outputs,

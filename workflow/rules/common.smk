@@ -235,3 +235,78 @@ def all_fc_outputs(wildcards):
 
 def all_fc_figures(wildcards):
     return [deriv(s, "figures", "qc", ".png", task=TASK, atlas=a, desc="fc") for s in fc_kept_subjects() for a in ATLASES]
+
+
+# ------------------------------------------------------------------------------- model stages
+MODEL = config["model"]
+MODEL_ATLAS = MODEL["atlas"] or ATLASES[0]
+CONNECTOMES_DIR = config["connectomes_dir"]
+GRAPH_MODELS = [m for m in MODEL["compare"] if m in ("connex", "connex_sc", "connex_fc", "early_fusion")]
+
+
+def model_weighting():
+    """Edge weighting of each modality: SC log1p; FC Fisher z for correlations (unless the FC
+    stage already wrote z values), covariance as is."""
+    correlation = MODEL["fc_measure"] in ("correlation", "partialcorrelation")
+    fisher = correlation and not (config["fc"]["fisher_z"] and not CONNECTOMES_DIR)
+    return {"sc": "log1p", "fc": "fisher_z" if fisher else "none"}
+
+
+def model_connectome_files(wildcards):
+    """participant_id -> {"sc": path, "fc": path} of the connectomes this workflow makes for the
+    labelled participants (empty with connectomes_dir: the dataset stage searches that folder)."""
+    if CONNECTOMES_DIR:
+        return {}
+    table = inventory()
+    labelled = set(table.loc[table["use_model"], "participant_id"])
+    files = {}
+    for subject in subjects_with("use_sc"):
+        if f"sub-{subject}" in labelled:
+            files.setdefault(f"sub-{subject}", {})["sc"] = sc_matrix(subject, MODEL_ATLAS, MODEL["sc_weight"])
+    for subject in fc_kept_subjects():
+        if f"sub-{subject}" in labelled:
+            files.setdefault(f"sub-{subject}", {})["fc"] = fc_matrix(subject, MODEL_ATLAS, MODEL["fc_measure"])
+    return files
+
+
+def model_dataset_inputs(wildcards):
+    """The connectome files (or, with connectomes_dir, its participants.tsv) the dataset reads."""
+    if CONNECTOMES_DIR:
+        return {"participants": str(Path(CONNECTOMES_DIR) / "participants.tsv")}
+    files = model_connectome_files(wildcards)
+    return {"participants": str(BIDS_DIR / "participants.tsv") if not IS_DEMO else rules.synthesize_demo.output.bids,
+            "connectomes": sorted(p for f in files.values() for p in f.values())}
+
+
+def model_dataset_params(wildcards, input):
+    """Where participants.tsv and the connectomes are, and which files to read."""
+    if CONNECTOMES_DIR:
+        return {"root": CONNECTOMES_DIR, "participants_dir": CONNECTOMES_DIR, "files": None}
+    return {"root": str(DERIVATIVES), "participants_dir": str(BIDS_DIR), "files": model_connectome_files(wildcards)}
+
+
+def model_splits():
+    """Split names (after the cv_splits checkpoint has run)."""
+    import pandas as pd
+
+    table = pd.read_csv(checkpoints.cv_splits.get().output.splits, sep="\t", usecols=["split"])
+    return sorted(table["split"].unique())
+
+
+def fold_file(kind, extension=".tsv"):
+    return group(f"folds/split-{{split}}_{kind}{extension}")
+
+
+def all_fold_files(kind):
+    def files(wildcards):
+        return [fold_file(kind).format(split=s) for s in model_splits()]
+
+    return files
+
+
+def all_outputs(wildcards):
+    """Everything from BIDS to metrics.tsv; with connectomes_dir, the model stages only."""
+    if CONNECTOMES_DIR:
+        return [rules.model_results.output.metrics]
+    return [rules.report.output.html, *all_anat_outputs(wildcards), *all_sc_outputs(wildcards),
+            *all_fc_decisions(wildcards), *all_fc_outputs(wildcards), rules.model_results.output.metrics]

@@ -1,0 +1,310 @@
+"""The connectome dataset: each subject's SC and FC matrices paired with label, site, age, sex.
+
+Shape letters: ``s`` subjects, ``n`` regions.
+
+Connectomes are read from a derivatives folder in the layout the pipeline writes (and that
+users of other tools can reproduce)::
+
+    <root>/participants.tsv                      participant_id, <label column>, site, age, sex
+    <root>/sub-<label>/dwi/sub-<label>_atlas-<atlas>_meas-<weight>_relmat.tsv
+    <root>/sub-<label>/func/sub-<label>_task-<task>_atlas-<atlas>_meas-<measure>_relmat.tsv
+
+A relmat TSV is an ``n x n`` tab-separated matrix in atlas order, with or without a header
+row of region names. Other entities (``ses-``, ``space-``, ``desc-``...) may appear in the
+name; exactly one file per subject and modality must match.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from connex.bids import read_participants
+from connex.errors import ConnexError
+from connex.io import atomic_path, write_tsv
+
+log = logging.getLogger(__name__)
+
+#: Modality -> BIDS datatype folder of its connectomes.
+MODALITY_DATATYPE = {"sc": "dwi", "fc": "func"}
+
+#: What happens to a labelled subject that lacks a modality's connectome.
+MISSING_POLICIES = ("exclude", "error")
+
+_SYMMETRY_TOLERANCE = 1e-6
+
+
+class ConnectomeError(ConnexError):
+    """A connectome file, or the set of connectomes, is not what the model stages need."""
+
+
+@dataclass
+class ConnectomeDataset:
+    """Paired connectomes of the subjects that enter the model.
+
+    Attributes
+    ----------
+    participants : DataFrame
+        One row per subject in dataset order: ``participant_id``, ``label`` (class name),
+        ``site``, ``age``, ``sex``, and the source file of each modality (``sc_file``, ``fc_file``).
+    classes : list of str
+        Class names; ``y`` indexes them (the second is the positive class, e.g. SZ).
+    regions : list of str
+        Region names in atlas order (``n``).
+    sc, fc : ndarray (s, n, n)
+        Raw matrices as read (the graph transform is fitted later, per training fold).
+    """
+
+    participants: pd.DataFrame
+    classes: list[str]
+    regions: list[str]
+    sc: np.ndarray
+    fc: np.ndarray
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def y(self) -> np.ndarray:
+        """Class index of each subject ``(s,)``."""
+        return self.participants["label"].map({c: i for i, c in enumerate(self.classes)}).to_numpy(int)
+
+    @property
+    def subjects(self) -> list[str]:
+        return self.participants["participant_id"].tolist()
+
+    def matrices(self, modality: str) -> np.ndarray:
+        """The raw matrices of ``"sc"`` or ``"fc"``, ``(s, n, n)``."""
+        return {"sc": self.sc, "fc": self.fc}[modality]
+
+    def save(self, target: str | Path) -> Path:
+        """Write the dataset as one ``.npz`` (matrices, region names, classes, participants table)."""
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, sc=self.sc, fc=self.fc, regions=np.array(self.regions),
+                                    classes=np.array(self.classes),
+                                    participants=self.participants.to_csv(sep="\t", index=False),
+                                    metadata=repr(self.metadata))
+        return Path(target)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ConnectomeDataset:
+        """Read a dataset written by :meth:`save`."""
+        from io import StringIO
+
+        with np.load(path, allow_pickle=False) as data:
+            participants = pd.read_csv(StringIO(str(data["participants"])), sep="\t", dtype={
+                "participant_id": str, "label": str, "site": str, "sex": str})
+            return cls(participants=participants, classes=data["classes"].tolist(),
+                       regions=data["regions"].tolist(), sc=data["sc"], fc=data["fc"])
+
+
+def read_relmat(path: str | Path, *, subject: str = "", symmetric: bool = True) -> tuple[np.ndarray, list[str] | None]:
+    """Read one connectivity matrix TSV, with or without a header row of region names.
+
+    Returns
+    -------
+    matrix : ndarray (n, n)
+    regions : list of str or None
+        The header's region names (``None`` when the file has no header row).
+
+    Raises
+    ------
+    ConnectomeError
+        Unreadable, not square, non-numeric cells, NaN or Inf, or (``symmetric``) not symmetric;
+        the message names the subject and the file.
+    """
+    path = Path(path)
+    who = f"{subject}: " if subject else ""
+    try:
+        lines = [line.rstrip("\n").rstrip("\r") for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConnectomeError(f"{who}{path}: cannot read the connectivity matrix ({error}).") from error
+    if not lines:
+        raise ConnectomeError(f"{who}{path}: empty file; expected an n x n tab-separated matrix.")
+    first = lines[0].split("\t")
+    regions = None if all(_is_number(cell) for cell in first) else first
+    rows = lines[1:] if regions is not None else lines
+    try:
+        matrix = np.array([[_number(cell) for cell in row.split("\t")] for row in rows], dtype=np.float64)
+    except ValueError as error:
+        raise ConnectomeError(f"{who}{path}: non-numeric cell ({error}); expected an n x n tab-separated "
+                              "matrix of numbers, optionally below one header row of region names.") from error
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 2:
+        shape = matrix.shape if matrix.ndim == 2 else f"rows of unequal length ({len(rows)} rows)"
+        raise ConnectomeError(f"{who}{path}: the matrix is not square ({shape}); expected n x n in atlas order.")
+    if regions is not None and len(regions) != matrix.shape[0]:
+        raise ConnectomeError(f"{who}{path}: {len(regions)} region names in the header for a "
+                              f"{matrix.shape[0]} x {matrix.shape[1]} matrix.")
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ConnectomeError(f"{who}{path}: {bad.sum()} NaN or Inf value(s) (first at row {i + 1}, "
+                              f"column {j + 1}); a connectome must be finite.")
+    if symmetric:
+        scale = max(np.abs(matrix).max(), 1e-12)
+        asym = np.abs(matrix - matrix.T).max()
+        if asym > _SYMMETRY_TOLERANCE * scale:
+            i, j = np.unravel_index(np.argmax(np.abs(matrix - matrix.T)), matrix.shape)
+            raise ConnectomeError(f"{who}{path}: the matrix is not symmetric (row {i + 1}, column {j + 1}: "
+                                  f"{matrix[i, j]:g} vs {matrix[j, i]:g}); SC and FC must be undirected.")
+    return matrix, regions
+
+
+def _number(cell: str) -> float:
+    """A cell's value; empty and n/a cells are NaN (reported as such, not as text)."""
+    return np.nan if cell.strip().lower() in ("", "n/a", "na") else float(cell)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def find_relmat(root: str | Path, subject: str, modality: str, *, atlas: str, meas: str,
+                task: str | None = None) -> Path | None:
+    """The one relmat of ``subject`` (label without ``sub-``) for a modality, or ``None``.
+
+    Looks in ``sub-<subject>/<datatype>/`` and ``sub-<subject>/ses-*/<datatype>/`` for a name
+    with ``_atlas-<atlas>_``, ``_meas-<meas>_`` (and ``_task-<task>_`` for FC when given)
+    ending in ``_relmat.tsv``.
+
+    Raises
+    ------
+    ConnectomeError
+        More than one file matches (the message lists them).
+    """
+    datatype = MODALITY_DATATYPE[modality]
+    folder = Path(root) / f"sub-{subject}"
+    candidates = sorted(folder.glob(f"{datatype}/*_relmat.tsv")) + sorted(folder.glob(f"ses-*/{datatype}/*_relmat.tsv"))
+    wanted = [f"_atlas-{atlas}_", f"_meas-{meas}_"] + ([f"_task-{task}_"] if task and modality == "fc" else [])
+    matches = [p for p in candidates if all(w in p.name.replace("_relmat.tsv", "_") for w in wanted)]
+    if len(matches) > 1:
+        raise ConnectomeError(f"sub-{subject}: {len(matches)} {modality.upper()} connectomes match atlas "
+                              f"'{atlas}' and measure '{meas}': {[str(m) for m in matches]}; keep one per "
+                              "subject (or use entities that tell them apart).")
+    return matches[0] if matches else None
+
+
+def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_measure: str = "correlation",
+                  task: str | None = "rest", participants_dir: str | Path | None = None,
+                  label_column: str = "diagnosis", classes: tuple[str, ...] = ("HC", "SZ"),
+                  site_column: str | None = "site", missing_modality: str = "exclude",
+                  subjects: list[str] | None = None, files: dict[str, dict[str, str]] | None = None
+                  ) -> tuple[ConnectomeDataset, pd.DataFrame]:
+    """Pair every labelled participant's SC and FC matrices.
+
+    Parameters
+    ----------
+    root : path
+        Folder with ``sub-*/dwi`` and ``sub-*/func`` connectomes.
+    atlas, sc_weight, fc_measure, task : str
+        Which files to read (entities of the relmat names).
+    participants_dir : path, optional
+        Folder of ``participants.tsv`` (default: ``root``).
+    label_column, classes, site_column
+        As in :func:`connex.bids.read_participants`; ``age`` and ``sex`` columns are kept when present.
+    missing_modality : {"exclude", "error"}
+        A labelled subject without one of the two connectomes is left out (logged, with the
+        reason in the returned table) or is an error.
+    subjects : list of str, optional
+        Restrict to these participant labels (without ``sub-``).
+    files : dict, optional
+        participant_id -> {"sc": path, "fc": path}: the exact files to read (the workflow passes
+        the connectomes it made, so a stale file of an excluded run is never picked up); a
+        participant or modality absent from it counts as missing. Default: search ``root``.
+
+    Returns
+    -------
+    dataset : ConnectomeDataset
+        The included subjects.
+    table : DataFrame
+        Every participant with ``included`` and ``reason`` (the dataset's audit trail).
+
+    Raises
+    ------
+    ConnectomeError
+        Matrices of different sizes or region names, a bad matrix (see :func:`read_relmat`),
+        a subject missing a modality under ``"error"``, fewer than two classes left.
+    """
+    if missing_modality not in MISSING_POLICIES:
+        raise ValueError(f"missing_modality must be one of {MISSING_POLICIES}; {missing_modality!r} was provided.")
+    root = Path(root)
+    participants = read_participants(participants_dir or root, label_column=label_column, classes=tuple(classes),
+                                     site_column=site_column)
+    rows, matrices = [], {"sc": [], "fc": []}
+    reference: tuple[str, int, list[str] | None] | None = None  # file, n, region names
+    measures = {"sc": sc_weight, "fc": fc_measure}
+    for participant_id, info in participants.iterrows():
+        subject = participant_id.removeprefix("sub-")
+        row = {"participant_id": participant_id, "label": info["label"],
+               "site": None if pd.isna(info["site"]) else info["site"],
+               "age": pd.to_numeric(info.get("age"), errors="coerce"), "sex": info.get("sex"), "sc_file": None, "fc_file": None,
+               "included": False, "reason": ""}
+        rows.append(row)
+        if subjects is not None and subject not in subjects:
+            row["reason"] = "not selected"
+            continue
+        if pd.isna(info["label"]):
+            row["reason"] = f"no {label_column} (n/a)"
+            continue
+        if files is None:
+            found = {m: find_relmat(root, subject, m, atlas=atlas, meas=measures[m], task=task) for m in ("sc", "fc")}
+        else:
+            found = {m: files.get(participant_id, {}).get(m) for m in ("sc", "fc")}
+        missing = [m.upper() for m, f in found.items() if f is None]
+        if missing:
+            message = (f"{participant_id}: no {' or '.join(missing)} connectome "
+                       f"(atlas '{atlas}', SC '{sc_weight}', FC '{fc_measure}') under {root / participant_id}")
+            if missing_modality == "error":
+                raise ConnectomeError(message + "; set missing_modality: exclude to leave such subjects out.")
+            row["reason"] = "missing " + " and ".join(missing)
+            log.warning("%s: left out of the model.", message)
+            continue
+        for modality, path in found.items():
+            matrix, regions = read_relmat(path, subject=participant_id)
+            if reference is None:
+                reference = (str(path), matrix.shape[0], regions)
+            elif matrix.shape[0] != reference[1]:
+                raise ConnectomeError(f"{participant_id}: {path} is {matrix.shape[0]} x {matrix.shape[0]}, but "
+                                      f"{reference[0]} is {reference[1]} x {reference[1]}; all connectomes must "
+                                      "use the same atlas.")
+            elif regions is not None and reference[2] is not None and regions != reference[2]:
+                diff = next(i for i, (a, b) in enumerate(zip(regions, reference[2])) if a != b)
+                raise ConnectomeError(f"{participant_id}: {path} names region {diff + 1} "
+                                      f"'{regions[diff]}' where {reference[0]} has '{reference[2][diff]}'; "
+                                      "all connectomes must list the regions in the same atlas order.")
+            elif regions is not None and reference[2] is None:
+                reference = (reference[0], reference[1], regions)
+            matrices[modality].append(matrix)
+            row[f"{modality}_file"] = str(path)
+        row["included"] = True
+    table = pd.DataFrame(rows)
+    included = table[table["included"]].reset_index(drop=True)
+    present = sorted(set(included["label"]))
+    if len(present) < 2:
+        counts = table.groupby("reason").size().to_dict() if len(table) else {}
+        raise ConnectomeError(f"{participants_dir or root}/participants.tsv: the model needs subjects of at least two "
+                              f"classes of {list(classes)}; the usable subjects have {present or 'none'} "
+                              f"({len(included)} usable; left out: {counts}).")
+    n = reference[1]
+    regions = reference[2] or [f"region-{i + 1:03d}" for i in range(n)]
+    dataset = ConnectomeDataset(
+        participants=included.drop(columns=["included", "reason"]),
+        classes=list(classes), regions=regions,
+        sc=np.stack(matrices["sc"]), fc=np.stack(matrices["fc"]),
+        metadata={"atlas": atlas, "sc_weight": sc_weight, "fc_measure": fc_measure, "task": task})
+    log.info("Connectome dataset: %d subjects (%s), %d regions; %d left out.", len(included),
+             included["label"].value_counts().to_dict(), n, int((~table["included"]).sum()))
+    return dataset, table
+
+
+def write_dataset(dataset: ConnectomeDataset, table: pd.DataFrame, out_npz: str | Path, out_tsv: str | Path) -> None:
+    """Write the dataset (``.npz``) and its audit table (every participant, included or not, why)."""
+    dataset.save(out_npz)
+    write_tsv(table, out_tsv)

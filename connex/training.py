@@ -1,0 +1,224 @@
+"""Training a graph model on one training fold: device, seeds, mixed precision, early stopping.
+
+Shape letters: ``s`` subjects, ``c`` classes.
+
+The validation subjects used for early stopping are carved from the training fold by the
+caller (:func:`validation_split`); the test fold never reaches this module.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import train_test_split
+
+from connex.graphs import SubjectGraphs, collate
+from connex.io import atomic_path
+from connex.model import joint_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainParams:
+    """Optimisation settings (config ``model.training``).
+
+    Attributes
+    ----------
+    epochs : int
+        Maximum number of epochs.
+    batch_size : int
+    learning_rate, weight_decay : float
+        AdamW settings.
+    patience : int
+        Epochs without a better validation loss before stopping.
+    loss_weights : dict
+        Weight of each head's cross-entropy in the joint loss (``sc``, ``fc``, ``fused``).
+    mask_epochs : int
+        Epochs of the edge-mask fine-tuning phase (models with an edge mask only).
+    mask_l1 : float
+        Weight of the mask's sparsity penalty in that phase.
+    device : str
+        ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    mixed_precision : bool
+        bfloat16 autocast on CUDA (ignored on CPU, where it would change the numbers).
+    seed : int
+    """
+
+    epochs: int = 100
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-3
+    patience: int = 20
+    loss_weights: dict = field(default_factory=lambda: {"sc": 0.5, "fc": 0.5, "fused": 1.0})
+    mask_epochs: int = 20
+    mask_l1: float = 0.01
+    device: str = "auto"
+    mixed_precision: bool = True
+    seed: int = 0
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; otherwise the named device (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} was requested but CUDA is not available (torch "
+                           f"{torch.__version__}); use device: auto or cpu.")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so a rerun gives the same numbers on CPU."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def validation_split(y: np.ndarray, train_index: np.ndarray, *, fraction: float, seed: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Split a training fold into (fit, validation) subject indices, stratified by class.
+
+    At least one subject of each class goes to validation; raises ``ValueError`` when a class
+    has fewer than two subjects in the training fold.
+    """
+    labels = y[train_index]
+    classes, counts = np.unique(labels, return_counts=True)
+    if counts.min() < 2:
+        raise ValueError(f"A training fold has {counts.min()} subject(s) of class {classes[counts.argmin()]}; "
+                         "early stopping needs at least two of each class (one to fit, one to validate).")
+    n_val = max(int(round(fraction * len(train_index))), len(classes))
+    n_val = min(n_val, len(train_index) - len(classes))
+    fit, val = train_test_split(train_index, test_size=n_val, stratify=labels, random_state=seed)
+    return np.sort(fit), np.sort(val)
+
+
+def _batches(indices: np.ndarray, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    order = rng.permutation(indices) if rng is not None else indices
+    return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _forward(model, graphs: dict[str, SubjectGraphs], index: np.ndarray, device: torch.device, amp: bool):
+    batch = {name: collate(g, index).to(device) for name, g in graphs.items()}
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+        logits = model(batch)
+    return {k: v.float() for k, v in logits.items()}
+
+
+@dataclass
+class TrainResult:
+    """The best model state and the learning curves."""
+
+    state_dict: dict
+    history: pd.DataFrame
+    best_epoch: int
+
+
+def train_model(model: torch.nn.Module, graphs: dict[str, SubjectGraphs], y: np.ndarray,
+                fit_index: np.ndarray, val_index: np.ndarray, params: TrainParams, *,
+                progress: bool = False, description: str = "") -> TrainResult:
+    """Train ``model`` on subjects ``fit_index``, early-stopping on the joint loss of ``val_index``.
+
+    Models with edge masks (``model.edge_masks``) get a second phase: the masks are unfrozen
+    and trained with an L1 penalty for ``mask_epochs`` while the backbones are fine-tuned.
+    The model ends in the state with the best validation loss.
+    """
+    device = resolve_device(params.device)
+    amp = params.mixed_precision and device.type == "cuda"
+    seed_everything(params.seed)
+    model.to(device)
+    rng = np.random.default_rng(params.seed)
+    target = torch.as_tensor(y, dtype=torch.long, device=device)
+    history = []
+    best = (float("inf"), copy.deepcopy(model.state_dict()), 0)
+    masks = getattr(model, "edge_masks", None)
+    phases = [("train", params.epochs)]
+    if masks is not None and len(masks):
+        phases.append(("mask", params.mask_epochs))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=sum(n for _, n in phases), desc=description or "training", leave=False)
+    epoch = 0
+    for phase, n_epochs in phases:
+        if phase == "mask":
+            model.load_state_dict(best[1])
+            masks.requires_grad_(True)
+            best = (float("inf"), best[1], best[2])
+        optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                      lr=params.learning_rate, weight_decay=params.weight_decay)
+        since_best = 0
+        for _ in range(n_epochs):
+            epoch += 1
+            model.train()
+            train_loss = 0.0
+            for index in _batches(fit_index, params.batch_size, rng):
+                optimiser.zero_grad(set_to_none=True)
+                loss = joint_loss(_forward(model, graphs, index, device, amp), target[index], params.loss_weights)
+                if phase == "mask":
+                    loss = loss + params.mask_l1 * sum(m.penalty() for m in masks.values())
+                loss.backward()
+                optimiser.step()
+                train_loss += loss.item() * len(index)
+            val_loss = evaluate_loss(model, graphs, target, val_index, params, device, amp)
+            history.append({"epoch": epoch, "phase": phase, "train_loss": train_loss / len(fit_index),
+                            "val_loss": val_loss})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(train=f"{train_loss / len(fit_index):.3f}", val=f"{val_loss:.3f}")
+            if val_loss < best[0] - 1e-6:
+                best, since_best = (val_loss, copy.deepcopy(model.state_dict()), epoch), 0
+            else:
+                since_best += 1
+                if since_best >= params.patience:
+                    break
+    if bar is not None:
+        bar.close()
+    model.load_state_dict(best[1])
+    if masks is not None:
+        masks.requires_grad_(False)
+    log.info("%s: best validation loss %.4f at epoch %d of %d.", description or "model", best[0], best[2], epoch)
+    return TrainResult(state_dict=best[1], history=pd.DataFrame(history), best_epoch=best[2])
+
+
+@torch.no_grad()
+def evaluate_loss(model, graphs, target, index, params: TrainParams, device, amp) -> float:
+    model.eval()
+    total = 0.0
+    for batch in _batches(index, params.batch_size, None):
+        total += joint_loss(_forward(model, graphs, batch, device, amp), target[batch], params.loss_weights).item() * len(batch)
+    return total / len(index)
+
+
+@torch.no_grad()
+def predict_proba(model: torch.nn.Module, graphs: dict[str, SubjectGraphs], index: np.ndarray,
+                  params: TrainParams, *, head: str = "fused") -> np.ndarray:
+    """Class probabilities ``(len(index), c)`` of one head for subjects ``index``."""
+    device = resolve_device(params.device)
+    amp = params.mixed_precision and device.type == "cuda"
+    model.to(device).eval()
+    out = [torch.softmax(_forward(model, graphs, batch, device, amp)[head], dim=1).cpu()
+           for batch in _batches(np.asarray(index), params.batch_size, None)]
+    return torch.cat(out).numpy()
+
+
+def save_checkpoint(model: torch.nn.Module, target: str | Path) -> Path:
+    """Save the model's state dict (tensors only: loadable with ``weights_only=True``)."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(target) as tmp:
+        torch.save(state, tmp)
+    return Path(target)
+
+
+def load_checkpoint(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:
+    """Load a state dict saved by :func:`save_checkpoint` (``weights_only=True``: no code runs)."""
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model

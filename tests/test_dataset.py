@@ -1,0 +1,215 @@
+"""The connectome dataset stage and the graphs: reading relmats, policies, bad input, transforms."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from connex.dataset import (
+    ConnectomeDataset,
+    ConnectomeError,
+    build_dataset,
+    find_relmat,
+    read_relmat,
+)
+from connex.graphs import GraphTransform, collate, concatenate_graphs, edge_weights
+
+N = 7  # regions: an odd size so that a transposed or flattened matrix cannot pass
+
+
+def random_pair(rng, n=N):
+    counts = rng.poisson(20, size=(n, n)).astype(float)
+    counts = np.triu(counts, 1) + np.triu(counts, 1).T
+    series = rng.standard_normal((50, n))
+    return counts, np.corrcoef(series.T)
+
+
+def write_relmat(path, matrix, header=True):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = [f"R{i + 1}" for i in range(matrix.shape[1])]
+    pd.DataFrame(matrix, columns=names).to_csv(path, sep="\t", index=False, header=header)
+
+
+def make_connectomes(root, rng, labels=("HC", "SZ", "HC", "SZ", "HC", "SZ"), header=True):
+    """A connectomes-from-elsewhere folder: participants.tsv and one SC, one FC per subject."""
+    ids = [f"sub-{i + 1:02d}" for i in range(len(labels))]
+    pd.DataFrame({"participant_id": ids, "diagnosis": labels, "site": ["A", "B"] * (len(ids) // 2),
+                  "age": np.arange(len(ids)) + 20.0, "sex": "F"}).to_csv(root / "participants.tsv", sep="\t", index=False)
+    for pid in ids:
+        sc, fc = random_pair(rng)
+        write_relmat(root / pid / "dwi" / f"{pid}_atlas-toy_meas-count_relmat.tsv", sc, header)
+        write_relmat(root / pid / "func" / f"{pid}_task-rest_atlas-toy_meas-correlation_relmat.tsv", fc, header)
+    return ids
+
+
+def test_read_relmat_with_and_without_header(tmp_path, rng):
+    sc, _ = random_pair(rng)
+    write_relmat(tmp_path / "a.tsv", sc, header=True)
+    write_relmat(tmp_path / "b.tsv", sc, header=False)
+    with_header, names = read_relmat(tmp_path / "a.tsv")
+    without, no_names = read_relmat(tmp_path / "b.tsv")
+    assert np.array_equal(with_header, sc) and np.array_equal(without, sc)
+    assert names == [f"R{i}" for i in range(1, N + 1)] and no_names is None
+
+
+@pytest.mark.parametrize("problem, match", [
+    ("not_square", "not square"),
+    ("asymmetric", "not symmetric"),
+    ("nan", "NaN or Inf"),
+    ("inf", "NaN or Inf"),
+    ("text", "non-numeric"),
+])
+def test_read_relmat_rejects_bad_matrices_naming_subject_and_file(tmp_path, rng, problem, match):
+    sc, _ = random_pair(rng)
+    if problem == "not_square":
+        sc = sc[:, :-1]
+    elif problem == "asymmetric":
+        sc[0, 3] += 5
+    elif problem == "nan":
+        sc[2, 2] = np.nan
+    elif problem == "inf":
+        sc[1, 4] = sc[4, 1] = np.inf
+    path = tmp_path / "bad_relmat.tsv"
+    write_relmat(path, sc)
+    if problem == "text":
+        path.write_text(path.read_text().replace("\n", "\nfoo\t", 1).replace("\n", "\n", 1))
+    with pytest.raises(ConnectomeError, match=match) as error:
+        read_relmat(path, subject="sub-09")
+    assert "sub-09" in str(error.value) and str(path) in str(error.value)
+
+
+def test_build_dataset_pairs_matrices_with_participants(tmp_path, rng):
+    ids = make_connectomes(tmp_path, rng, header=False)
+    dataset, table = build_dataset(tmp_path, atlas="toy")
+    assert dataset.subjects == ids and dataset.sc.shape == (6, N, N) and dataset.fc.shape == (6, N, N)
+    assert dataset.y.tolist() == [0, 1, 0, 1, 0, 1] and dataset.classes == ["HC", "SZ"]
+    expected, _ = read_relmat(tmp_path / "sub-03" / "func" / "sub-03_task-rest_atlas-toy_meas-correlation_relmat.tsv")
+    assert np.array_equal(dataset.fc[2], expected)
+    assert dataset.participants["site"].tolist() == ["A", "B"] * 3 and dataset.participants["age"].iloc[4] == 24
+    assert table["included"].all()
+    dataset.save(tmp_path / "d.npz")
+    again = ConnectomeDataset.load(tmp_path / "d.npz")
+    assert np.array_equal(again.sc, dataset.sc) and again.subjects == ids and again.y.tolist() == dataset.y.tolist()
+
+
+def test_subject_missing_a_modality_is_excluded_or_an_error(tmp_path, rng):
+    make_connectomes(tmp_path, rng, labels=("HC", "SZ") * 3)
+    (tmp_path / "sub-02" / "func" / "sub-02_task-rest_atlas-toy_meas-correlation_relmat.tsv").unlink()
+    dataset, table = build_dataset(tmp_path, atlas="toy")
+    assert "sub-02" not in dataset.subjects and len(dataset.subjects) == 5
+    assert table.set_index("participant_id").loc["sub-02", "reason"] == "missing FC"
+    with pytest.raises(ConnectomeError, match="sub-02: no FC connectome"):
+        build_dataset(tmp_path, atlas="toy", missing_modality="error")
+
+
+def test_unlabelled_participant_is_left_out(tmp_path, rng):
+    make_connectomes(tmp_path, rng, labels=("HC", "SZ", "n/a", "SZ", "HC", "SZ"))
+    dataset, table = build_dataset(tmp_path, atlas="toy")
+    assert "sub-03" not in dataset.subjects
+    assert table.set_index("participant_id").loc["sub-03", "reason"] == "no diagnosis (n/a)"
+
+
+def test_matrices_of_different_sizes_name_the_subject_and_file(tmp_path, rng):
+    make_connectomes(tmp_path, rng)
+    path = tmp_path / "sub-04" / "dwi" / "sub-04_atlas-toy_meas-count_relmat.tsv"
+    write_relmat(path, random_pair(rng, n=N + 1)[0])
+    with pytest.raises(ConnectomeError, match=r"sub-04: .*sub-04_atlas-toy_meas-count_relmat.tsv is 8 x 8, but .* is 7 x 7"):
+        build_dataset(tmp_path, atlas="toy")
+
+
+def test_region_names_in_a_different_order_are_an_error(tmp_path, rng):
+    make_connectomes(tmp_path, rng)
+    path = tmp_path / "sub-05" / "dwi" / "sub-05_atlas-toy_meas-count_relmat.tsv"
+    text = path.read_text().split("\n", 1)
+    path.write_text(text[0].replace("R1\tR2", "R2\tR1") + "\n" + text[1])
+    with pytest.raises(ConnectomeError, match="sub-05: .* names region 1 'R2'"):
+        build_dataset(tmp_path, atlas="toy")
+
+
+def test_only_one_class_is_an_error(tmp_path, rng):
+    make_connectomes(tmp_path, rng, labels=("SZ",) * 4)
+    with pytest.raises(ConnectomeError, match="at least two classes"):
+        build_dataset(tmp_path, atlas="toy")
+
+
+def test_two_matching_files_are_an_error(tmp_path, rng):
+    make_connectomes(tmp_path, rng)
+    extra = tmp_path / "sub-01" / "dwi" / "sub-01_atlas-toy_meas-count_desc-other_relmat.tsv"
+    write_relmat(extra, random_pair(rng)[0])
+    with pytest.raises(ConnectomeError, match="2 SC connectomes match"):
+        find_relmat(tmp_path, "01", "sc", atlas="toy", meas="count")
+    # entities are matched whole: meas-count does not match meas-countvolnorm
+    other = tmp_path / "sub-02" / "dwi" / "sub-02_atlas-toy_meas-countvolnorm_relmat.tsv"
+    write_relmat(other, random_pair(rng)[0])
+    assert find_relmat(tmp_path, "02", "sc", atlas="toy", meas="count").name == "sub-02_atlas-toy_meas-count_relmat.tsv"
+
+
+def test_synthetic_connectomes_only_output_is_a_valid_input(tmp_path):
+    from connex.synth import SynthConfig
+    from connex.synth.cohort import generate_connectomes
+
+    out = generate_connectomes(tmp_path / "synth", SynthConfig(n_subjects=6, n_regions=10, n_volumes=60, n_sc_effect_edges=2, n_fc_effect_edges=2))
+    dataset, table = build_dataset(out, atlas="synth")
+    assert len(dataset.subjects) == 6 and dataset.sc.shape == (6, 10, 10)
+    names = pd.read_csv(out / "derivatives" / "groundtruth" / "atlas-synth_dseg.tsv", sep="\t")["name"].tolist()
+    assert dataset.regions == names
+
+
+# --------------------------------------------------------------------------------- graphs
+
+def test_edge_weights_log_scale_sc_and_fisher_z_fc():
+    sc = np.array([[[0.0, np.e - 1], [np.e - 1, 0.0]]])
+    fc = np.array([[[1.0, np.tanh(0.5)], [np.tanh(0.5), 1.0]]])
+    assert np.allclose(edge_weights(sc, "log1p"), [[[0, 1], [1, 0]]])
+    assert np.allclose(edge_weights(fc, "fisher_z"), [[[0, 0.5], [0.5, 0]]])  # diagonal zeroed, not inf
+    with pytest.raises(ValueError, match="non-negative"):
+        edge_weights(-sc, "log1p")
+
+
+def test_topk_keeps_each_regions_strongest_connections():
+    # one subject, 4 regions: region 0's strongest partner is 3, region 1's is 2, etc.
+    matrix = np.array([[0, 1, 2, 9], [1, 0, 8, 3], [2, 8, 0, 4], [9, 3, 4, 0]], dtype=float)
+    graphs = GraphTransform("none", sparsify="topk", k=1).fit(matrix[None]).transform(matrix[None])
+    edges = set(map(tuple, graphs.edge_index[0].T.tolist()))
+    assert edges == {(0, 3), (3, 0), (1, 2), (2, 1)}
+    assert np.allclose(sorted(graphs.edge_weight[0]), np.array([8, 8, 9, 9]) / 8.5)  # divided by the mean kept weight
+
+
+def test_proportional_threshold_is_fitted_on_training_subjects_only(rng):
+    train = np.stack([random_pair(rng)[0] for _ in range(5)])
+    test = train[:2] * 10.0  # much stronger test connectomes
+    transform = GraphTransform("log1p", sparsify="proportional", density=0.2).fit(train)
+    threshold = transform.threshold_
+    graphs = transform.transform(test)
+    assert transform.threshold_ == threshold  # transform never refits
+    # with the training threshold, the stronger test matrices keep more edges than the 20% density
+    kept = np.mean([len(w) for w in graphs.edge_weight]) / (N * (N - 1))
+    assert kept > 0.2
+    again = GraphTransform("log1p", sparsify="proportional", density=0.2).fit(test)
+    assert again.threshold_ > threshold
+
+
+def test_feature_scaler_is_fitted_on_training_subjects(rng):
+    train = np.stack([random_pair(rng)[1] for _ in range(6)])
+    transform = GraphTransform("fisher_z").fit(train)
+    features = transform.transform(train).features
+    off_diagonal = ~np.eye(N, dtype=bool)
+    assert np.allclose(features.mean(0)[off_diagonal], 0, atol=1e-5)
+    assert np.allclose(features.std(0)[off_diagonal], 1, atol=1e-4)
+    shifted = transform.transform(train + 0.0)
+    assert np.array_equal(shifted.features, features)
+
+
+def test_collate_offsets_edges_and_concatenate_graphs(rng):
+    matrices = np.stack([random_pair(rng)[0] for _ in range(3)])
+    sc = GraphTransform("log1p", k=2).fit(matrices).transform(matrices)
+    fc = GraphTransform("none", k=2).fit(matrices).transform(-matrices)
+    batch = collate(sc, [2, 0])
+    assert batch.x.shape == (2 * N, N) and batch.n_graphs == 2
+    first = sc.edge_index[2].shape[1]
+    assert np.array_equal(batch.edge_index[:, :first].numpy(), sc.edge_index[2])
+    assert np.array_equal(batch.edge_index[:, first:].numpy(), sc.edge_index[0] + N)
+    assert np.array_equal(batch.edge_pair[:first].numpy(), sc.edge_index[2][0] * N + sc.edge_index[2][1])
+    fused = concatenate_graphs(sc, fc)
+    assert fused.features.shape == (3, N, 2 * N)
+    union = set(map(tuple, sc.edge_index[1].T.tolist())) | set(map(tuple, fc.edge_index[1].T.tolist()))
+    assert set(map(tuple, fused.edge_index[1].T.tolist())) == union

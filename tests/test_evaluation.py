@@ -1,0 +1,186 @@
+"""Cross-validation, training and metrics: same splits for every model, nothing fitted on test folds."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from connex.dataset import ConnectomeDataset, ConnectomeError
+from connex.evaluation import (
+    build_graphs,
+    classification_metrics,
+    edge_vectors,
+    fit_linear,
+    fold_metrics,
+    make_splits,
+    run_fold,
+    split_indices,
+    summarise_metrics,
+)
+from connex.training import (
+    TrainParams,
+    load_checkpoint,
+    resolve_device,
+    validation_split,
+)
+
+N = 10
+
+
+def toy_dataset(rng, n_subjects=40, n=N, effect=1.5, sites=2) -> ConnectomeDataset:
+    """SZ have a weaker SC edge (0, 1) and a weaker FC edge (2, 3): complementary, learnable."""
+    y = np.arange(n_subjects) % 2
+    sc = rng.poisson(30, size=(n_subjects, n, n)).astype(float)
+    sc[y == 1, 0, 1] = rng.poisson(30 / (1 + effect), size=(y == 1).sum())
+    sc = np.triu(sc, 1) + np.transpose(np.triu(sc, 1), (0, 2, 1))
+    fc = np.empty((n_subjects, n, n))
+    for s in range(n_subjects):
+        series = rng.standard_normal((120, n))
+        if y[s] == 0:
+            series[:, 3] += effect * series[:, 2]
+        fc[s] = np.corrcoef(series.T)
+    participants = pd.DataFrame({"participant_id": [f"sub-{i + 1:03d}" for i in range(n_subjects)],
+                                 "label": np.array(["HC", "SZ"])[y], "site": [f"S{i % sites + 1}" for i in range(n_subjects)],
+                                 "age": 30.0, "sex": "F"})
+    return ConnectomeDataset(participants=participants, classes=["HC", "SZ"], regions=[f"R{i}" for i in range(n)],
+                             sc=sc, fc=fc)
+
+
+FAST = TrainParams(epochs=30, batch_size=16, learning_rate=3e-3, patience=10)
+SMALL = {"hidden": 16, "layers": 1, "attention_heads": 2, "mixer_blocks": 1, "dropout": 0.1}
+GRAPH = {"sparsify": "topk", "k": 3, "density": 0.1}
+
+
+def test_classification_metrics_by_hand():
+    y = np.array([0, 0, 0, 1, 1])
+    predicted = np.array([0, 1, 0, 1, 0])
+    score = np.array([0.1, 0.6, 0.2, 0.9, 0.4])
+    metrics = classification_metrics(y, predicted, score)
+    assert metrics["accuracy"] == pytest.approx(3 / 5)
+    assert metrics["sensitivity"] == pytest.approx(1 / 2) and metrics["specificity"] == pytest.approx(2 / 3)
+    assert metrics["balanced_accuracy"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert metrics["roc_auc"] == pytest.approx(5 / 6)  # 5 of the 6 (SZ, HC) pairs ranked right
+    assert metrics["f1"] == pytest.approx(2 * 0.5 * 0.5 / (0.5 + 0.5))
+
+
+def test_repeated_stratified_splits_test_every_subject_once_per_repeat(rng):
+    dataset = toy_dataset(rng, n_subjects=30)
+    splits = make_splits(dataset, n_folds=5, n_repeats=2, seed=3)
+    assert sorted(splits["split"].unique()) == [f"r{r:02d}f{f:02d}" for r in (1, 2) for f in range(1, 6)]
+    tested = splits[splits["role"] == "test"].groupby("repeat")["participant_id"]
+    assert all(sorted(ids) == dataset.subjects for _, ids in tested)
+    for split in splits["split"].unique():
+        _, test = split_indices(dataset, splits, split)
+        assert np.bincount(dataset.y[test]).tolist() == [3, 3]  # stratified
+    first = splits[splits["repeat"] == 1].query("role == 'test'").groupby("fold")["participant_id"].apply(set)
+    second = splits[splits["repeat"] == 2].query("role == 'test'").groupby("fold")["participant_id"].apply(set)
+    assert list(first) != list(second)  # repeats reshuffle
+    assert make_splits(dataset, n_folds=5, n_repeats=2, seed=3).equals(splits)  # seeded
+
+
+def test_leave_site_out_splits(rng):
+    dataset = toy_dataset(rng, n_subjects=12, sites=3)
+    splits = make_splits(dataset, scheme="leave_site_out")
+    assert sorted(splits["split"].unique()) == ["site-S1", "site-S2", "site-S3"]
+    test = splits[(splits["split"] == "site-S2") & (splits["role"] == "test")]["participant_id"]
+    assert set(test) == set(dataset.participants.loc[dataset.participants["site"] == "S2", "participant_id"])
+
+
+def test_fewer_subjects_of_a_class_than_folds_is_a_clear_error(rng):
+    dataset = toy_dataset(rng, n_subjects=8)
+    with pytest.raises(ConnectomeError, match=r"at least 5 subjects of each class; the dataset has .*'HC': 4"):
+        make_splits(dataset, n_folds=5)
+
+
+def test_validation_split_is_carved_from_the_training_fold_only(rng):
+    y = np.arange(40) % 2
+    train = np.arange(10, 40)
+    fit, val = validation_split(y, train, fraction=0.2, seed=0)
+    assert set(fit) | set(val) == set(train) and not set(fit) & set(val)
+    assert len(val) == 6 and np.bincount(y[val]).tolist() == [3, 3]
+    with pytest.raises(ValueError, match="at least two of each class"):
+        validation_split(y, np.array([0, 1, 2]), fraction=0.2, seed=0)
+
+
+def test_graphs_and_linear_baselines_do_not_see_the_test_fold(rng):
+    dataset = toy_dataset(rng)
+    splits = make_splits(dataset, n_folds=4, n_repeats=1)
+    train, test = split_indices(dataset, splits, "r01f01")
+    graphs = build_graphs(dataset, train, **GRAPH)
+    corrupted = ConnectomeDataset(dataset.participants, dataset.classes, dataset.regions,
+                                  dataset.sc.copy(), dataset.fc.copy())
+    corrupted.sc[test] *= 100.0
+    corrupted.fc[test] = np.eye(N)
+    again = build_graphs(corrupted, train, **GRAPH)
+    for modality in ("sc", "fc"):  # training subjects' graphs do not change when test subjects do
+        assert np.array_equal(graphs[modality].features[train], again[modality].features[train])
+    X, Xc = edge_vectors(dataset), edge_vectors(corrupted)
+    y = dataset.y
+    clean, dirty = fit_linear("logistic_regression", X, y, train, 0), fit_linear("logistic_regression", Xc, y, train, 0)
+    assert np.array_equal(clean[-1].coef_, dirty[-1].coef_)
+    assert np.allclose(clean[0].mean_, X[train].mean(0))
+
+
+def test_run_fold_trains_every_model_on_the_same_split_and_is_reproducible(rng, tmp_path):
+    torch.set_num_threads(1)
+    dataset = toy_dataset(rng)
+    splits = make_splits(dataset, n_folds=4, n_repeats=1)
+    models = ["connex", "connex_sc", "connex_fc", "early_fusion", "logistic_regression", "linear_svm"]
+    out = run_fold(dataset, splits, "r01f02", models=models, graph_params=GRAPH, model_params=SMALL,
+                   train_params=FAST, checkpoint_dir=tmp_path)
+    predictions = out["predictions"]
+    _, test = split_indices(dataset, splits, "r01f02")
+    for model in models:
+        rows = predictions[predictions["model"] == model]
+        assert sorted(rows["participant_id"]) == sorted(np.array(dataset.subjects)[test])
+    metrics = fold_metrics(predictions).set_index("model")
+    # the toy effect is strong: the linear models and ConneX find it on 10 test subjects
+    assert metrics.loc["logistic_regression", "roc_auc"] >= 0.8
+    assert metrics.loc["connex", "roc_auc"] >= 0.8
+    assert set(out["importance"]["model"]) == {"connex", "connex_sc", "connex_fc", "early_fusion", "logistic_regression"}
+    assert out["info"]["n_train"] == 30 and out["info"]["n_test"] == 10 and out["info"]["n_validation"] == 6
+    # checkpoints are plain state dicts: they load with weights_only=True into a fresh model
+    from connex.evaluation import make_graph_model, model_inputs
+
+    inputs = model_inputs("connex", build_graphs(dataset, np.arange(40), **GRAPH))
+    model = load_checkpoint(make_graph_model("connex", inputs, SMALL), tmp_path / "split-r01f02_model-connex.pt")
+    assert isinstance(model, torch.nn.Module)
+    # same seed, same numbers (CPU)
+    again = run_fold(dataset, splits, "r01f02", models=["connex", "linear_svm"], graph_params=GRAPH,
+                     model_params=SMALL, train_params=FAST)["predictions"]
+    for model in ("connex", "linear_svm"):
+        assert np.array_equal(again[again["model"] == model]["score"].to_numpy(),
+                              predictions[predictions["model"] == model]["score"].to_numpy())
+
+
+def test_importance_finds_the_effect_edges(rng):
+    torch.set_num_threads(1)
+    dataset = toy_dataset(rng, n_subjects=60, effect=3.0)
+    splits = make_splits(dataset, n_folds=3, n_repeats=1)
+    out = run_fold(dataset, splits, "r01f01", models=["logistic_regression"], graph_params=GRAPH,
+                   model_params=SMALL, train_params=FAST)
+    importance = out["importance"]
+    for modality, pair in (("sc", (1, 2)), ("fc", (3, 4))):
+        table = importance[importance["modality"] == modality]
+        top = table.nlargest(1, "importance").iloc[0]
+        assert (top["region_i"], top["region_j"]) == pair
+
+
+def test_summary_gives_mean_and_sd_over_splits_and_a_permutation_p_value():
+    per_split = pd.DataFrame({"model": ["connex"] * 3, "split": ["a", "b", "c"], "n_test": 10,
+                              "accuracy": [0.7, 0.8, 0.9], "balanced_accuracy": 0.8, "sensitivity": 0.8,
+                              "specificity": 0.8, "roc_auc": [0.8, 0.9, 1.0], "f1": 0.8})
+    null = pd.DataFrame({"split": "a", "model": "connex", "permutation": [1, 2, 3, 4],
+                         "roc_auc": [0.5, 0.95, 0.4, 0.6]})
+    summary = summarise_metrics(per_split, null).iloc[0]
+    assert summary["accuracy_mean"] == pytest.approx(0.8) and summary["accuracy_std"] == pytest.approx(0.1)
+    assert summary["p_value"] == pytest.approx((1 + 1) / (1 + 4))  # one permutation reaches 0.9
+
+
+def test_device_auto_is_cpu_without_cuda():
+    if torch.cuda.is_available():
+        assert resolve_device("auto").type == "cuda"
+    else:
+        assert resolve_device("auto").type == "cpu"
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            resolve_device("cuda")

@@ -1,0 +1,14 @@
+from connex.logs import log_to_file
+
+log_to_file(snakemake.log[0])
+
+from connex.dataset import ConnectomeDataset  # noqa: E402
+from connex.results import write_results  # noqa: E402
+
+inp, out = snakemake.input, snakemake.output
+dataset = ConnectomeDataset.load(inp.dataset)
+write_results(list(inp.predictions), list(inp.importance), list(inp.permutations), dataset.regions,
+              dataset.classes, metrics_tsv=out.metrics, metrics_per_split_tsv=out.metrics_per_split,
+              predictions_tsv=out.predictions, edge_importance_tsv=out.edge_importance,
+              region_importance_tsv=out.region_importance, roc_png=out.roc, confusion_png=out.confusion,
+              importance_png=out.importance)
