@@ -23,4 +23,5 @@ include: "workflow/rules/model.smk"
 rule all:
     default_target: True
     input:
-        all_outputs,
+        all_static_outputs,
+        all_subject_outputs,

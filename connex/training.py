@@ -136,7 +136,7 @@ def train_model(model: torch.nn.Module, graphs: dict[str, SubjectGraphs], y: np.
     seed_everything(params.seed)
     model.to(device)
     rng = np.random.default_rng(params.seed)
-    target = torch.as_tensor(y, dtype=torch.long, device=device)
+    target = torch.tensor(np.asarray(y), dtype=torch.long, device=device)
     history = []
     best = (float("inf"), copy.deepcopy(model.state_dict()), 0)
     masks = getattr(model, "edge_masks", None)

@@ -178,3 +178,40 @@ def test_fc_from_fmriprep_derivatives_through_the_workflow(tiny_bids, tmp_path, 
         matrix = pd.read_csv(out / "connex" / f"sub-{subject}" / "func" /
                              f"sub-{subject}_task-rest_atlas-two_meas-correlation_relmat.tsv", sep="\t")
         assert list(matrix.columns) == ["left", "right"] and 0.5 < matrix.iloc[0, 1] < 0.95
+
+
+def test_model_stages_alone_on_connectomes_from_elsewhere(tmp_path):
+    """connectomes_dir set: dataset, splits, one job per split, results; no BIDS stage runs."""
+    from connex.synth import SynthConfig
+    from connex.synth.cohort import generate_connectomes
+
+    connectomes = generate_connectomes(tmp_path / "conn", SynthConfig(
+        n_subjects=12, n_regions=10, n_volumes=60, n_sc_effect_edges=2, n_fc_effect_edges=2))
+    settings = {"connectomes_dir": str(connectomes),
+                "model": {"cv": {"folds": 2, "repeats": 2},
+                          "training": {"epochs": 4, "patience": 2},
+                          "architecture": {"hidden": 8, "attention_heads": 2, "mixer_blocks": 1}}}
+    out = tmp_path / "out"
+    result = snakemake("--cores", "2", "--configfile", overlay(tmp_path, settings), "--config", f"output_dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert "synthesize_demo" not in log and "bids_inventory" not in log
+    assert log.count("rule train_fold:") == 4  # one job per split
+    group = out / "connex" / "group"
+    metrics = pd.read_csv(group / "metrics.tsv", sep="\t")
+    assert metrics["model"].tolist() == ["connex", "connex_sc", "connex_fc", "early_fusion",
+                                         "logistic_regression", "linear_svm"]
+    assert (metrics["n_splits"] == 4).all() and metrics["roc_auc_mean"].between(0, 1).all()
+    per_split = pd.read_csv(group / "metrics_per_split.tsv", sep="\t")
+    assert len(per_split) == 24 and (per_split["n_test"] == 6).all()
+    predictions = pd.read_csv(group / "predictions.tsv", sep="\t")
+    assert len(predictions) == 12 * 2 * 6  # every subject tested once per repeat, by every model
+    splits = pd.read_csv(group / "splits.tsv", sep="\t")
+    for split, table in predictions.groupby("split"):
+        tested = set(splits.query("split == @split and role == 'test'")["participant_id"])
+        assert all(set(t["participant_id"]) == tested for _, t in table.groupby("model"))
+    for name in ("roc", "confusion", "importance"):
+        assert (group / "figures" / f"{name}.png").stat().st_size > 10_000
+    assert len(list((group / "checkpoints").glob("*.pt"))) == 4 * 4
+    again = snakemake("--cores", "2", "--configfile", overlay(tmp_path, settings), "--config", f"output_dir={out}")
+    assert "Nothing to be done" in again.stdout + again.stderr

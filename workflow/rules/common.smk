@@ -297,6 +297,12 @@ def fold_file(kind, extension=".tsv"):
     return group(f"folds/split-{{split}}_{kind}{extension}")
 
 
+def checkpoint_folder(wildcards, output):
+    """Folder of a split's model checkpoints (None when no graph model is compared)."""
+    files = [output[f"checkpoint_{m}"] for m in GRAPH_MODELS]
+    return str(Path(files[0]).parent) if files else None
+
+
 def all_fold_files(kind):
     def files(wildcards):
         return [fold_file(kind).format(split=s) for s in model_splits()]
@@ -304,9 +310,17 @@ def all_fold_files(kind):
     return files
 
 
-def all_outputs(wildcards):
-    """Everything from BIDS to metrics.tsv; with connectomes_dir, the model stages only."""
+def all_static_outputs(wildcards):
+    """Targets known before any checkpoint: the report and metrics.tsv (metrics only with
+    connectomes_dir). Kept apart from the per-subject targets, so a dry run lists them."""
     if CONNECTOMES_DIR:
         return [rules.model_results.output.metrics]
-    return [rules.report.output.html, *all_anat_outputs(wildcards), *all_sc_outputs(wildcards),
-            *all_fc_decisions(wildcards), *all_fc_outputs(wildcards), rules.model_results.output.metrics]
+    return [rules.report.output.html, rules.model_results.output.metrics]
+
+
+def all_subject_outputs(wildcards):
+    """Every per-subject output (after the inventory checkpoint); none with connectomes_dir."""
+    if CONNECTOMES_DIR:
+        return []
+    return [*all_anat_outputs(wildcards), *all_sc_outputs(wildcards), *all_fc_decisions(wildcards),
+            *all_fc_outputs(wildcards)]

@@ -69,7 +69,7 @@ rule train_fold:
         architecture=MODEL["architecture"],
         training=MODEL["training"],
         cv=MODEL["cv"],
-        checkpoint_dir=group("checkpoints"),
+        checkpoint_dir=checkpoint_folder,
     conda:
         "../../environment.yml"
     log:
