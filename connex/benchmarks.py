@@ -478,9 +478,111 @@ def benchmark_fc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
           f"{accuracy.get('n_edges')} edges: {accuracy.get('effect_edge_ranks')}")
 
 
+def _cv_job(args):
+    """One split of the model benchmark, in a worker process with one thread."""
+    dataset_path, splits, split, models, graph, hyper, train = args
+    import torch
+
+    torch.set_num_threads(1)
+    from connex.dataset import ConnectomeDataset
+    from connex.evaluation import run_fold
+    from connex.training import TrainParams
+
+    start = time.perf_counter()
+    out = run_fold(ConnectomeDataset.load(dataset_path), splits, split, models=models, graph_params=graph,
+                   model_params=hyper, train_params=TrainParams(**train))
+    return time.perf_counter() - start, out
+
+
+def benchmark_model(connectomes: Path, *, atlas: str = "synth", folds: int = 5, repeats: int = 3, jobs: int = 2,
+                    device: str = "cpu", models: tuple[str, ...] = ("connex",), config: Path | None = None) -> None:
+    """Training throughput and the wall time of a full k-fold run of the model stages.
+
+    Hyperparameters are those of ``config`` (default config/config.yaml). Throughput: ConneX
+    trained on the first training fold, epochs timed one by one (median of ``repeats`` after a
+    warm-up). Full run: every split of one k-fold repeat in ``jobs`` worker processes of one
+    thread each (what ``snakemake --cores jobs`` does with one job per split), beside the same
+    run of logistic regression (the reference).
+    """
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+    import yaml
+
+    from connex.dataset import build_dataset
+    from connex.evaluation import (
+        build_graphs,
+        fold_metrics,
+        make_graph_model,
+        make_splits,
+        model_inputs,
+        split_indices,
+        summarise_metrics,
+    )
+    from connex.training import (
+        TrainParams,
+        resolve_device,
+        train_model,
+        validation_split,
+    )
+
+    config = yaml.safe_load((config or Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
+    model_config = config["model"]
+    train = {k: v for k, v in model_config["training"].items() if k != "validation_fraction"}
+    train["device"] = device
+    dataset, _ = build_dataset(connectomes, atlas=atlas, sc_weight=model_config["sc_weight"],
+                               fc_measure=model_config["fc_measure"], task=config["bold_task"])
+    n = len(dataset.regions)
+    print(f"Model benchmark: {len(dataset.subjects)} subjects, {n} regions, device {resolve_device(device)} "
+          f"({torch.cuda.get_device_name() if resolve_device(device).type == 'cuda' else f'{jobs} CPU core(s)'}), "
+          f"torch {torch.__version__}")
+    splits = make_splits(dataset, n_folds=folds, n_repeats=1, seed=model_config["cv"]["seed"])
+    train_index, _ = split_indices(dataset, splits, "r01f01")
+    fit, val = validation_split(dataset.y, train_index, fraction=model_config["training"]["validation_fraction"],
+                                seed=train["seed"])
+    graphs = build_graphs(dataset, train_index, **model_config["graph"])
+    inputs = model_inputs("connex", graphs)
+    torch.set_num_threads(jobs if resolve_device(device).type == "cpu" else 1)
+    epoch_times = []
+    for epochs in range(1, repeats + 2):  # each run trains one epoch more; the differences time one epoch
+        model = make_graph_model("connex", inputs, model_config["architecture"])
+        params = TrainParams(**{**train, "epochs": epochs, "patience": 10_000})
+        start = time.perf_counter()
+        train_model(model, inputs, dataset.y, fit, val, params)
+        epoch_times.append(time.perf_counter() - start)
+    per_epoch = np.diff(epoch_times)
+    print(f"  ConneX training: {np.median(per_epoch):.3f} s per epoch (median of {len(per_epoch)}; "
+          f"{len(fit)} training + {len(val)} validation subjects), "
+          f"{len(fit) / np.median(per_epoch):.0f} training subjects/s")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "dataset.npz"
+        dataset.save(path)
+        for label, chosen in (("reference: logistic regression", ["logistic_regression"]), ("ConneX", list(models))):
+            tasks = [(path, splits, split, chosen, model_config["graph"], model_config["architecture"], train)
+                     for split in sorted(splits["split"].unique())]
+            start = time.perf_counter()
+            if resolve_device(device).type == "cpu" and jobs > 1:
+                with ProcessPoolExecutor(jobs) as pool:
+                    results = list(pool.map(_cv_job, tasks))
+            else:
+                results = [_cv_job(task) for task in tasks]
+            wall = time.perf_counter() - start
+            summary = summarise_metrics(fold_metrics(pd.concat([r[1]["predictions"] for r in results])))
+            epochs = [r[1]["info"].get("connex_best_epoch") for r in results]
+            print(f"  {label} ({', '.join(chosen)}), {folds} folds: {wall:.1f} s wall "
+                  f"(per split median {np.median([r[0] for r in results]):.1f} s"
+                  + (f", best epochs {epochs}" if epochs[0] is not None else "") + ")")
+            for row in summary.itertuples():
+                print(f"    {row.model}: AUC {row.roc_auc_mean:.3f} +- {row.roc_auc_std:.3f}")
+            if label.startswith("reference"):
+                reference = wall
+        print(f"  ratio ConneX / reference wall time: {wall / reference:.1f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["synth", "anat", "sc", "fc"])
+    parser.add_argument("what", choices=["synth", "anat", "sc", "fc", "model"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bids", type=Path, default=Path("results/demo/bids"), help="a synthetic cohort")
     parser.add_argument("--subjects", nargs="+", default=["01", "02", "03"])
@@ -489,6 +591,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="sc: the workflow's outputs for --bids (anatomy stage and SC matrices)")
     parser.add_argument("--real-derivatives", type=Path, default=None,
                         help="sc: the workflow's outputs for --real (SC stage with atlas desikankilliany)")
+    parser.add_argument("--connectomes", type=Path, default=None,
+                        help="model: a connectomes folder (connex synth --connectomes-only)")
+    parser.add_argument("--folds", type=int, default=5, help="model: folds of the full run")
+    parser.add_argument("--jobs", type=int, default=2, help="model: parallel splits (one CPU core each)")
+    parser.add_argument("--device", default="cpu", help="model: cpu, cuda or auto")
+    parser.add_argument("--models", nargs="+", default=["connex"], help="model: models of the full run")
     args = parser.parse_args(argv)
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
     from threadpoolctl import threadpool_limits
@@ -502,6 +610,9 @@ def main(argv: list[str] | None = None) -> None:
         benchmark_sc(args.bids, args.derivatives, args.subjects, args.repeats, args.real, args.real_derivatives)
     elif args.what == "fc":
         benchmark_fc(args.bids, args.derivatives, args.subjects, args.repeats)
+    elif args.what == "model":
+        benchmark_model(args.connectomes, folds=args.folds, repeats=args.repeats, jobs=args.jobs,
+                        device=args.device, models=tuple(args.models))
 
 
 if __name__ == "__main__":

@@ -191,6 +191,24 @@ def find_relmat(root: str | Path, subject: str, modality: str, *, atlas: str, me
     return matches[0] if matches else None
 
 
+def detect_atlas(root: str | Path) -> str:
+    """The one ``atlas-<name>`` entity of the relmats under ``root`` (for a connectomes folder
+    whose atlas the user did not name).
+
+    Raises
+    ------
+    ConnectomeError
+        No relmat, or relmats of several atlases (the message lists them).
+    """
+    names = {part[len("atlas-"):] for path in Path(root).glob("sub-*/**/*_relmat.tsv")
+             for part in path.name.split("_") if part.startswith("atlas-")}
+    if len(names) != 1:
+        found = f"atlases {sorted(names)}" if names else "no *_atlas-<name>_*_relmat.tsv file"
+        raise ConnectomeError(f"{root}: found {found} in sub-*/dwi and sub-*/func; name the atlas to model "
+                              "with model.atlas (README, 'Connectomes from elsewhere').")
+    return names.pop()
+
+
 def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_measure: str = "correlation",
                   task: str | None = "rest", participants_dir: str | Path | None = None,
                   label_column: str = "diagnosis", classes: tuple[str, ...] = ("HC", "SZ"),

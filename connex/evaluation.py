@@ -175,7 +175,7 @@ def make_graph_model(name: str, inputs: dict[str, SubjectGraphs], hyper: dict) -
     n = next(iter(inputs.values())).n_regions
     in_dims = {k: g.features.shape[2] for k, g in inputs.items()}
     if name == "early_fusion":
-        keys = ("backbone", "hidden", "layers", "dropout")
+        keys = ("backbone", "hidden", "layers", "dropout", "pooling")
         return build_model("early_fusion", n, in_dims, **{k: v for k, v in hyper.items() if k in keys})
     return build_model("connex", n, in_dims, **hyper)
 

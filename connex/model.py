@@ -379,6 +379,64 @@ def _mlp(dim: int, hidden: int, dropout: float) -> nn.Sequential:
                          nn.Dropout(dropout))
 
 
+class RegionPooling(nn.Module):
+    """Readout ``(b, t, d) -> (b, d)`` with a learned weight per token and channel.
+
+    Starts as the mean over tokens (every weight ``1 / t``). Unlike a plain mean, it can weigh a
+    region's embedding by where the region is, so a head followed by a linear layer can express
+    "edge (i, j) matters" (a low-rank bilinear form over the connectivity rows); a mean over
+    regions only sees column averages of the matrix (measured on the synthetic cohort: sparse
+    edge effects were then at chance).
+
+    Parameters
+    ----------
+    n_tokens : int
+        ``t``.
+    dim : int
+        ``d``.
+    """
+
+    def __init__(self, n_tokens: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_tokens, dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.constant_(self.weight, 1.0 / self.weight.shape[0])
+
+    def forward(self, x: Tensor) -> Tensor:
+        """
+        Parameters
+        ----------
+        x : Tensor (b, t, d)
+
+        Returns
+        -------
+        Tensor (b, d)
+        """
+        return (x * self.weight).sum(1)
+
+
+class MeanPooling(nn.Module):
+    """Readout ``(b, t, d) -> (b, d)``: the mean over tokens (permutation invariant)."""
+
+    def reset_parameters(self) -> None:
+        pass
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean(1)
+
+
+#: Readouts by name: ``factory(t, d)``.
+POOLING = {"region": RegionPooling, "mean": lambda n_tokens, dim: MeanPooling()}
+
+
+def _pooling(kind: str, n_tokens: int, dim: int) -> nn.Module:
+    if kind not in POOLING:
+        raise ValueError(f"pooling must be one of {sorted(POOLING)}; {kind!r} was provided.")
+    return POOLING[kind](n_tokens, dim)
+
+
 class ClassifierHead(nn.Module):
     """``LayerNorm -> Linear -> GELU -> Dropout -> Linear``: ``(b, d) -> (b, c)`` logits.
 
@@ -479,7 +537,8 @@ class ConneX(nn.Module):
 
     def __init__(self, n_regions: int, in_dims: dict[str, int], *, backbone: str = "gcn", hidden: int = 64,
                  layers: int = 2, dropout: float = 0.2, attention_heads: int = 4, mixer_blocks: int = 2,
-                 mixer_expansion: int = 2, edge_mask: bool = False, n_classes: int = 2):
+                 mixer_expansion: int = 2, edge_mask: bool = False, pooling: str = "region",
+                 n_classes: int = 2):
         super().__init__()
         if not in_dims:
             raise ValueError("in_dims must name at least one modality, for example {'sc': n, 'fc': n}.")
@@ -505,12 +564,14 @@ class ConneX(nn.Module):
             for _ in range(mixer_blocks)
         )
         self.norm = nn.LayerNorm(hidden)
+        self.pools = nn.ModuleDict({name: _pooling(pooling, n_regions, hidden) for name in self.modalities})
+        self.pools[FUSED] = _pooling(pooling, n_tokens, hidden)
         self.heads = nn.ModuleDict({name: ClassifierHead(hidden, n_classes, dropout=dropout)
                                     for name in (*self.modalities, FUSED)})
 
     def reset_parameters(self) -> None:
         for module in (*self.backbones.values(), *self.edge_masks.values(), self.attention, *self.mixer,
-                       self.norm, *self.heads.values()):
+                       self.norm, *self.pools.values(), *self.heads.values()):
             module.reset_parameters()
 
     def forward(self, graphs: dict[str, GraphBatch]) -> dict[str, Tensor]:
@@ -536,8 +597,8 @@ class ConneX(nn.Module):
         tokens = self.attention(torch.stack([embeddings[name] for name in self.modalities], dim=1))
         for block in self.mixer:
             tokens = block(tokens)
-        logits = {name: self.heads[name](embeddings[name].mean(1)) for name in self.modalities}
-        logits[FUSED] = self.heads[FUSED](self.norm(tokens).mean(1))
+        logits = {name: self.heads[name](self.pools[name](embeddings[name])) for name in self.modalities}
+        logits[FUSED] = self.heads[FUSED](self.pools[FUSED](self.norm(tokens)))
         return logits
 
     def edge_importance(self) -> dict[str, np.ndarray]:
@@ -561,14 +622,16 @@ class EarlyFusionGNN(nn.Module):
     """
 
     def __init__(self, n_regions: int, in_dim: int, *, backbone: str = "gcn", hidden: int = 64,
-                 layers: int = 2, dropout: float = 0.2, n_classes: int = 2):
+                 layers: int = 2, dropout: float = 0.2, pooling: str = "region", n_classes: int = 2):
         super().__init__()
         self.n_regions = n_regions
         self.backbone = GraphBackbone(in_dim, hidden, kind=backbone, layers=layers, dropout=dropout)
+        self.pool = _pooling(pooling, n_regions, hidden)
         self.head = ClassifierHead(hidden, n_classes, dropout=dropout)
 
     def reset_parameters(self) -> None:
         self.backbone.reset_parameters()
+        self.pool.reset_parameters()
         self.head.reset_parameters()
 
     def forward(self, graphs: dict[str, GraphBatch]) -> dict[str, Tensor]:
@@ -584,7 +647,7 @@ class EarlyFusionGNN(nn.Module):
             ``{"fused": logits}``.
         """
         _check_batches(graphs, (FUSED,), self.n_regions)
-        return {FUSED: self.head(self.backbone(graphs[FUSED]).mean(1))}
+        return {FUSED: self.head(self.pool(self.backbone(graphs[FUSED])))}
 
 
 def joint_loss(logits: dict[str, Tensor], target: Tensor, weights: dict[str, float]) -> Tensor:

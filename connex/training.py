@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from connex.graphs import SubjectGraphs, collate
@@ -38,7 +39,12 @@ class TrainParams:
     learning_rate, weight_decay : float
         AdamW settings.
     patience : int
-        Epochs without a better validation loss before stopping.
+        Epochs without a better validation score before stopping.
+    monitor : {"auc", "loss"}
+        Early-stopping score on the validation subjects: the fused head's ROC AUC (ties broken
+        by the joint loss), or the joint loss alone. AUC by default: on the synthetic cohort the
+        validation loss rose from the first epochs (over-confident heads) while the validation
+        AUC kept improving for 20-30 epochs.
     loss_weights : dict
         Weight of each head's cross-entropy in the joint loss (``sc``, ``fc``, ``fused``).
     mask_epochs : int
@@ -57,6 +63,7 @@ class TrainParams:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-3
     patience: int = 20
+    monitor: str = "auc"
     loss_weights: dict = field(default_factory=lambda: {"sc": 0.5, "fc": 0.5, "fused": 1.0})
     mask_epochs: int = 20
     mask_l1: float = 0.01
@@ -125,12 +132,15 @@ class TrainResult:
 def train_model(model: torch.nn.Module, graphs: dict[str, SubjectGraphs], y: np.ndarray,
                 fit_index: np.ndarray, val_index: np.ndarray, params: TrainParams, *,
                 progress: bool = False, description: str = "") -> TrainResult:
-    """Train ``model`` on subjects ``fit_index``, early-stopping on the joint loss of ``val_index``.
+    """Train ``model`` on subjects ``fit_index``, early-stopping on subjects ``val_index``
+    (``params.monitor``).
 
     Models with edge masks (``model.edge_masks``) get a second phase: the masks are unfrozen
     and trained with an L1 penalty for ``mask_epochs`` while the backbones are fine-tuned.
-    The model ends in the state with the best validation loss.
+    The model ends in the state with the best validation score.
     """
+    if params.monitor not in ("auc", "loss"):
+        raise ValueError(f"monitor must be 'auc' or 'loss'; {params.monitor!r} was provided.")
     device = resolve_device(params.device)
     amp = params.mixed_precision and device.type == "cuda"
     seed_everything(params.seed)
@@ -138,7 +148,7 @@ def train_model(model: torch.nn.Module, graphs: dict[str, SubjectGraphs], y: np.
     rng = np.random.default_rng(params.seed)
     target = torch.tensor(np.asarray(y), dtype=torch.long, device=device)
     history = []
-    best = (float("inf"), copy.deepcopy(model.state_dict()), 0)
+    best = ((float("inf"),), copy.deepcopy(model.state_dict()), 0)  # (score to minimise,), state, epoch
     masks = getattr(model, "edge_masks", None)
     phases = [("train", params.epochs)]
     if masks is not None and len(masks):
@@ -152,7 +162,7 @@ def train_model(model: torch.nn.Module, graphs: dict[str, SubjectGraphs], y: np.
         if phase == "mask":
             model.load_state_dict(best[1])
             masks.requires_grad_(True)
-            best = (float("inf"), best[1], best[2])
+            best = ((float("inf"),), best[1], best[2])
         optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                       lr=params.learning_rate, weight_decay=params.weight_decay)
         since_best = 0
@@ -168,14 +178,15 @@ def train_model(model: torch.nn.Module, graphs: dict[str, SubjectGraphs], y: np.
                 loss.backward()
                 optimiser.step()
                 train_loss += loss.item() * len(index)
-            val_loss = evaluate_loss(model, graphs, target, val_index, params, device, amp)
+            val_loss, val_auc = evaluate(model, graphs, target, val_index, params, device, amp)
             history.append({"epoch": epoch, "phase": phase, "train_loss": train_loss / len(fit_index),
-                            "val_loss": val_loss})
+                            "val_loss": val_loss, "val_auc": val_auc})
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(train=f"{train_loss / len(fit_index):.3f}", val=f"{val_loss:.3f}")
-            if val_loss < best[0] - 1e-6:
-                best, since_best = (val_loss, copy.deepcopy(model.state_dict()), epoch), 0
+            score = (-val_auc, val_loss) if params.monitor == "auc" else (val_loss,)
+            if _better(score, best[0]):
+                best, since_best = (score, copy.deepcopy(model.state_dict()), epoch), 0
             else:
                 since_best += 1
                 if since_best >= params.patience:
@@ -185,17 +196,34 @@ def train_model(model: torch.nn.Module, graphs: dict[str, SubjectGraphs], y: np.
     model.load_state_dict(best[1])
     if masks is not None:
         masks.requires_grad_(False)
-    log.info("%s: best validation loss %.4f at epoch %d of %d.", description or "model", best[0], best[2], epoch)
+    log.info("%s: best validation %s at epoch %d of %d.", description or "model",
+             _describe(best[0], params.monitor), best[2], epoch)
     return TrainResult(state_dict=best[1], history=pd.DataFrame(history), best_epoch=best[2])
 
 
+def _better(score: tuple, best: tuple) -> bool:
+    """Lexicographic comparison with a small tolerance on the first entry."""
+    if score[0] < best[0] - 1e-9:
+        return True
+    return abs(score[0] - best[0]) <= 1e-9 and len(score) > 1 and score[1] < best[1] - 1e-9
+
+
+def _describe(score: tuple, monitor: str) -> str:
+    return f"AUC {-score[0]:.3f} (loss {score[1]:.4f})" if monitor == "auc" else f"loss {score[0]:.4f}"
+
+
 @torch.no_grad()
-def evaluate_loss(model, graphs, target, index, params: TrainParams, device, amp) -> float:
+def evaluate(model, graphs, target, index, params: TrainParams, device, amp) -> tuple[float, float]:
+    """(joint loss, fused-head ROC AUC) on subjects ``index``."""
     model.eval()
-    total = 0.0
+    total, scores = 0.0, []
     for batch in _batches(index, params.batch_size, None):
-        total += joint_loss(_forward(model, graphs, batch, device, amp), target[batch], params.loss_weights).item() * len(batch)
-    return total / len(index)
+        logits = _forward(model, graphs, batch, device, amp)
+        total += joint_loss(logits, target[batch], params.loss_weights).item() * len(batch)
+        scores.append(torch.softmax(logits["fused"], 1)[:, 1].cpu())
+    labels = target[index].cpu().numpy()
+    auc = roc_auc_score(labels, torch.cat(scores).numpy()) if len(np.unique(labels)) == 2 else 0.5
+    return total / len(index), float(auc)
 
 
 @torch.no_grad()

@@ -213,3 +213,13 @@ def test_collate_offsets_edges_and_concatenate_graphs(rng):
     assert fused.features.shape == (3, N, 2 * N)
     union = set(map(tuple, sc.edge_index[1].T.tolist())) | set(map(tuple, fc.edge_index[1].T.tolist()))
     assert set(map(tuple, fused.edge_index[1].T.tolist())) == union
+
+
+def test_detect_atlas_finds_the_one_atlas_or_lists_several(tmp_path, rng):
+    from connex.dataset import detect_atlas
+
+    make_connectomes(tmp_path, rng)
+    assert detect_atlas(tmp_path) == "toy"
+    write_relmat(tmp_path / "sub-01" / "dwi" / "sub-01_atlas-other_meas-count_relmat.tsv", random_pair(rng)[0])
+    with pytest.raises(ConnectomeError, match=r"atlases \['other', 'toy'\]"):
+        detect_atlas(tmp_path)

@@ -46,7 +46,7 @@ def toy_dataset(rng, n_subjects=40, n=N, effect=1.5, sites=2) -> ConnectomeDatas
                              sc=sc, fc=fc)
 
 
-FAST = TrainParams(epochs=30, batch_size=16, learning_rate=3e-3, patience=10)
+FAST = TrainParams(epochs=60, batch_size=16, learning_rate=3e-3, patience=10)
 SMALL = {"hidden": 16, "layers": 1, "attention_heads": 2, "mixer_blocks": 1, "dropout": 0.1}
 GRAPH = {"sparsify": "topk", "k": 3, "density": 0.1}
 
@@ -123,7 +123,7 @@ def test_graphs_and_linear_baselines_do_not_see_the_test_fold(rng):
 
 def test_run_fold_trains_every_model_on_the_same_split_and_is_reproducible(rng, tmp_path):
     torch.set_num_threads(1)
-    dataset = toy_dataset(rng)
+    dataset = toy_dataset(rng, n_subjects=60)
     splits = make_splits(dataset, n_folds=4, n_repeats=1)
     models = ["connex", "connex_sc", "connex_fc", "early_fusion", "logistic_regression", "linear_svm"]
     out = run_fold(dataset, splits, "r01f02", models=models, graph_params=GRAPH, model_params=SMALL,
@@ -134,15 +134,16 @@ def test_run_fold_trains_every_model_on_the_same_split_and_is_reproducible(rng, 
         rows = predictions[predictions["model"] == model]
         assert sorted(rows["participant_id"]) == sorted(np.array(dataset.subjects)[test])
     metrics = fold_metrics(predictions).set_index("model")
-    # the toy effect is strong: the linear models and ConneX find it on 10 test subjects
-    assert metrics.loc["logistic_regression", "roc_auc"] >= 0.8
-    assert metrics.loc["connex", "roc_auc"] >= 0.8
+    # the toy effect is strong: the linear models and ConneX find it on 15 test subjects (measured:
+    # ConneX 1.0, SC only 0.7, FC only 0.98, logistic regression 0.93; chance is 0.5)
+    assert metrics.loc["logistic_regression", "roc_auc"] >= 0.85
+    assert metrics.loc["connex", "roc_auc"] >= 0.9
     assert set(out["importance"]["model"]) == {"connex", "connex_sc", "connex_fc", "early_fusion", "logistic_regression"}
-    assert out["info"]["n_train"] == 30 and out["info"]["n_test"] == 10 and out["info"]["n_validation"] == 6
+    assert out["info"]["n_train"] == 45 and out["info"]["n_test"] == 15 and out["info"]["n_validation"] == 9
     # checkpoints are plain state dicts: they load with weights_only=True into a fresh model
     from connex.evaluation import make_graph_model, model_inputs
 
-    inputs = model_inputs("connex", build_graphs(dataset, np.arange(40), **GRAPH))
+    inputs = model_inputs("connex", build_graphs(dataset, np.arange(60), **GRAPH))
     model = load_checkpoint(make_graph_model("connex", inputs, SMALL), tmp_path / "split-r01f02_model-connex.pt")
     assert isinstance(model, torch.nn.Module)
     # same seed, same numbers (CPU)

@@ -238,9 +238,16 @@ def all_fc_figures(wildcards):
 
 
 # ------------------------------------------------------------------------------- model stages
+from connex.dataset import detect_atlas
+
 MODEL = config["model"]
-MODEL_ATLAS = MODEL["atlas"] or ATLASES[0]
 CONNECTOMES_DIR = config["connectomes_dir"]
+if MODEL["atlas"]:
+    MODEL_ATLAS = MODEL["atlas"]
+elif CONNECTOMES_DIR:
+    MODEL_ATLAS = detect_atlas(CONNECTOMES_DIR)
+else:
+    MODEL_ATLAS = ATLASES[0]
 GRAPH_MODELS = [m for m in MODEL["compare"] if m in ("connex", "connex_sc", "connex_fc", "early_fusion")]
 
 
