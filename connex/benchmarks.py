@@ -22,7 +22,6 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from connex.synth import SynthConfig, generate_cohort, generate_connectomes
 
 
 def _time(function, repeats: int) -> list[float]:
@@ -37,6 +36,8 @@ def _time(function, repeats: int) -> list[float]:
 
 def benchmark_synth(repeats: int = 3, subjects: int = 8, connectome_subjects: int = 300) -> None:
     """Time the demo-size image cohort and a large connectomes-only cohort."""
+    from connex.synth import SynthConfig, generate_cohort, generate_connectomes
+
     config = SynthConfig(n_subjects=subjects)
     _time(lambda out: generate_connectomes(out, SynthConfig(n_subjects=2)), 1)  # warm caches/imports
     images = _time(lambda out: generate_cohort(out, config), repeats)
@@ -510,7 +511,7 @@ def benchmark_model(connectomes: Path, *, atlas: str = "synth", folds: int = 5, 
     import torch
     import yaml
 
-    from connex.dataset import build_dataset
+    from connex.dataset import ConnectomeDataset, build_dataset
     from connex.evaluation import (
         build_graphs,
         fold_metrics,
@@ -531,8 +532,11 @@ def benchmark_model(connectomes: Path, *, atlas: str = "synth", folds: int = 5, 
     model_config = config["model"]
     train = {k: v for k, v in model_config["training"].items() if k != "validation_fraction"}
     train["device"] = device
-    dataset, _ = build_dataset(connectomes, atlas=atlas, sc_weight=model_config["sc_weight"],
-                               fc_measure=model_config["fc_measure"], task=config["bold_task"])
+    if Path(connectomes).suffix == ".npz":  # a dataset written by the dataset stage
+        dataset = ConnectomeDataset.load(connectomes)
+    else:
+        dataset, _ = build_dataset(connectomes, atlas=atlas, sc_weight=model_config["sc_weight"],
+                                   fc_measure=model_config["fc_measure"], task=config["bold_task"])
     n = len(dataset.regions)
     print(f"Model benchmark: {len(dataset.subjects)} subjects, {n} regions, device {resolve_device(device)} "
           f"({torch.cuda.get_device_name() if resolve_device(device).type == 'cuda' else f'{jobs} CPU core(s)'}), "
@@ -592,7 +596,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--real-derivatives", type=Path, default=None,
                         help="sc: the workflow's outputs for --real (SC stage with atlas desikankilliany)")
     parser.add_argument("--connectomes", type=Path, default=None,
-                        help="model: a connectomes folder (connex synth --connectomes-only)")
+                        help="model: a connectomes folder (connex synth --connectomes-only) or a "
+                             "group/dataset.npz of the dataset stage")
     parser.add_argument("--folds", type=int, default=5, help="model: folds of the full run")
     parser.add_argument("--jobs", type=int, default=2, help="model: parallel splits (one CPU core each)")
     parser.add_argument("--device", default="cpu", help="model: cpu, cuda or auto")
