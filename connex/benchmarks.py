@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 
-
 def _time(function, repeats: int) -> list[float]:
     seconds = []
     for _ in range(repeats):
