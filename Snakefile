@@ -16,8 +16,8 @@ include: "workflow/rules/inputs.smk"
 include: "workflow/rules/anat.smk"
 include: "workflow/rules/dwi.smk"
 include: "workflow/rules/func.smk"
-include: "workflow/rules/report.smk"
 include: "workflow/rules/model.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -141,7 +141,8 @@ def classification_metrics(y_true: np.ndarray, predicted: np.ndarray, score: np.
 # ------------------------------------------------------------------------------------ models
 
 def build_graphs(dataset: ConnectomeDataset, train: np.ndarray, *, sparsify: str = "topk", k: int = 8,
-                 density: float = 0.1, weighting: dict[str, str] | None = None) -> dict[str, SubjectGraphs]:
+                 density: float = 0.1, clip: float | None = 3.0, weighting: dict[str, str] | None = None
+                 ) -> dict[str, SubjectGraphs]:
     """Graphs of every subject for each modality, with transforms fitted on ``train`` only.
 
     ``weighting``: modality -> edge weighting (default :data:`connex.graphs.WEIGHTING`).
@@ -149,7 +150,7 @@ def build_graphs(dataset: ConnectomeDataset, train: np.ndarray, *, sparsify: str
     weighting = {**WEIGHTING, **(weighting or {})}
     graphs = {}
     for modality in ("sc", "fc"):
-        transform = GraphTransform(weighting[modality], sparsify=sparsify, k=k, density=density)
+        transform = GraphTransform(weighting[modality], sparsify=sparsify, k=k, density=density, clip=clip)
         transform.fit(dataset.matrices(modality)[train])
         graphs[modality] = transform.transform(dataset.matrices(modality))
     return graphs

@@ -90,6 +90,10 @@ class GraphTransform:
         graph stays undirected).
     density : float
         Fraction of region pairs kept on average for ``proportional``.
+    clip : float or None
+        Node features (z-scores) are clipped to ``[-clip, clip]``: a sparse SC element that is
+        almost always zero in training gives z-scores of 10-20 where a subject has a few
+        streamlines, and the GNN fits those outliers.
 
     Attributes
     ----------
@@ -104,11 +108,13 @@ class GraphTransform:
         Mean strength of the kept training edges; edge weights are divided by it.
     """
 
-    def __init__(self, weighting: str, *, sparsify: str = "topk", k: int = 8, density: float = 0.1):
+    def __init__(self, weighting: str, *, sparsify: str = "topk", k: int = 8, density: float = 0.1,
+                 clip: float | None = 3.0):
         self.weighting = weighting
         self.sparsify = sparsify
         self.k = k
         self.density = density
+        self.clip = clip
 
     def fit(self, matrices: np.ndarray) -> GraphTransform:
         """Learn the scaler and thresholds from training matrices ``(s, n, n)``."""
@@ -143,7 +149,10 @@ class GraphTransform:
         weights = edge_weights(matrices, self.weighting)
         if weights.shape[1:] != self.mean_.shape:
             raise ValueError(f"Fitted on {self.mean_.shape[0]} regions; got matrices of shape {weights.shape[1:]}.")
-        features = ((weights - self.mean_) / self.scale_).astype(np.float32)
+        features = (weights - self.mean_) / self.scale_
+        if self.clip is not None:
+            features = np.clip(features, -self.clip, self.clip)
+        features = features.astype(np.float32)
         strength = np.abs(weights)
         edge_index, edge_weight = [], []
         for s in range(len(weights)):

@@ -25,7 +25,8 @@ img { max-width: 100%; border: 1px solid #ddd; }
 
 
 def write_report(availability_tsv: str | Path, qc_figures: dict[str, list[str | Path]], out_html: str | Path,
-                 *, title: str = "ConneX report", dataset: str = "") -> Path:
+                 *, title: str = "ConneX report", dataset: str = "", metrics_tsv: str | Path | None = None,
+                 model_figures: list[str | Path] = ()) -> Path:
     """Write the report: cohort summary, the availability table, and each participant's QC figure.
 
     Parameters
@@ -55,19 +56,43 @@ def write_report(availability_tsv: str | Path, qc_figures: dict[str, list[str | 
              + "</p>",
              "<p>Modelled participants per class: "
              + (", ".join(f"{html.escape(str(k))}: {v}" for k, v in labels.items()) or "none") + "</p>",
-             "<h2>Inputs found</h2>", _availability_html(table),
-             "<h2>Participants</h2>"]
+             "<h2>Inputs found</h2>", _availability_html(table)]
+    if metrics_tsv is not None:
+        parts += ["<h2>Model: cross-validated classification</h2>", _metrics_html(metrics_tsv)]
+        parts += [_image(Path(f)) for f in model_figures if Path(f).is_file()]
+    parts.append("<h2>Participants</h2>")
     for participant_id in table["participant_id"].unique():
         figures = [Path(f) for f in qc_figures.get(participant_id, []) if Path(f).is_file()]
         parts.append(f"<h3 id='{participant_id}'>{participant_id}</h3>")
-        for figure in figures:
-            parts.append(f"<img alt='{html.escape(figure.name)}' src='data:image/png;base64,"
-                         f"{base64.b64encode(figure.read_bytes()).decode()}'>")
+        parts += [_image(figure) for figure in figures]
         if not figures:
             parts.append("<p>No QC figure (no usable input).</p>")
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
     return write_text(page, out_html)
+
+
+def _image(figure: Path) -> str:
+    return (f"<img alt='{html.escape(figure.name)}' src='data:image/png;base64,"
+            f"{base64.b64encode(figure.read_bytes()).decode()}'>")
+
+
+def _metrics_html(metrics_tsv: str | Path) -> str:
+    """The metrics table: mean ± sd over splits of each metric, one row per model."""
+    table = pd.read_csv(metrics_tsv, sep="\t")
+    metrics = ["roc_auc", "balanced_accuracy", "accuracy", "sensitivity", "specificity", "f1"]
+    header = "<th>model</th><th>splits</th>" + "".join(f"<th>{m.replace('_', ' ')}</th>" for m in metrics)
+    if "p_value" in table:
+        header += "<th>permutation p</th>"
+    rows = []
+    for _, row in table.iterrows():
+        cells = f"<td>{html.escape(str(row['model']))}</td><td>{row['n_splits']}</td>"
+        cells += "".join(f"<td>{row[m + '_mean']:.3f} ± {row[m + '_std']:.3f}</td>" for m in metrics)
+        if "p_value" in table:
+            cells += f"<td>{row['p_value']:.3g}</td>"
+        rows.append(f"<tr>{cells}</tr>")
+    return (f"<table><tr>{header}</tr>{''.join(rows)}</table><p>Mean ± standard deviation over the "
+            "test folds of every split; every model was trained and tested on the same splits.</p>")
 
 
 def _availability_html(table: pd.DataFrame) -> str:

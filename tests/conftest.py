@@ -30,6 +30,14 @@ def tiny_cohort(tmp_path_factory) -> Path:
     return generate_cohort(tmp_path_factory.mktemp("cohort") / "bids", TINY)
 
 
+@pytest.fixture(scope="session")
+def tiny_cohort_6(tmp_path_factory) -> Path:
+    """The tiny cohort with 6 participants (3 HC, 3 SZ): the fewest a 3-fold model stage runs on."""
+    from dataclasses import replace
+
+    return generate_cohort(tmp_path_factory.mktemp("cohort6") / "bids", replace(TINY, n_subjects=6))
+
+
 @pytest.fixture
 def tiny_bids(tiny_cohort, tmp_path) -> Path:
     """A writable copy of the tiny cohort, for tests that break it."""

@@ -199,6 +199,17 @@ def test_feature_scaler_is_fitted_on_training_subjects(rng):
     assert np.array_equal(shifted.features, features)
 
 
+def test_features_are_clipped_z_scores(rng):
+    train = np.stack([random_pair(rng)[0] for _ in range(8)])
+    test = train[:1].copy()
+    test[0, 0, 1] = test[0, 1, 0] = 1e6  # one extreme element
+    clipped = GraphTransform("log1p", clip=3.0).fit(train).transform(test).features
+    raw = GraphTransform("log1p", clip=None).fit(train).transform(test).features
+    assert raw[0, 0, 1] > 3 and clipped[0, 0, 1] == 3.0
+    inside = np.abs(raw) <= 3
+    assert np.array_equal(clipped[inside], raw[inside])
+
+
 def test_collate_offsets_edges_and_concatenate_graphs(rng):
     matrices = np.stack([random_pair(rng)[0] for _ in range(3)])
     sc = GraphTransform("log1p", k=2).fit(matrices).transform(matrices)

@@ -19,7 +19,7 @@ from tests.conftest import REPO
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--nolock"]
 
 
-def snakemake(*args, cwd=REPO, timeout=600):
+def snakemake(*args, cwd=REPO, timeout=1500):
     return subprocess.run(SNAKEMAKE + list(args), cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -76,9 +76,12 @@ def snapshot(folder: Path) -> dict:
             for p in sorted(folder.rglob("*"))}
 
 
-def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_bids, tmp_path):
-    """The whole workflow (inventory, input QC, report) on a read-only BIDS folder.
+def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_cohort_6, tmp_path):
+    """The whole workflow, BIDS to metrics.tsv and the report, on a read-only BIDS folder.
     As root, permissions do not stop writes, so the folder is also compared before and after."""
+    import shutil
+
+    tiny_bids = Path(shutil.copytree(tiny_cohort_6, tmp_path / "bids"))
     for path in [tiny_bids, *tiny_bids.rglob("*")]:
         path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     before = snapshot(tiny_bids)
@@ -95,7 +98,7 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_bids, tmp_
     assert result.returncode == 0, result.stderr[-3000:]
     assert snapshot(tiny_bids) == before
     table = read_inventory(out / "connex" / "group" / "availability.tsv")
-    assert table["use_model"].all() and len(table) == 3
+    assert table["use_model"].all() and len(table) == 6
     for subject in ("01", "02", "03"):
         assert (out / "connex" / f"sub-{subject}" / "figures" / f"sub-{subject}_desc-inputs_qc.png").is_file()
     for subject in ("01", "02", "03"):
@@ -114,7 +117,7 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_bids, tmp_
         assert sidecar["streamlines"] > 100 and sidecar["Tractography"]["parameters"]["model"] == "csd"
     accuracy = sc_accuracy(tiny_bids, out / "connex")
     # chance is 0.5; 4 mm voxels, 12 directions and 8 regions give a coarse, deterministic 0.75
-    assert accuracy["subjects"] == 3 and accuracy["auc_median"] >= 0.7
+    assert accuracy["subjects"] == 6 and accuracy["auc_median"] >= 0.7
     for subject in ("01", "02", "03"):
         func = out / "connex" / f"sub-{subject}" / "func"
         for measure in ("correlation", "partialcorrelation", "covariance"):
@@ -128,9 +131,15 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_bids, tmp_
     fc = fc_accuracy(tiny_bids, out / "connex")
     # 40 volumes of 8 regions at 6 mm: far from the demo's accuracy (0.54-0.65 when measured), but far
     # above chance (0), which is what a wrong region order or atlas mapping would give
-    assert fc["subjects"] == 3 and fc["r_median"] >= 0.45
+    assert fc["subjects"] == 6 and fc["r_median"] >= 0.45
     report = (out / "connex" / "group" / "report.html").read_text()
-    assert report.count("data:image/png;base64,") == 12  # input, registration, SC and FC QC per subject
+    # input, registration, SC and FC QC per subject; ROC, confusion matrices, importance
+    assert report.count("data:image/png;base64,") == 6 * 4 + 3
+    assert "Model: cross-validated classification" in report and "logistic_regression" in report
+    metrics = pd.read_csv(out / "connex" / "group" / "metrics.tsv", sep="\t")
+    assert len(metrics) == 6 and (metrics["n_splits"] == 6).all()  # 3 folds x 2 repeats (config.yaml)
+    dataset = pd.read_csv(out / "connex" / "group" / "dataset.tsv", sep="\t")
+    assert dataset["included"].all() and len(dataset) == 6
     assert (out / "connex" / "dataset_description.json").is_file()
     assert not list(out.rglob(".*.tmp*")) and not [p for p in out.rglob(".*") if p.name.startswith(".sub-")]
 

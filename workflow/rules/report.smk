@@ -9,6 +9,9 @@ rule report:
         anat_figures=all_anat_figures,
         sc_figures=all_sc_figures,
         fc_figures=all_fc_figures,
+        metrics=rules.model_results.output.metrics,
+        model_figures=[rules.model_results.output.roc, rules.model_results.output.confusion,
+                       rules.model_results.output.importance],
     output:
         html=group("report.html"),
     params:

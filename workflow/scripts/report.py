@@ -11,4 +11,5 @@ figures = {}
 for figure in [*snakemake.input.figures, *snakemake.input.anat_figures, *snakemake.input.sc_figures,
                *snakemake.input.fc_figures]:
     figures.setdefault(Path(figure).name.split("_")[0], []).append(figure)
-write_report(snakemake.input.table, figures, snakemake.output.html, dataset=snakemake.params.dataset)
+write_report(snakemake.input.table, figures, snakemake.output.html, dataset=snakemake.params.dataset,
+             metrics_tsv=snakemake.input.metrics, model_figures=list(snakemake.input.model_figures))
