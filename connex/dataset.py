@@ -125,7 +125,12 @@ def read_relmat(path: str | Path, *, subject: str = "", symmetric: bool = True) 
     if not lines:
         raise ConnectomeError(f"{who}{path}: empty file; expected an n x n tab-separated matrix.")
     first = lines[0].split("\t")
-    regions = None if all(_is_number(cell) for cell in first) else first
+    if len(lines) == len(first) + 1:  # n names above n rows (even numeric names)
+        regions = first
+    elif len(lines) == len(first):
+        regions = None
+    else:  # malformed: guess, so the error below names the real problem
+        regions = None if all(_is_number(cell) or cell.strip().lower() in ("", "n/a", "na") for cell in first) else first
     rows = lines[1:] if regions is not None else lines
     try:
         matrix = np.array([[_number(cell) for cell in row.split("\t")] for row in rows], dtype=np.float64)
@@ -250,6 +255,9 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
         Matrices of different sizes or region names, a bad matrix (see :func:`read_relmat`),
         a subject missing a modality under ``"error"``, fewer than two classes left.
     """
+    if len(classes) != 2:
+        raise ValueError(f"ConneX is a binary classifier: 'classes' must name two labels (control first); "
+                         f"{list(classes)} was provided.")
     if missing_modality not in MISSING_POLICIES:
         raise ValueError(f"missing_modality must be one of {MISSING_POLICIES}; {missing_modality!r} was provided.")
     root = Path(root)
@@ -286,6 +294,9 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
             continue
         for modality, path in found.items():
             matrix, regions = read_relmat(path, subject=participant_id)
+            if modality == "sc" and (matrix < 0).any():
+                raise ConnectomeError(f"{participant_id}: {path} has negative values (min {matrix.min():g}); SC "
+                                      "weights must be non-negative (counts, densities, lengths, FA).")
             if reference is None:
                 reference = (str(path), matrix.shape[0], regions)
             elif matrix.shape[0] != reference[1]:

@@ -63,7 +63,7 @@ METRICS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "roc_a
 # ------------------------------------------------------------------------------------ splits
 
 def make_splits(dataset: ConnectomeDataset, *, scheme: str = "kfold", n_folds: int = 5, n_repeats: int = 3,
-                seed: int = 0) -> pd.DataFrame:
+                seed: int = 0, min_train_per_class: int = 2) -> pd.DataFrame:
     """The cross-validation splits, made once and shared by every model.
 
     ``kfold``: repeated stratified k-fold (``r01f01``...); ``leave_site_out``: one split per
@@ -72,10 +72,14 @@ def make_splits(dataset: ConnectomeDataset, *, scheme: str = "kfold", n_folds: i
     Returns a long table: ``split``, ``repeat``, ``fold``, ``participant_id``, ``role``
     (``train`` or ``test``).
 
+    ``min_train_per_class``: each training fold must hold at least this many subjects of each
+    class (two: one to fit, one for the validation split; ``inner_folds`` for a nested search).
+
     Raises
     ------
     ConnectomeError
-        Fewer subjects of a class than folds; fewer than two sites for leave-site-out.
+        Fewer subjects of a class than folds; a training fold short of a class; participants
+        without a site, or fewer than two sites, for leave-site-out.
     """
     y = dataset.y
     ids = np.array(dataset.subjects)
@@ -94,7 +98,11 @@ def make_splits(dataset: ConnectomeDataset, *, scheme: str = "kfold", n_folds: i
                 rows.append(pd.DataFrame({"split": f"r{repeat + 1:02d}f{fold + 1:02d}", "repeat": repeat + 1,
                                           "fold": fold + 1, "participant_id": ids, "role": role}))
     elif scheme == "leave_site_out":
-        sites = dataset.participants["site"].fillna("n/a").astype(str).to_numpy()
+        no_site = dataset.participants.loc[dataset.participants["site"].isna(), "participant_id"].tolist()
+        if no_site:
+            raise ConnectomeError(f"Leave-site-out needs a site for every participant; participants.tsv gives none "
+                                  f"for {no_site}.")
+        sites = dataset.participants["site"].astype(str).to_numpy()
         unique = sorted(set(sites))
         if len(unique) < 2:
             raise ConnectomeError(f"Leave-site-out needs at least two sites; the subjects have {unique}.")
@@ -104,7 +112,21 @@ def make_splits(dataset: ConnectomeDataset, *, scheme: str = "kfold", n_folds: i
                                       "participant_id": ids, "role": role}))
     else:
         raise ValueError(f"scheme must be one of {SCHEMES}; {scheme!r} was provided.")
-    return pd.concat(rows, ignore_index=True)
+    splits = pd.concat(rows, ignore_index=True)
+    labels = dict(zip(dataset.subjects, dataset.participants["label"]))
+    for split, table in splits.groupby("split"):
+        train = table.loc[table["role"] == "train", "participant_id"].map(labels).value_counts()
+        short = [c for c in dataset.classes if train.get(c, 0) < min_train_per_class]
+        if short:
+            raise ConnectomeError(f"Split {split}: its training fold has {train.to_dict()}; at least "
+                                  f"{min_train_per_class} of each class are needed (to fit and to validate). "
+                                  "Use fewer folds or add subjects.")
+        test = table.loc[table["role"] == "test", "participant_id"].map(labels)
+        if test.nunique() < 2:
+            log.warning("Split %s: the test fold has one class only (%s); its AUC, balanced accuracy and "
+                        "sensitivity or specificity are undefined and left out of the means.", split,
+                        test.value_counts().to_dict())
+    return splits
 
 
 def split_indices(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -194,9 +216,9 @@ def edge_vectors(dataset: ConnectomeDataset, weighting: dict[str, str] | None = 
 def fit_linear(name: str, X: np.ndarray, y: np.ndarray, train: np.ndarray, seed: int):
     """Logistic regression or linear SVM with scaling and C chosen by 3-fold CV inside ``train``."""
     if name == "logistic_regression":
-        estimator = LogisticRegression(max_iter=5000)
+        estimator = LogisticRegression(max_iter=5000, random_state=seed)
     elif name == "linear_svm":
-        estimator = LinearSVC(max_iter=20000, dual="auto")
+        estimator = LinearSVC(max_iter=20000, dual="auto", random_state=seed)
     else:
         raise ValueError(f"Unknown linear model {name!r}.")
     pipeline = make_pipeline(StandardScaler(), estimator)
@@ -274,6 +296,9 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
     unknown = set(models) - set(MODELS)
     if unknown:
         raise ValueError(f"Unknown model(s) {sorted(unknown)}; choose from {MODELS}.")
+    if search and permutations:
+        raise ValueError("A permutation test with a nested search would need the search rerun for every "
+                         "permutation (otherwise the null is a different procedure); use one or the other.")
     train, test = split_indices(dataset, splits, split)
     y = dataset.y
     seed = train_params.seed
@@ -422,10 +447,16 @@ def summarise_metrics(per_fold: pd.DataFrame, permutations: pd.DataFrame | None 
     rows = []
     for model in order:
         table = per_fold[per_fold["model"] == model]
-        row = {"model": model, "n_splits": len(table)}
+        row = {"model": model, "n_splits": len(table), "n_splits_auc": int(table["roc_auc"].notna().sum())}
+        repeat = table["split"].str.extract(r"^r(\d+)f\d+$")[0]
         for metric in METRICS:
             row[f"{metric}_mean"] = table[metric].mean()
             row[f"{metric}_std"] = table[metric].std(ddof=1) if len(table) > 1 else np.nan
+        # folds of one repeat share training subjects, so their sd understates the uncertainty;
+        # the sd of the repeats' means is the other usual figure
+        if repeat.notna().all() and repeat.nunique() > 1:
+            for metric in ("roc_auc", "balanced_accuracy"):
+                row[f"{metric}_std_repeats"] = table.groupby(repeat)[metric].mean().std(ddof=1)
         if permutations is not None and len(permutations):
             null = permutations[permutations["model"] == model].groupby("permutation")["roc_auc"].mean()
             if len(null):

@@ -51,6 +51,8 @@ def write_results(prediction_files: list, importance_files: list, permutation_fi
     write_tsv(per_split, metrics_per_split_tsv)
     write_tsv(predictions, predictions_tsv)
     edges = _read_all(importance_files)
+    if edges.empty:  # only models without importance (the linear SVM) were compared
+        edges = pd.DataFrame(columns=["model", "modality", "kind", "region_i", "region_j", "importance"])
     edge_mean = edges.groupby(["model", "modality", "kind", "region_i", "region_j"], as_index=False
                               )["importance"].agg(["mean", "std"]).rename(columns={"mean": "importance"})
     edge_mean["region_i_name"] = [regions[i - 1] for i in edge_mean["region_i"]]

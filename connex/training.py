@@ -135,9 +135,11 @@ def train_model(model: torch.nn.Module, graphs: dict[str, SubjectGraphs], y: np.
     """Train ``model`` on subjects ``fit_index``, early-stopping on subjects ``val_index``
     (``params.monitor``).
 
-    Models with edge masks (``model.edge_masks``) get a second phase: the masks are unfrozen
-    and trained with an L1 penalty for ``mask_epochs`` while the backbones are fine-tuned.
-    The model ends in the state with the best validation score.
+    Models with edge masks (``model.edge_masks``) get a second phase: starting from the best
+    state of the first, the masks are unfrozen and trained with an L1 penalty for
+    ``mask_epochs`` while the backbones are fine-tuned; the model ends in the best state of
+    that phase (so that the mask it reports is the one it predicts with). Otherwise it ends in
+    the state with the best validation score.
     """
     if params.monitor not in ("auc", "loss"):
         raise ValueError(f"monitor must be 'auc' or 'loss'; {params.monitor!r} was provided.")

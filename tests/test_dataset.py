@@ -234,3 +234,25 @@ def test_detect_atlas_finds_the_one_atlas_or_lists_several(tmp_path, rng):
     write_relmat(tmp_path / "sub-01" / "dwi" / "sub-01_atlas-other_meas-count_relmat.tsv", random_pair(rng)[0])
     with pytest.raises(ConnectomeError, match=r"atlases \['other', 'toy'\]"):
         detect_atlas(tmp_path)
+
+
+def test_numeric_region_names_and_nan_in_the_first_row(tmp_path, rng):
+    sc, _ = random_pair(rng, n=3)
+    path = tmp_path / "numeric_relmat.tsv"
+    path.write_text("1\t2\t3\n" + "\n".join("\t".join(f"{v:g}" for v in row) for row in sc) + "\n")
+    matrix, names = read_relmat(path)
+    assert names == ["1", "2", "3"] and np.array_equal(matrix, sc)
+    path.write_text("0\tn/a\t1\n" + "\n".join("\t".join(f"{v:g}" for v in row) for row in sc[1:]) + "\n")
+    with pytest.raises(ConnectomeError, match="NaN or Inf"):
+        read_relmat(path)
+
+
+def test_negative_sc_and_three_classes_are_errors(tmp_path, rng):
+    make_connectomes(tmp_path, rng)
+    path = tmp_path / "sub-02" / "dwi" / "sub-02_atlas-toy_meas-count_relmat.tsv"
+    matrix, _ = read_relmat(path)
+    write_relmat(path, -matrix)
+    with pytest.raises(ConnectomeError, match="sub-02: .*sub-02_atlas-toy_meas-count_relmat.tsv has negative values"):
+        build_dataset(tmp_path, atlas="toy")
+    with pytest.raises(ValueError, match="binary classifier"):
+        build_dataset(tmp_path, atlas="toy", classes=("HC", "SZ", "BP"))

@@ -213,3 +213,20 @@ def test_nested_search_picks_a_candidate_and_the_edge_mask_is_trained(rng):
     assert set(mask["modality"]) == {"sc", "fc"} and len(mask) == 2 * N * (N - 1) // 2
     assert mask["importance"].between(0, 1).all() and mask["importance"].std() > 0  # the mask was trained
     assert (out["history"]["phase"] == "mask").sum() == 3
+
+
+def test_a_training_fold_short_of_a_class_is_a_clear_error(rng):
+    dataset = toy_dataset(rng, n_subjects=8)  # 4 per class: 4 folds leave 3 per class in training
+    with pytest.raises(ConnectomeError, match=r"Split r01f01: its training fold has .* at least 4 of each class"):
+        make_splits(dataset, n_folds=4, min_train_per_class=4)
+    dataset.participants.loc[2, "site"] = np.nan
+    with pytest.raises(ConnectomeError, match=r"gives none for \['sub-003'\]"):
+        make_splits(dataset, scheme="leave_site_out")
+
+
+def test_permutations_with_a_nested_search_are_refused(rng):
+    dataset = toy_dataset(rng, n_subjects=20)
+    splits = make_splits(dataset, n_folds=2, n_repeats=1)
+    with pytest.raises(ValueError, match="permutation test with a nested search"):
+        run_fold(dataset, splits, "r01f01", models=["connex"], graph_params=GRAPH, model_params=SMALL,
+                 train_params=FAST, search={"hidden": [8]}, permutations=2)

@@ -278,8 +278,9 @@ def model_connectome_files(wildcards):
 
 def model_dataset_inputs(wildcards):
     """The connectome files (or, with connectomes_dir, its participants.tsv) the dataset reads."""
-    if CONNECTOMES_DIR:
-        return {"participants": str(Path(CONNECTOMES_DIR) / "participants.tsv")}
+    if CONNECTOMES_DIR:  # every relmat of the atlas, so that a changed matrix reruns the model stages
+        files = sorted(str(p) for p in Path(CONNECTOMES_DIR).glob(f"sub-*/**/*_atlas-{MODEL_ATLAS}_*relmat.tsv"))
+        return {"participants": str(Path(CONNECTOMES_DIR) / "participants.tsv"), "connectomes": files}
     files = model_connectome_files(wildcards)
     return {"participants": str(BIDS_DIR / "participants.tsv") if not IS_DEMO else rules.synthesize_demo.output.bids,
             "connectomes": sorted(p for f in files.values() for p in f.values())}
