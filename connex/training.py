@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,6 +171,7 @@ def train_model(model: torch.nn.Module, graphs: dict[str, SubjectGraphs], y: np.
         since_best = 0
         for _ in range(n_epochs):
             epoch += 1
+            started = time.perf_counter()
             model.train()
             train_loss = 0.0
             for index in _batches(fit_index, params.batch_size, rng):
@@ -182,7 +184,8 @@ def train_model(model: torch.nn.Module, graphs: dict[str, SubjectGraphs], y: np.
                 train_loss += loss.item() * len(index)
             val_loss, val_auc = evaluate(model, graphs, target, val_index, params, device, amp)
             history.append({"epoch": epoch, "phase": phase, "train_loss": train_loss / len(fit_index),
-                            "val_loss": val_loss, "val_auc": val_auc})
+                            "val_loss": val_loss, "val_auc": val_auc,
+                            "seconds": round(time.perf_counter() - started, 4)})
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(train=f"{train_loss / len(fit_index):.3f}", val=f"{val_loss:.3f}")
