@@ -318,17 +318,48 @@ def all_fold_files(kind):
     return files
 
 
+_MODEL_WARNED = []
+
+
+def model_is_possible():
+    """Whether the labelled participants of the inventory can fill the cross-validation. If not
+    (an unlabelled or one-class dataset, such as a single volunteer), the model stages are left
+    out of `all` and of the report with one warning, and the connectome stages still run."""
+    if CONNECTOMES_DIR:
+        return True
+    table = inventory()
+    counts = table.loc[table["use_model"], "label"].value_counts()
+    needed = MODEL["cv"]["folds"] if MODEL["cv"]["scheme"] == "kfold" else 1
+    possible = len(counts) >= 2 and counts.min() >= needed
+    if not possible and not _MODEL_WARNED:
+        _MODEL_WARNED.append(True)
+        logger.warning(f"Model stages left out: the labelled participants are {counts.to_dict() or 'none'}; "
+                       f"{MODEL['cv']['folds']}-fold cross-validation needs at least {needed} of each of "
+                       f"{config['classes']}. `snakemake model` runs them anyway (and says why they fail).")
+    return possible
+
+
+def report_model_inputs(wildcards):
+    """The model results the report shows (none when the model stages cannot run)."""
+    if not model_is_possible():
+        return {}
+    out = rules.model_results.output
+    return {"metrics": out.metrics, "model_figures": [out.roc, out.confusion, out.importance]}
+
+
 def all_static_outputs(wildcards):
-    """Targets known before any checkpoint: the report and metrics.tsv (metrics only with
-    connectomes_dir). Kept apart from the per-subject targets, so a dry run lists them."""
+    """Targets known before any checkpoint: the report (metrics.tsv with connectomes_dir). Kept
+    apart from the per-subject targets, so a dry run lists them."""
     if CONNECTOMES_DIR:
         return [rules.model_results.output.metrics]
-    return [rules.report.output.html, rules.model_results.output.metrics]
+    return [rules.report.output.html]
 
 
 def all_subject_outputs(wildcards):
-    """Every per-subject output (after the inventory checkpoint); none with connectomes_dir."""
+    """Every per-subject output and metrics.tsv (after the inventory checkpoint); none with
+    connectomes_dir."""
     if CONNECTOMES_DIR:
         return []
+    model = [rules.model_results.output.metrics] if model_is_possible() else []
     return [*all_anat_outputs(wildcards), *all_sc_outputs(wildcards), *all_fc_decisions(wildcards),
-            *all_fc_outputs(wildcards)]
+            *all_fc_outputs(wildcards), *model]

@@ -4,14 +4,12 @@
 rule report:
     """The cohort report (group/report.html)."""
     input:
+        unpack(report_model_inputs),
         table=rules.bids_inventory.output.table,
         figures=all_input_qc_figures,
         anat_figures=all_anat_figures,
         sc_figures=all_sc_figures,
         fc_figures=all_fc_figures,
-        metrics=rules.model_results.output.metrics,
-        model_figures=[rules.model_results.output.roc, rules.model_results.output.confusion,
-                       rules.model_results.output.importance],
     output:
         html=group("report.html"),
     params:
