@@ -161,6 +161,13 @@ def test_named_stage_target_runs_only_that_stage(tiny_bids, tmp_path):
     assert (out / "connex" / "sub-02" / "figures" / "sub-02_desc-inputs_qc.png").is_file()
     assert not (out / "connex" / "sub-01").exists()
     assert not (out / "connex" / "group" / "report.html").exists()
+    # one labelled participant cannot fill a cross-validation: the model stages are left out of
+    # `all` (and the report) with a warning, instead of failing the whole run at the dataset stage
+    plan = snakemake("--dry-run", "--cores", "1", "--config", f"bids_dir={tiny_bids}", f"output_dir={out}",
+                     "participants={'include': ['02']}")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert "Model stages left out" in plan.stdout + plan.stderr
+    assert "rule report" in plan.stdout and "connectome_dataset" not in plan.stdout
 
 
 def test_fc_from_fmriprep_derivatives_through_the_workflow(tiny_bids, tmp_path, rng):
