@@ -186,6 +186,9 @@ def train_model(model: torch.nn.Module, graphs: dict[str, SubjectGraphs], y: np.
             history.append({"epoch": epoch, "phase": phase, "train_loss": train_loss / len(fit_index),
                             "val_loss": val_loss, "val_auc": val_auc,
                             "seconds": round(time.perf_counter() - started, 4)})
+            if epoch % 10 == 0:
+                log.info("%s epoch %d (%s): train loss %.4f, validation loss %.4f, AUC %.3f",
+                         description or "model", epoch, phase, train_loss / len(fit_index), val_loss, val_auc)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(train=f"{train_loss / len(fit_index):.3f}", val=f"{val_loss:.3f}")
