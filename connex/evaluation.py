@@ -247,15 +247,23 @@ def saliency(model: torch.nn.Module, inputs: dict[str, SubjectGraphs], index: np
 
     device = resolve_device(params.device)
     model.to(device).eval()
-    batch = {k: collate(g, index).to(device) for k, g in inputs.items()}
-    for b in batch.values():
-        b.x.requires_grad_(True)
-    logits = model(batch)["fused"].float()
-    (logits[:, 1] - logits[:, 0]).sum().backward()
+    index = np.asarray(index)
+    total: dict[str, np.ndarray] = {}
+    # in batches: the attention's memory grows with batch x tokens^2
+    for start in range(0, len(index), params.batch_size):
+        chunk = index[start: start + params.batch_size]
+        batch = {k: collate(g, chunk).to(device) for k, g in inputs.items()}
+        features = [b.x.requires_grad_(True) for b in batch.values()]
+        logits = model(batch)["fused"].float()
+        # autograd.grad: gradients of the inputs only, the model's parameters keep none
+        grads = torch.autograd.grad((logits[:, 1] - logits[:, 0]).sum(), features)
+        for (name, b), grad in zip(batch.items(), grads):
+            attribution = (b.x * grad).abs().reshape(len(chunk), b.n_nodes, -1).sum(0).detach().cpu().numpy()
+            total[name] = total.get(name, 0) + attribution
     out = {}
-    for name, b in batch.items():
-        n = b.n_nodes
-        attribution = (b.x * b.x.grad).abs().reshape(len(index), n, -1).mean(0).detach().cpu().numpy()
+    for name, attribution in total.items():
+        attribution = attribution / len(index)
+        n = attribution.shape[0]
         if name == "fused":  # early fusion: SC then FC features side by side
             out["sc"], out["fc"] = attribution[:, :n], attribution[:, n:]
         else:

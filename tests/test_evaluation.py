@@ -230,3 +230,18 @@ def test_permutations_with_a_nested_search_are_refused(rng):
     with pytest.raises(ValueError, match="permutation test with a nested search"):
         run_fold(dataset, splits, "r01f01", models=["connex"], graph_params=GRAPH, model_params=SMALL,
                  train_params=FAST, search={"hidden": [8]}, permutations=2)
+
+
+def test_saliency_in_batches_equals_one_batch_and_leaves_no_parameter_gradients(rng):
+    from connex.evaluation import make_graph_model, model_inputs, saliency
+
+    dataset = toy_dataset(rng, n_subjects=40)
+    inputs = model_inputs("connex", build_graphs(dataset, np.arange(30), **GRAPH))
+    torch.manual_seed(0)
+    model = make_graph_model("connex", inputs, SMALL)
+    small = saliency(model, inputs, np.arange(30, 40), TrainParams(batch_size=3))
+    whole = saliency(model, inputs, np.arange(30, 40), TrainParams(batch_size=32))
+    assert set(small) == {"sc", "fc"} and small["sc"].shape == (N, N)
+    assert all(np.allclose(small[k], whole[k], atol=1e-6) for k in small)
+    assert np.allclose(small["fc"], small["fc"].T) and small["fc"].max() > 0
+    assert all(p.grad is None for p in model.parameters())

@@ -305,6 +305,16 @@ def fold_file(kind, extension=".tsv"):
     return group(f"folds/split-{{split}}_{kind}{extension}")
 
 
+def train_fold_runtime(wildcards):
+    """Minutes a split's job may run: an hour for the six models, times the permutations and
+    the nested search's trainings (a cluster kills a job past its runtime)."""
+    import math
+
+    cv = MODEL["cv"]
+    searches = math.prod(len(v) for v in cv["search"].values()) * cv["inner_folds"] if cv["search"] else 0
+    return 60 * (1 + cv["permutations"]) * (1 + searches)
+
+
 def checkpoint_folder(wildcards, output):
     """Folder of a split's model checkpoints (None when no graph model is compared)."""
     files = [output[f"checkpoint_{m}"] for m in GRAPH_MODELS]

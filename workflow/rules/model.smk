@@ -79,7 +79,7 @@ rule train_fold:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=train_fold_runtime,
     script:
         "../scripts/train_fold.py"
 
