@@ -38,13 +38,16 @@ from connex.graphs import (
     WEIGHTING,
     GraphTransform,
     SubjectGraphs,
+    collate,
     concatenate_graphs,
     edge_weights,
 )
 from connex.io import write_json, write_tsv
 from connex.training import (
     TrainParams,
+    TrainResult,
     predict_proba,
+    resolve_device,
     save_checkpoint,
     seed_everything,
     train_model,
@@ -242,9 +245,6 @@ def saliency(model: torch.nn.Module, inputs: dict[str, SubjectGraphs], index: np
              params: TrainParams) -> dict[str, np.ndarray]:
     """Edge importance ``(n, n)`` per modality: mean |input x gradient| of the fused head's
     class-1 margin with respect to the node features (a node feature is one matrix element)."""
-    from connex.graphs import collate
-    from connex.training import resolve_device
-
     device = resolve_device(params.device)
     model.to(device).eval()
     index = np.asarray(index)
@@ -326,10 +326,8 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
                 hyper.update(select_hyperparameters(name, dataset, train, graph_params, model_params, train_params,
                                                     search, inner_folds=inner_folds, val_fraction=val_fraction))
                 info[f"{name}_hyperparameters"] = {k: hyper[k] for k in search}
-            seed_everything(seed)
-            model = make_graph_model(name, inputs, hyper)
-            params = _params_for(name, train_params)
-            result = train_model(model, inputs, y, fit, val, params, progress=progress, description=f"{split} {name}")
+            model, params, result = fit_graph_model(name, inputs, hyper, y, fit, val, train_params, seed=seed,
+                                                    progress=progress, description=f"{split} {name}")
             probability = predict_proba(model, inputs, test, params)[:, 1]
             score, predicted = probability, (probability >= 0.5).astype(int)
             history.append(result.history.assign(model=name))
@@ -367,6 +365,20 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
             "info": info}
 
 
+def fit_graph_model(name: str, inputs: dict[str, SubjectGraphs], hyper: dict, y: np.ndarray, fit: np.ndarray,
+                    val: np.ndarray, train_params: TrainParams, *, seed: int, **options
+                    ) -> tuple[torch.nn.Module, TrainParams, TrainResult]:
+    """A fresh graph model (initialised from ``seed``) trained on ``fit``, early-stopped on ``val``.
+
+    Returns the model, the training parameters it used (loss weights of its heads) and the
+    training result. ``options`` go to :func:`connex.training.train_model`.
+    """
+    seed_everything(seed)
+    model = make_graph_model(name, inputs, hyper)
+    params = _params_for(name, train_params)
+    return model, params, train_model(model, inputs, y, fit, val, params, **options)
+
+
 def _params_for(name: str, params: TrainParams) -> TrainParams:
     """Loss weights restricted to the heads the model has."""
     heads = {"connex": ("sc", "fc", "fused"), "connex_sc": ("sc", "fused"), "connex_fc": ("fc", "fused"),
@@ -386,10 +398,8 @@ def _permuted_auc(name, dataset, X, graphs, y, train, test, fit, val, p, model_p
     y_perm[train] = rng.permutation(y[train])
     if name in GRAPH_MODELS:
         inputs = model_inputs(name, graphs)
-        seed_everything(train_params.seed + p + 1)
-        model = make_graph_model(name, inputs, model_params)
-        params = _params_for(name, train_params)
-        train_model(model, inputs, y_perm, fit, val, params)
+        model, params, _ = fit_graph_model(name, inputs, model_params, y_perm, fit, val, train_params,
+                                           seed=train_params.seed + p + 1)
         score = predict_proba(model, inputs, test, params)[:, 1]
     else:
         score, _ = linear_scores(fit_linear(name, X, y_perm, train, train_params.seed), X[test])
@@ -412,10 +422,8 @@ def select_hyperparameters(name: str, dataset: ConnectomeDataset, train: np.ndar
             inner_train, inner_test = train[inner_train], train[inner_test]
             fit, val = validation_split(y, inner_train, fraction=val_fraction, seed=train_params.seed)
             inputs = model_inputs(name, build_graphs(dataset, inner_train, **graph_params))
-            seed_everything(train_params.seed)
-            model = make_graph_model(name, inputs, {**model_params, **candidate})
-            params = _params_for(name, train_params)
-            train_model(model, inputs, y, fit, val, params)
+            model, params, _ = fit_graph_model(name, inputs, {**model_params, **candidate}, y, fit, val,
+                                               train_params, seed=train_params.seed)
             aucs.append(roc_auc_score(y[inner_test], predict_proba(model, inputs, inner_test, params)[:, 1]))
         log.info("%s search %s: inner AUC %.3f", name, candidate, np.mean(aucs))
         if np.mean(aucs) > best_auc:
@@ -473,9 +481,9 @@ def summarise_metrics(per_fold: pd.DataFrame, permutations: pd.DataFrame | None 
     return pd.DataFrame(rows)
 
 
-def region_importance(edges: pd.DataFrame, regions: list[str]) -> pd.DataFrame:
-    """Per model, modality and kind: each region's summed edge importance (mean over splits)."""
-    mean = edges.groupby(["model", "modality", "kind", "region_i", "region_j"], as_index=False)["importance"].mean()
+def region_importance(mean: pd.DataFrame, regions: list[str]) -> pd.DataFrame:
+    """Per model, modality and kind: each region's summed edge importance, from the edges' mean
+    over splits (``model``, ``modality``, ``kind``, ``region_i``, ``region_j``, ``importance``)."""
     both = pd.concat([mean.rename(columns={"region_i": "region"}), mean.rename(columns={"region_j": "region"})])
     table = both.groupby(["model", "modality", "kind", "region"], as_index=False)["importance"].sum()
     table["region_name"] = [regions[r - 1] for r in table["region"]]

@@ -58,7 +58,7 @@ def write_results(prediction_files: list, importance_files: list, permutation_fi
     edge_mean["region_i_name"] = [regions[i - 1] for i in edge_mean["region_i"]]
     edge_mean["region_j_name"] = [regions[j - 1] for j in edge_mean["region_j"]]
     write_tsv(edge_mean, edge_importance_tsv)
-    regional = region_importance(edges, regions)
+    regional = region_importance(edge_mean, regions)
     write_tsv(regional, region_importance_tsv)
     plot_roc(predictions, roc_png)
     plot_confusion(predictions, classes, confusion_png)
