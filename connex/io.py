@@ -7,6 +7,7 @@ killed mid-write never leaves a half-written file under its final name.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -23,11 +24,17 @@ os.umask(_UMASK)
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it to ``target`` if the block succeeds."""
+    """Yield a temporary path beside ``target``; rename it to ``target`` if the block succeeds.
+
+    Temporary files of ``target`` left by an earlier run that was killed mid-write (no
+    ``finally`` runs after SIGKILL) are removed first: one target has one writer, its job.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Keep the full suffix (".nii.gz") so writers that look at the extension behave the same.
     suffix = "".join(target.suffixes)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*{glob.escape(suffix)}"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp)

@@ -119,11 +119,18 @@ def atlas_input_files(wildcards):
     return []
 
 
+def outputs_of(rule, subjects):
+    """Every output of a per-subject rule for these participants. Stage targets name all of them,
+    not only the last file of the chain: an intermediate lost to a killed job (a tractogram, a
+    preprocessed DWI) is then made again instead of being silently missing."""
+    return [path.format(subject=s) for s in subjects for path in rule.output]
+
+
 def all_anat_outputs(wildcards):
     subjects = subjects_with("use_anat")
-    return [deriv(s, "anat", "dseg", ".nii.gz", space="T1w", atlas=a) for s in subjects for a in ATLASES] + [
-        group(f"atlas-{a}_dseg.tsv") for a in ATLASES
-    ]
+    return (outputs_of(rules.preprocess_anat, subjects)
+            + [deriv(s, "anat", "dseg", ".nii.gz", space="T1w", atlas=a) for s in subjects for a in ATLASES]
+            + [group(f"atlas-{a}_dseg.tsv") for a in ATLASES])
 
 
 def all_anat_figures(wildcards):
@@ -147,7 +154,9 @@ def sc_matrix(subject, atlas, weight):
 
 
 def all_sc_outputs(wildcards):
-    return [sc_matrix(s, a, w) for s in subjects_with("use_sc") for a in ATLASES for w in SC_WEIGHTS]
+    subjects = subjects_with("use_sc")
+    return (outputs_of(rules.preprocess_dwi, subjects) + outputs_of(rules.tractography, subjects)
+            + [sc_matrix(s, a, w) for s in subjects for a in ATLASES for w in SC_WEIGHTS])
 
 
 def all_sc_figures(wildcards):
@@ -224,9 +233,12 @@ def fc_kept_subjects():
 
 
 def all_fc_decisions(wildcards):
-    """Every candidate's scrubbing decision, named up front so that all BOLD jobs run in parallel
-    (asked only through the checkpoint, they would come one subject at a time)."""
-    return [deriv(s, "func", "outliers", ".json", task=TASK) for s in fc_candidates()]
+    """Every candidate's scrubbing decision (and, without fMRIPrep, its preprocessed run), named up
+    front so that all BOLD jobs run in parallel (asked only through the checkpoint, they would
+    come one subject at a time)."""
+    subjects = fc_candidates()
+    preprocessed = [] if FMRIPREP_DIR else outputs_of(rules.preprocess_bold, subjects)
+    return preprocessed + [deriv(s, "func", "outliers", ".json", task=TASK) for s in subjects]
 
 
 def all_fc_outputs(wildcards):
