@@ -105,6 +105,45 @@ def test_true_sc_is_symmetric_and_matches_the_bundles(tiny_cohort):
     assert nonzero == set(zip(bundles["region_i"], bundles["region_j"]))
 
 
+def test_bundles_run_through_white_matter_on_their_own_routes():
+    """The bundles of the demo-sized atlas: each runs from its own two regions through brain tissue
+    (no cut where the DWI would draw no fibre) and mostly through white matter; association
+    bundles stay in their hemisphere; commissural ones cross the midline in white matter at
+    their own anterior-posterior positions (the corpus callosum's length), not at one point;
+    a region's bundles leave it from different points; and the routing draws no random numbers."""
+    template = load_mni_template(2)
+    parcellation, group = make_ground_truth(SynthConfig(n_regions=24, seed=0))
+    state = np.random.get_state()
+    curves = bundle_curves(parcellation, group, template)
+    assert np.array_equal(np.random.get_state()[1], state[1])
+    assert len(curves) == len(group.sc_edges)
+    to_voxel = np.linalg.inv(template.affine)
+
+    def sample(volume, points, order=1):
+        return ndimage.map_coordinates(volume, (points @ to_voxel[:3, :3].T + to_voxel[:3, 3]).T, order=order)
+
+    points = np.concatenate(curves)
+    assert (sample(template.wm + template.gm, points) >= 0.5).mean() > 0.99
+    assert (sample(template.wm, points) > 0.5).mean() > 0.65  # the central-knot routing had 0.47
+    crossings, ends = [], {}
+    for curve, (i, j) in zip(curves, group.sc_edges):
+        assert sample(parcellation.labels, curve[[0, -1]], order=0).tolist() == [i + 1, j + 1]
+        assert np.linalg.norm(np.diff(curve, axis=0), axis=1).max() < 1.5  # rasterised radius >= 1.2 mm: no gap
+        ends.setdefault(i, set()).add(tuple(curve[0]))
+        ends.setdefault(j, set()).add(tuple(curve[-1]))
+        side = np.sign(curve[0, 0])
+        if side == np.sign(curve[-1, 0]):
+            assert np.all(curve[:, 0] * side > 0)
+        else:
+            crossing = curve[np.abs(curve[:, 0]).argmin()]
+            assert abs(crossing[0]) < 1.5 and sample(template.wm, crossing[None])[0] > 0.5
+            crossings.append(crossing[1])
+    assert len(crossings) >= 12 and np.ptp(crossings) > 50 and len(np.unique(np.round(crossings))) >= 8
+    busy = [r for r in ends if sum(r in e for e in group.sc_edges) >= 3]
+    assert busy and all(len(ends[r]) >= 2 for r in busy)
+    assert all(np.array_equal(a, b) for a, b in zip(curves, bundle_curves(parcellation, group, template)))
+
+
 def test_dwi_fibre_directions_follow_the_bundles(tiny_cohort):
     """A tensor fitted through the b-vector file points along each bundle: the signal, the
     bvec convention and the geometry agree."""

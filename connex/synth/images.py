@@ -135,23 +135,111 @@ def make_gradient_table(rng: np.random.Generator, *, n_b0: int, n_directions: in
     return gradient_table(bvals, bvecs=bvecs, b0_threshold=50)
 
 
+# Bundle routing (see bundle_curves): candidate waypoints per bundle, how deep long association
+# bundles run, how far from the anchor a bundle may end, and the weights of the route score.
+_ROUTE_CANDIDATES = 60
+_DEPTH_PER_MM = 0.08
+_MAX_DEPTH_MM = 6.0
+_MIDLINE_DEPTH_MM = 2.5
+_END_RADIUS_MM = 10.0
+_END_SKIP_MM = 8.0
+_GAP_WEIGHT = 10.0
+_DETOUR_WEIGHT = 0.01
+
+
 def bundle_curves(parcellation: Parcellation, group: GroupNetworks, template: MNITemplate,
                   *, points_per_mm: float = 1.0) -> list[np.ndarray]:
-    """One smooth curve (p, 3) in MNI mm per bundle, from one region's anchor to the other's.
+    """One smooth curve (p, 3) in MNI mm per bundle, from one region to the other.
 
-    Quadratic Bezier curves whose control point is pulled towards the centre of the brain, so
-    bundles run through the deep white matter and cross one another there.
+    Each bundle is a quadratic Bezier curve through a white-matter waypoint of its own (the
+    curve's middle, s = 0.5), so bundles spread through the white matter and cross one another
+    where their routes meet, not in one central knot:
+
+    - association bundles (both regions in one hemisphere) pass through that hemisphere's white
+      matter beneath the middle of their chord, at their own anterior-posterior and vertical
+      position; the waypoint lies at least ``0.08 x chord length`` (at most 6 mm) inside the
+      white matter, so long bundles run deep and short ones close under the cortex (U-fibres);
+    - commissural bundles (one region per hemisphere) cross the midline through the midline
+      white matter (the corpus callosum) at the point nearest the middle of their chord, so at
+      their own anterior-posterior position (at least 2.5 mm inside the white matter, or the
+      association rule's depth if smaller).
+
+    Candidates are the 60 white-matter voxels (``template.wm > 0.5``) nearest the middle of the
+    chord that meet these rules; the one chosen minimises, along its curve, 10 x the fraction of
+    points outside the brain tissue (``wm + gm < 0.5``: CSF or outside the brain, where
+    :func:`render_dwi` draws no fibres and the bundle would be cut) plus the fraction outside
+    white matter (skipping the 8 mm at each end, which lie in cortex), plus 0.01 per mm of
+    detour from the nearest candidate. Each end is the voxel of its region, within 10 mm of the
+    region's anchor, nearest the waypoint, so a region's bundles leave it from different points
+    (as fibres to different targets leave different parts of a cortical area) rather than all
+    from one point. Deterministic: no random draws.
     """
-    brain_centre = _apply(template.affine, np.argwhere(template.wm > 0.5).astype(float)).mean(0)
+    voxel_mm = round(float(np.abs(np.linalg.det(template.affine[:3, :3])) ** (1 / 3)), 6)
+    white = template.wm > 0.5
+    depth = ndimage.distance_transform_edt(white)[white] * voxel_mm
+    white_mm = _apply(template.affine, np.argwhere(white).astype(float))
+    midline = np.abs(white_mm[:, 0]) < voxel_mm / 2
+    to_voxel = np.linalg.inv(template.affine)
+    tissue = template.wm + template.gm
+
+    def sample(volume: np.ndarray, points: np.ndarray) -> np.ndarray:
+        return ndimage.map_coordinates(volume, _apply(to_voxel, points).T, order=1)
+
+    labelled = np.argwhere(parcellation.labels > 0)
+    region_mm = _apply(parcellation.affine, labelled.astype(float))
+    region_of = parcellation.labels[tuple(labelled.T)]
+    ends = []
+    for r, anchor in enumerate(parcellation.anchors):
+        points = region_mm[region_of == r + 1]
+        ends.append(points[np.linalg.norm(points - anchor, axis=1) <= _END_RADIUS_MM])
+
+    def end_near(region: int, waypoint: np.ndarray) -> np.ndarray:
+        candidates = ends[region]
+        if not len(candidates):
+            return parcellation.anchors[region]
+        return candidates[((candidates - waypoint) ** 2).sum(1).argmin()]
+
     curves = []
     for i, j in group.sc_edges:
         start, end = parcellation.anchors[i], parcellation.anchors[j]
-        control = 0.5 * (start + end)
-        control = control + 0.6 * (brain_centre - control)
-        n_points = max(int(np.linalg.norm(end - start) * points_per_mm * 1.3), 8)
-        s = np.linspace(0, 1, n_points)[:, None]
-        curves.append((1 - s) ** 2 * start + 2 * s * (1 - s) * control + s ** 2 * end)
+        middle = 0.5 * (start + end)
+        need = min(_MAX_DEPTH_MM, _DEPTH_PER_MM * np.linalg.norm(end - start))
+        if np.sign(start[0]) != np.sign(end[0]):  # commissural: through the midline white matter
+            allowed = midline & (depth >= min(need, _MIDLINE_DEPTH_MM))
+        else:  # association: through this hemisphere's white matter, deeper for longer bundles
+            allowed = (white_mm[:, 0] * np.sign(start[0]) >= voxel_mm) & (depth >= need)
+        if not allowed.any():
+            allowed = np.ones(len(white_mm), dtype=bool)
+        waypoints = white_mm[allowed]
+        squared = ((waypoints - middle) ** 2).sum(1)  # exact on the template grid: a stable order
+        distance = np.sqrt(squared)
+        candidates = np.argsort(squared, kind="stable")[:_ROUTE_CANDIDATES]
+        routes = [_bezier_through(end_near(i, waypoints[k]), waypoints[k], end_near(j, waypoints[k]),
+                                  points_per_mm) for k in candidates]
+        # Score every candidate route in one pass over their concatenated points.
+        sizes = np.array([len(r) for r in routes])
+        starts = np.r_[0, np.cumsum(sizes)[:-1]]
+        points = np.concatenate(routes)
+        arcs = [np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(r, axis=0), axis=1))] for r in routes]
+        arc, length = np.concatenate(arcs), np.repeat([a[-1] for a in arcs], sizes)
+        inner = (arc > _END_SKIP_MM) & (arc < length - _END_SKIP_MM)  # not in the cortex at either end
+        off_tissue = np.add.reduceat((sample(tissue, points) < 0.5).astype(float), starts) / sizes
+        off_white = np.add.reduceat(((sample(template.wm, points) < 0.5) & inner).astype(float), starts)
+        score = _GAP_WEIGHT * off_tissue + off_white / np.maximum(np.add.reduceat(inner.astype(float), starts), 1)
+        score += _DETOUR_WEIGHT * (distance[candidates] - distance.min())
+        best_curve = routes[int(np.argmin(score))]
+        curves.append(best_curve)
     return curves
+
+
+def _bezier_through(start: np.ndarray, middle: np.ndarray, end: np.ndarray, points_per_mm: float) -> np.ndarray:
+    """The quadratic Bezier curve from ``start`` to ``end`` that passes ``middle`` at s = 0.5, at
+    evenly spaced s: 1.3 x ``points_per_mm`` points per mm of its control polygon (at least 8)."""
+    control = 2.0 * middle - 0.5 * (start + end)
+    polygon = np.linalg.norm(control - start) + np.linalg.norm(end - control)  # >= the arc length
+    n_points = max(int(polygon * points_per_mm * 1.3), 8)
+    s = np.linspace(0, 1, n_points)[:, None]
+    return (1 - s) ** 2 * start + 2 * s * (1 - s) * control + s ** 2 * end
 
 
 def render_dwi(template: MNITemplate, grid: Grid, subject_to_mni: np.ndarray,
