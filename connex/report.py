@@ -11,6 +11,7 @@ import pandas as pd
 
 from connex import __version__
 from connex.bids import read_inventory
+from connex.cohort_qc import MEASURES, format_value
 from connex.io import write_text
 
 STYLE = """
@@ -19,15 +20,20 @@ table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
 th { background: #f0f0f0; }
 tr.excluded td { background: #fff3e0; }
+td.flagged { background: #ffd6d6; font-weight: bold; }
+td.flags { color: #b00000; min-width: 16em; }
+p.flags { color: #b00000; font-weight: bold; }
+nav a { margin-right: 1em; }
 img { max-width: 100%; border: 1px solid #ddd; }
 .summary span { display: inline-block; margin-right: 2em; font-size: 1.1em; }
 """
 
 
 def write_report(availability_tsv: str | Path, qc_figures: dict[str, list[str | Path]], out_html: str | Path,
-                 *, title: str = "ConneX report", dataset: str = "", metrics_tsv: str | Path | None = None,
-                 model_figures: list[str | Path] = ()) -> Path:
-    """Write the report: cohort summary, the availability table, and each participant's QC figure.
+                 *, title: str = "ConneX report", dataset: str = "", qc_tsv: str | Path | None = None,
+                 metrics_tsv: str | Path | None = None, model_figures: list[str | Path] = ()) -> Path:
+    """Write the report: cohort summary, the availability table, the cohort QC table with outliers
+    flagged, the model's results, and each participant's QC numbers and figures.
 
     Parameters
     ----------
@@ -38,6 +44,10 @@ def write_report(availability_tsv: str | Path, qc_figures: dict[str, list[str | 
     out_html : path
     title, dataset : str
         Page title and a line naming the input dataset.
+    qc_tsv : path, optional
+        The cohort QC table (:func:`connex.cohort_qc.cohort_qc_table`).
+    metrics_tsv, model_figures : path, optional
+        The model's metrics table and figures (ROC, confusion matrices, importance).
     """
     table = read_inventory(availability_tsv)
     counts = {
@@ -56,14 +66,22 @@ def write_report(availability_tsv: str | Path, qc_figures: dict[str, list[str | 
              + "</p>",
              "<p>Modelled participants per class: "
              + (", ".join(f"{html.escape(str(k))}: {v}" for k, v in labels.items()) or "none") + "</p>",
-             "<h2>Inputs found</h2>", _availability_html(table)]
+             "<nav><a href='#inputs'>Inputs</a><a href='#qc'>Cohort QC</a>"
+             + ("<a href='#model'>Model</a>" if metrics_tsv is not None else "")
+             + "<a href='#participants'>Participants</a></nav>",
+             "<h2 id='inputs'>Inputs found</h2>", _availability_html(table)]
+    qc = pd.read_csv(qc_tsv, sep="\t", keep_default_na=False, na_values=["n/a"]) if qc_tsv is not None else None
+    if qc is not None:
+        parts += ["<h2 id='qc'>Cohort QC</h2>", _qc_html(qc)]
     if metrics_tsv is not None:
-        parts += ["<h2>Model: cross-validated classification</h2>", _metrics_html(metrics_tsv)]
+        parts += ["<h2 id='model'>Model: cross-validated classification</h2>", _metrics_html(metrics_tsv)]
         parts += [_image(Path(f)) for f in model_figures if Path(f).is_file()]
-    parts.append("<h2>Participants</h2>")
+    parts.append("<h2 id='participants'>Participants</h2>")
     for participant_id in table["participant_id"].unique():
         figures = [Path(f) for f in qc_figures.get(participant_id, []) if Path(f).is_file()]
         parts.append(f"<h3 id='{participant_id}'>{participant_id}</h3>")
+        if qc is not None and participant_id in set(qc["participant_id"]):
+            parts.append(_participant_qc_html(qc[qc["participant_id"] == participant_id].iloc[0]))
         parts += [_image(figure) for figure in figures]
         if not figures:
             parts.append("<p>No QC figure (no usable input).</p>")
@@ -75,6 +93,34 @@ def write_report(availability_tsv: str | Path, qc_figures: dict[str, list[str | 
 def _image(figure: Path) -> str:
     return (f"<img alt='{html.escape(figure.name)}' src='data:image/png;base64,"
             f"{base64.b64encode(figure.read_bytes()).decode()}'>")
+
+
+def _qc_html(qc: pd.DataFrame) -> str:
+    """The cohort QC table: one row per participant, flagged values in red, the reasons at the end."""
+    header = "<th>participant</th>" + "".join(
+        f"<th>{html.escape(m.label)}{f' ({m.unit})' if m.unit else ''}</th>" for m in MEASURES.values()) + "<th>flags</th>"
+    rows = []
+    for _, row in qc.iterrows():
+        flags = str(row["flags"]) if isinstance(row["flags"], str) else ""
+        cells = f"<td><a href='#{html.escape(row['participant_id'])}'>{html.escape(row['participant_id'])}</a></td>"
+        for column, measure in MEASURES.items():
+            flagged = any(flag.startswith(measure.label) for flag in flags.split("; "))
+            cells += f"<td class='{'flagged' if flagged else ''}'>{format_value(row[column])}</td>"
+        rows.append(f"<tr>{cells}<td class='flags'>{html.escape(flags)}</td></tr>")
+    n_flagged = int((qc["flags"].fillna("") != "").sum())
+    return (f"<p>{n_flagged} of {len(qc)} participants flagged. A value is flagged beyond a fixed limit (mean FD "
+            "&gt; 0.5 mm, fewer than half the BOLD volumes kept, T1w-template correlation &lt; 0.4, DWI translation "
+            "&gt; 3 mm, any region missing) or more than 3 robust SD (1.4826 MAD) from the cohort median on its bad "
+            "side (with 5 participants or more). Empty cells: the stage did not run for that participant.</p>"
+            f"<table><tr>{header}</tr>{''.join(rows)}</table>")
+
+
+def _participant_qc_html(row: pd.Series) -> str:
+    values = [f"{html.escape(m.label)}: <b>{format_value(row[c])}</b>{' ' + m.unit if m.unit else ''}"
+              for c, m in MEASURES.items() if not pd.isna(row[c])]
+    flags = row["flags"] if isinstance(row["flags"], str) and row["flags"] else ""
+    return ("<p>" + "; ".join(values) + "</p>"
+            + (f"<p class='flags'>Flagged: {html.escape(flags)}</p>" if flags else ""))
 
 
 def _metrics_html(metrics_tsv: str | Path) -> str:

@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import yaml
 
 from connex.benchmarks import fc_accuracy, sc_accuracy
+from tests.browser import CHROMIUM, screenshot
 from connex.bids import read_inventory
 from tests.conftest import REPO
 
@@ -136,6 +138,17 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_cohort_6, 
     # input, registration, SC and FC QC per subject; ROC, confusion matrices, importance
     assert report.count("data:image/png;base64,") == 6 * 4 + 3
     assert "Model: cross-validated classification" in report and "logistic_regression" in report
+    qc = pd.read_csv(out / "connex" / "group" / "qc.tsv", sep="\t").set_index("participant_id")
+    assert len(qc) == 6 and qc[["t1w_template_r", "streamlines", "mean_fd_mm", "volumes_kept_fraction"]].notna().all().all()
+    for subject in ("01", "02"):  # the table holds what the stages' sidecars say
+        tracking = json.loads((out / "connex" / f"sub-{subject}" / "dwi" /
+                               f"sub-{subject}_space-dwi_tractography.json").read_text())
+        assert qc.loc[f"sub-{subject}", "streamlines"] == tracking["streamlines_kept"]
+    assert "<h2 id='qc'>Cohort QC</h2>" in report and report.count("T1w-template correlation") == 1 + 6
+    if CHROMIUM:  # look at it in a browser: the page renders, figures and tables, not a blank page
+        picture = plt.imread(screenshot(out / "connex" / "group" / "report.html", tmp_path / "report.png"))
+        assert picture.shape[:2] == (2400, 1400)
+        assert (picture[..., :3].mean(-1) < 0.9).mean() > 0.03  # text, tables and figures drawn
     metrics = pd.read_csv(out / "connex" / "group" / "metrics.tsv", sep="\t")
     assert len(metrics) == 6 and (metrics["n_splits"] == 6).all()  # 3 folds x 2 repeats (config.yaml)
     dataset = pd.read_csv(out / "connex" / "group" / "dataset.tsv", sep="\t")

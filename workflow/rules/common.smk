@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from connex.bids import read_inventory
-from connex.paths import bids_path, group_path
+from connex.paths import bids_path, group_path, sidecar_path
 
 OUTPUT_DIR = Path(config["output_dir"])
 DERIVATIVES = OUTPUT_DIR / "connex"
@@ -26,6 +26,11 @@ wildcard_constraints:
 def deriv(subject, datatype, suffix, extension, **entities):
     """Path of a per-subject derivative (a Snakemake pattern when subject is "{subject}")."""
     return str(bids_path(DERIVATIVES, subject, datatype, suffix, extension, **entities))
+
+
+def json_beside(path):
+    """The JSON sidecar written beside a data file (declared as an output of the same job)."""
+    return str(sidecar_path(path))
 
 
 def group(name):
@@ -385,3 +390,30 @@ def all_subject_outputs(wildcards):
     model = [rules.model_results.output.metrics] if model_is_possible() else []
     return [*all_anat_outputs(wildcards), *all_sc_outputs(wildcards), *all_fc_decisions(wildcards),
             *all_fc_outputs(wildcards), *model]
+
+
+# ------------------------------------------------------------------------------- cohort QC
+from connex.cohort_qc import qc_sidecars
+
+
+def cohort_qc_params(wildcards):
+    """participant_id -> {stage: JSON path} of the QC sidecars this run makes for each participant
+    (only those: a stale file of a stage that no longer runs for a participant is never read)."""
+    anat, sc = set(subjects_with("use_anat")), set(subjects_with("use_sc"))
+    fc, fc_kept = set(fc_candidates()), set(fc_kept_subjects())
+    fc_measure = "correlation" if "correlation" in FC_MEASURES else FC_MEASURES[0]
+    table = {}
+    for pid in inventory()["participant_id"].unique():
+        subject = pid[4:]
+        files = qc_sidecars(DERIVATIVES, subject, atlas=ATLASES[0], task=TASK, sc_weight=MODEL["sc_weight"],
+                            fc_measure=fc_measure)
+        made = {"anat_registration": subject in anat, "anat_atlas": subject in anat,
+                "dwi_preproc": subject in sc, "dwi_tractography": subject in sc, "dwi_connectome": subject in sc,
+                "bold_preproc": subject in fc and not FMRIPREP_DIR, "bold_censoring": subject in fc,
+                "bold_connectome": subject in fc_kept}
+        table[pid] = {stage: str(path) for stage, path in files.items() if made[stage]}
+    return table
+
+
+def cohort_qc_inputs(wildcards):
+    return sorted({path for files in cohort_qc_params(wildcards).values() for path in files.values()})

@@ -89,6 +89,7 @@ rule structural_connectome:
         atlas_files=atlas_input_files,
     output:
         **{f"meas_{w}": sc_matrix("{subject}", "{atlas}", w) for w in SC_WEIGHTS},
+        **{f"sidecar_{w}": json_beside(sc_matrix("{subject}", "{atlas}", w)) for w in SC_WEIGHTS},
         dseg=deriv("{subject}", "dwi", "dseg", ".nii.gz", space="dwi", atlas="{atlas}"),
         figure=deriv("{subject}", "figures", "qc", ".png", atlas="{atlas}", desc="sc"),
     params:

@@ -72,6 +72,8 @@ rule functional_connectome:
     output:
         timeseries=fc_timeseries("{subject}", "{atlas}"),
         **{f"meas_{m}": fc_matrix("{subject}", "{atlas}", m) for m in FC_MEASURES},
+        **{f"sidecar_{m}": json_beside(fc_matrix("{subject}", "{atlas}", m)) for m in FC_MEASURES},
+        timeseries_sidecar=json_beside(fc_timeseries("{subject}", "{atlas}")),
         figure=deriv("{subject}", "figures", "qc", ".png", task=TASK, atlas="{atlas}", desc="fc"),
     params:
         atlas=atlas_params,

@@ -12,4 +12,5 @@ for figure in [*snakemake.input.figures, *snakemake.input.anat_figures, *snakema
                *snakemake.input.fc_figures]:
     figures.setdefault(Path(figure).name.split("_")[0], []).append(figure)
 write_report(snakemake.input.table, figures, snakemake.output.html, dataset=snakemake.params.dataset,
+             qc_tsv=snakemake.input.qc,
              metrics_tsv=snakemake.input.get("metrics"), model_figures=list(snakemake.input.get("model_figures", [])))

@@ -1,0 +1,157 @@
+"""The cohort QC table: the numbers a reviewer checks for each participant, with outliers flagged.
+
+Every number comes from a JSON sidecar the stages already write (registration metrics, region
+reports, DWI and BOLD preprocessing metrics, tractography, scrubbing decision). A value is
+flagged when it crosses a fixed limit (a mean FD above 0.5 mm) or lies more than
+``robust_z`` robust standard deviations (1.4826 x MAD) from the cohort median on its bad side;
+the robust rule needs at least ``min_subjects`` values, as one subject is no cohort.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from connex.paths import bids_path, sidecar_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QCMeasure:
+    """One column of the table: where it is read, and which side of it is bad."""
+
+    label: str
+    unit: str
+    bad: str  # "low", "high", "both" (robust rule) or "nonzero" (any value above 0 is flagged)
+    limit: float | None = None  # fixed limit on the bad side (flagged whatever the cohort)
+
+
+MEASURES: dict[str, QCMeasure] = {
+    "t1w_template_r": QCMeasure("T1w-template correlation", "", "low", 0.4),
+    "brain_volume_ml": QCMeasure("brain mask", "ml", "both"),
+    "atlas_regions_missing": QCMeasure("atlas regions missing in T1w", "", "nonzero"),
+    "dwi_b0_t1w_r": QCMeasure("b=0-T1w correlation", "", "both"),
+    "dwi_max_translation_mm": QCMeasure("DWI max translation", "mm", "high", 3.0),
+    "dwi_median_fa": QCMeasure("median FA in mask", "", "both"),
+    "streamlines": QCMeasure("streamlines kept", "", "low"),
+    "streamlines_assigned_fraction": QCMeasure("streamlines joining two regions", "", "low"),
+    "sc_regions_empty": QCMeasure("regions without DWI voxels", "", "nonzero"),
+    "bold_t1w_r": QCMeasure("BOLD-T1w correlation", "", "low"),
+    "mean_fd_mm": QCMeasure("mean FD", "mm", "high", 0.5),
+    "volumes_kept_fraction": QCMeasure("BOLD volumes kept", "", "low", 0.5),
+    "fc_regions_without_signal": QCMeasure("regions without BOLD signal", "", "nonzero"),
+}
+
+
+def qc_sidecars(derivatives: str | Path, subject: str, *, atlas: str, task: str, sc_weight: str = "count",
+                fc_measure: str = "correlation") -> dict[str, Path]:
+    """The JSON files the QC table reads for one participant, by stage (label without ``sub-``)."""
+    def path(datatype, suffix, **entities):
+        return bids_path(derivatives, subject, datatype, suffix, ".json", **entities)
+
+    return {
+        "anat_registration": path("anat", "qc", desc="registration"),
+        "anat_atlas": path("anat", "dseg", space="T1w", atlas=atlas),
+        "dwi_preproc": path("dwi", "dwi", space="dwi", desc="preproc"),
+        "dwi_tractography": path("dwi", "tractography", space="dwi"),
+        "dwi_connectome": sidecar_path(bids_path(derivatives, subject, "dwi", "relmat", ".tsv", atlas=atlas,
+                                                 meas=sc_weight)),
+        "bold_preproc": path("func", "bold", task=task, space="bold", desc="preproc"),
+        "bold_censoring": path("func", "outliers", task=task),
+        "bold_connectome": sidecar_path(bids_path(derivatives, subject, "func", "relmat", ".tsv", task=task,
+                                                  atlas=atlas, meas=fc_measure)),
+    }
+
+
+def subject_qc_values(sidecars: dict[str, Path]) -> dict[str, float]:
+    """The table's values for one participant (NaN where a stage did not run for it)."""
+    read = {name: json.loads(Path(p).read_text()) if Path(p).is_file() else None for name, p in sidecars.items()}
+    values = dict.fromkeys(MEASURES, np.nan)
+
+    def take(stage, key, transform=float):
+        if read.get(stage) is not None and read[stage].get(key) is not None:
+            return transform(read[stage][key])
+        return np.nan
+
+    values["t1w_template_r"] = take("anat_registration", "template_correlation")
+    values["brain_volume_ml"] = take("anat_registration", "brain_volume_ml")
+    values["atlas_regions_missing"] = take("anat_atlas", "MissingRegions", len)
+    values["dwi_b0_t1w_r"] = take("dwi_preproc", "b0_t1w_correlation")
+    values["dwi_max_translation_mm"] = take("dwi_preproc", "max_translation_mm")
+    values["dwi_median_fa"] = take("dwi_preproc", "median_fa_in_mask")
+    values["streamlines"] = take("dwi_tractography", "streamlines_kept")
+    values["streamlines_assigned_fraction"] = take("dwi_connectome", "fraction_assigned")
+    values["sc_regions_empty"] = take("dwi_connectome", "RegionsWithoutVoxels", len)
+    values["bold_t1w_r"] = take("bold_preproc", "bold_t1w_correlation")
+    values["mean_fd_mm"] = take("bold_censoring", "MeanFramewiseDisplacement")
+    censoring = read.get("bold_censoring")
+    if censoring is not None and censoring.get("VolumesTotal"):
+        values["volumes_kept_fraction"] = censoring["VolumesKept"] / censoring["VolumesTotal"]
+    values["fc_regions_without_signal"] = take("bold_connectome", "RegionsWithoutSignal", len)
+    return values
+
+
+def cohort_qc_table(sidecars_by_participant: dict[str, dict[str, Path]], *, robust_z: float = 3.0,
+                    min_subjects: int = 5) -> pd.DataFrame:
+    """One row per participant: each measure's value and a ``flags`` column saying what is off.
+
+    Parameters
+    ----------
+    sidecars_by_participant : dict
+        ``participant_id`` (``sub-XX``) to :func:`qc_sidecars` of that participant.
+    robust_z : float
+        Distance from the cohort median, in robust standard deviations, beyond which a value on
+        its bad side is flagged.
+    min_subjects : int
+        Fewest values of a measure for the robust rule to apply.
+    """
+    table = pd.DataFrame.from_dict({pid: subject_qc_values(files) for pid, files in sidecars_by_participant.items()},
+                                   orient="index", columns=list(MEASURES))
+    table.index.name = "participant_id"
+    flags = {pid: [] for pid in table.index}
+    for column, measure in MEASURES.items():
+        values = table[column]
+        present = values.dropna()
+        for pid, value in present.items():
+            if measure.bad == "nonzero" and value > 0:
+                flags[pid].append(f"{measure.label}: {format_value(value)}")
+            elif measure.limit is not None and _beyond(value, measure.limit, measure.bad):
+                side, unit = "<" if measure.bad == "low" else ">", f" {measure.unit}" if measure.unit else ""
+                flags[pid].append(f"{measure.label} {format_value(value)}{unit} {side} "
+                                  f"{format_value(measure.limit)}{unit}")
+        if measure.bad == "nonzero" or len(present) < min_subjects:
+            continue
+        median = float(present.median())
+        spread = 1.4826 * float((present - median).abs().median())
+        if spread == 0:
+            continue
+        z = (present - median) / spread
+        for pid, score in z.items():
+            if (measure.bad in ("low", "both") and score < -robust_z) or (measure.bad in ("high", "both")
+                                                                            and score > robust_z):
+                unit = f" {measure.unit}" if measure.unit else ""
+                flags[pid].append(f"{measure.label} {format_value(present[pid])}{unit}: {score:+.1f} "
+                                  f"robust SD from the cohort median {format_value(median)}")
+    table["flags"] = ["; ".join(dict.fromkeys(flags[pid])) for pid in table.index]
+    for pid, text in table["flags"].items():
+        if text:
+            log.warning("%s flagged by cohort QC: %s", pid, text)
+    return table.reset_index()
+
+
+def format_value(value: float) -> str:
+    """A count as an integer (40500), anything else to 3 significant digits (0.862); '' for NaN."""
+    if value is None or np.isnan(value):
+        return ""
+    value = float(value)
+    return f"{value:.0f}" if value.is_integer() and abs(value) >= 1 else f"{value:.3g}"
+
+
+def _beyond(value: float, limit: float, bad: str) -> bool:
+    return value < limit if bad == "low" else value > limit

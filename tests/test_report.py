@@ -1,0 +1,53 @@
+"""The HTML report, looked at in headless Chromium."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from connex.bids import build_inventory  # noqa: E402
+from connex.cohort_qc import cohort_qc_table  # noqa: E402
+from connex.io import write_tsv  # noqa: E402
+from connex.report import write_report  # noqa: E402
+from tests.browser import CHROMIUM, screenshot  # noqa: E402
+from tests.test_cohort_qc import write_subject  # noqa: E402
+
+FLAGGED_RGB = np.array([255, 214, 214]) / 255  # td.flagged in connex/report.py's style sheet
+
+
+def make_report(tiny_cohort, tmp_path):
+    availability = write_tsv(build_inventory(tiny_cohort), tmp_path / "availability.tsv")
+    derivatives = tmp_path / "connex"
+    sidecars = {"sub-01": write_subject(derivatives, "01"), "sub-02": write_subject(derivatives, "02"),
+                "sub-03": write_subject(derivatives, "03", fd=0.9)}
+    qc = write_tsv(cohort_qc_table(sidecars), tmp_path / "qc.tsv")
+    figure = tmp_path / "sub-01_desc-inputs_qc.png"
+    fig, axis = plt.subplots(figsize=(6, 2))
+    axis.plot(np.sin(np.linspace(0, 10, 100)))
+    fig.savefig(figure)
+    plt.close(fig)
+    return write_report(availability, {"sub-01": [figure]}, tmp_path / "report.html", dataset=str(tiny_cohort),
+                        qc_tsv=qc)
+
+
+def test_report_holds_the_qc_table_with_the_flag_and_each_participant(tiny_cohort, tmp_path):
+    page = make_report(tiny_cohort, tmp_path).read_text()
+    assert "<h2 id='qc'>Cohort QC</h2>" in page and "1 of 3 participants flagged" in page
+    assert "Flagged: mean FD 0.9 mm &gt; 0.5 mm" in page  # in sub-03's own section
+    assert page.count("<td class='flagged'>0.9</td>") == 1
+    assert page.count("data:image/png;base64,") == 1
+    for participant in ("sub-01", "sub-02", "sub-03"):
+        assert f"<h3 id='{participant}'>" in page and f"<a href='#{participant}'>" in page
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium; .ci/run does it as root)")
+def test_report_renders_in_headless_chromium(tiny_cohort, tmp_path):
+    picture = plt.imread(screenshot(make_report(tiny_cohort, tmp_path), tmp_path / "report.png",
+                                    width=1400, height=1200))
+    assert picture.shape[:2] == (1200, 1400)
+    ink = picture[..., :3].mean(-1) < 0.5
+    assert ink.mean() > 0.005  # text and tables drawn, not a blank page
+    flagged = np.abs(picture[..., :3] - FLAGGED_RGB).max(-1) < 0.02
+    assert flagged.sum() > 200  # the flagged cell's red background, as the browser drew it
