@@ -6,6 +6,8 @@
     python -m connex.benchmarks sc --bids results/demo/bids --derivatives results/connex
                                    [--real ../shared/data/bids-xa30 --real-derivatives OUT/connex]
     python -m connex.benchmarks fc --bids results/demo/bids --derivatives results/connex [--subjects ...]
+    python -m connex.benchmarks model --connectomes DIR [--folds 5] [--jobs 2]
+    python -m connex.benchmarks workflow [--cores 1 2] [--repeats 1] [--configfile X.yaml] [--out DIR]
 """
 
 from __future__ import annotations
@@ -583,7 +585,7 @@ def benchmark_model(connectomes: Path, *, atlas: str = "synth", folds: int = 5, 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["synth", "anat", "sc", "fc", "model"])
+    parser.add_argument("what", choices=["synth", "anat", "sc", "fc", "model", "workflow"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bids", type=Path, default=Path("results/demo/bids"), help="a synthetic cohort")
     parser.add_argument("--subjects", nargs="+", default=["01", "02", "03"])
@@ -599,6 +601,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="model: parallel splits (one CPU core each)")
     parser.add_argument("--device", default="cpu", help="model: cpu, cuda or auto")
     parser.add_argument("--models", nargs="+", default=["connex"], help="model: models of the full run")
+    parser.add_argument("--cores", nargs="+", type=int, default=[1, 2],
+                        help="workflow: core counts, the first one the reference")
+    parser.add_argument("--configfile", nargs="*", type=Path, default=[],
+                        help="workflow: config files laid over config/config.yaml (default: the demo)")
+    parser.add_argument("--out", type=Path, default=Path("benchmark-workflow"),
+                        help="workflow: folder of the runs' outputs (one subfolder per core count)")
     args = parser.parse_args(argv)
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
     from threadpoolctl import threadpool_limits
@@ -615,6 +623,10 @@ def main(argv: list[str] | None = None) -> None:
     elif args.what == "model":
         benchmark_model(args.connectomes, folds=args.folds, repeats=args.repeats, jobs=args.jobs,
                         device=args.device, models=tuple(args.models))
+    elif args.what == "workflow":
+        from connex.workflow_benchmark import benchmark_workflow
+
+        benchmark_workflow(args.cores, repeats=args.repeats, configfiles=args.configfile, out_root=args.out)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ rule atlas_to_t1w:
         "../../environment.yml"
     log:
         str(LOGS / "atlas_to_t1w" / "sub-{subject}_atlas-{atlas}.log"),
+    benchmark:
+        str(BENCHMARKS / "atlas_to_t1w" / "sub-{subject}_atlas-{atlas}.tsv")
     threads: 1
     resources:
         mem_mb=2000,
@@ -70,6 +72,8 @@ rule atlas_table:
         "../../environment.yml"
     log:
         str(LOGS / "atlas_table" / "atlas-{atlas}.log"),
+    benchmark:
+        str(BENCHMARKS / "atlas_table" / "atlas-{atlas}.tsv")
     threads: 1
     resources:
         mem_mb=1000,

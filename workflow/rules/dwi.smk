@@ -101,6 +101,8 @@ rule structural_connectome:
         "../../environment.yml"
     log:
         str(LOGS / "structural_connectome" / "sub-{subject}_atlas-{atlas}.log"),
+    benchmark:
+        str(BENCHMARKS / "structural_connectome" / "sub-{subject}_atlas-{atlas}.tsv")
     threads: 1
     resources:
         mem_mb=3000,

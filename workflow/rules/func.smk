@@ -53,6 +53,8 @@ checkpoint bold_censoring:
         "../../environment.yml"
     log:
         str(LOGS / "bold_censoring" / "sub-{subject}.log"),
+    benchmark:
+        str(BENCHMARKS / "bold_censoring" / "sub-{subject}.tsv")
     threads: 1
     resources:
         mem_mb=500,

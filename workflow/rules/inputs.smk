@@ -15,7 +15,7 @@ rule synthesize_demo:
     log:
         str(LOGS / "synthesize_demo.log"),
     benchmark:
-        str(BENCHMARKS / "synthesize_demo.tsv")
+        str(BENCHMARKS / "synthesize_demo" / "group.tsv")
     threads: 1
     resources:
         mem_mb=2000,
@@ -44,6 +44,8 @@ checkpoint bids_inventory:
         "../../environment.yml"
     log:
         str(LOGS / "bids_inventory.log"),
+    benchmark:
+        str(BENCHMARKS / "bids_inventory" / "group.tsv")
     threads: 1
     resources:
         mem_mb=1000,
@@ -67,6 +69,8 @@ rule input_qc:
         "../../environment.yml"
     log:
         str(LOGS / "input_qc" / "sub-{subject}.log"),
+    benchmark:
+        str(BENCHMARKS / "input_qc" / "sub-{subject}.tsv")
     threads: 1
     resources:
         mem_mb=2000,

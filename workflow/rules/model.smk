@@ -23,6 +23,8 @@ rule connectome_dataset:
         "../../environment.yml"
     log:
         str(LOGS / "connectome_dataset.log"),
+    benchmark:
+        str(BENCHMARKS / "connectome_dataset" / "group.tsv")
     threads: 1
     resources:
         mem_mb=2000,
@@ -43,6 +45,8 @@ checkpoint cv_splits:
         "../../environment.yml"
     log:
         str(LOGS / "cv_splits.log"),
+    benchmark:
+        str(BENCHMARKS / "cv_splits" / "group.tsv")
     threads: 1
     resources:
         mem_mb=1000,
@@ -104,6 +108,8 @@ rule model_results:
         "../../environment.yml"
     log:
         str(LOGS / "model_results.log"),
+    benchmark:
+        str(BENCHMARKS / "model_results" / "group.tsv")
     threads: 1
     resources:
         mem_mb=2000,

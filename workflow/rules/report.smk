@@ -14,6 +14,8 @@ rule cohort_qc:
         "../../environment.yml"
     log:
         str(LOGS / "cohort_qc.log"),
+    benchmark:
+        str(BENCHMARKS / "cohort_qc" / "group.tsv")
     threads: 1
     resources:
         mem_mb=1000,
@@ -40,6 +42,8 @@ rule report:
         "../../environment.yml"
     log:
         str(LOGS / "report.log"),
+    benchmark:
+        str(BENCHMARKS / "report" / "group.tsv")
     threads: 1
     resources:
         mem_mb=1000,
