@@ -144,7 +144,8 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_cohort_6, 
         tracking = json.loads((out / "connex" / f"sub-{subject}" / "dwi" /
                                f"sub-{subject}_space-dwi_tractography.json").read_text())
         assert qc.loc[f"sub-{subject}", "streamlines"] == tracking["streamlines_kept"]
-    assert "<h2 id='qc'>Cohort QC</h2>" in report and report.count("T1w-template correlation") == 1 + 6
+    assert "<h2 id='qc'>Cohort QC</h2>" in report and report.count("<th>T1w-template correlation</th>") == 1
+    assert report.count("T1w-template correlation: <b>") == 6  # each participant's own numbers
     if CHROMIUM:  # look at it in a browser: the page renders, figures and tables, not a blank page
         picture = plt.imread(screenshot(out / "connex" / "group" / "report.html", tmp_path / "report.png"))
         assert picture.shape[:2] == (2400, 1400)
