@@ -3,13 +3,14 @@
     python -m connex.benchmarks workflow [--cores 1 2] [--repeats 1] [--configfile X.yaml] [--out DIR]
 
 Each run starts from an empty output folder (the demo cohort is generated again), with the local
-profile. Figures: wall time per core count (median over repeats), the speed-up against the
+profile, pinned to its first N CPUs with taskset where there is one. Figures: wall time per core count (median over repeats), the speed-up against the
 1-core reference run of the same command, and from the rules' `benchmark:` files of the
 reference run each rule's jobs, median and total seconds, and peak memory (max RSS).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import subprocess
@@ -48,6 +49,10 @@ def run_workflow(out_dir: Path, cores: int, configfiles: list[Path]) -> float:
     if configfiles:
         command += ["--configfile", *map(str, configfiles)]
     command += ["--config", f"output_dir={out_dir}"]
+    if shutil.which("taskset") and cores <= (os.cpu_count() or 1):
+        # Pin the run to its cores: a one-thread job may still start BLAS or ITK threads, and the
+        # "1 core" figure must not borrow the second one.
+        command = ["taskset", "-c", f"0-{cores - 1}", *command]
     start = time.perf_counter()
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     seconds = time.perf_counter() - start
