@@ -20,6 +20,16 @@ include: "workflow/rules/model.smk"
 include: "workflow/rules/report.smk"
 
 
+# Quick cohort-level steps run where Snakemake runs, not as cluster jobs (seconds of work that
+# would each wait out a queue and the executor's status checks).
+localrules:
+    bids_inventory,
+    atlas_table,
+    cv_splits,
+    cohort_qc,
+    report,
+
+
 rule all:
     default_target: True
     input:

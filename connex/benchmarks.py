@@ -7,7 +7,7 @@
                                    [--real ../shared/data/bids-xa30 --real-derivatives OUT/connex]
     python -m connex.benchmarks fc --bids results/demo/bids --derivatives results/connex [--subjects ...]
     python -m connex.benchmarks model --connectomes DIR [--folds 5] [--jobs 2]
-    python -m connex.benchmarks workflow [--cores 1 2] [--repeats 1] [--configfile X.yaml] [--out DIR]
+    python -m connex.benchmarks workflow [--cores 1 2] [--repeats 3] [--configfile X.yaml] [--out DIR]
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 Every number comes from a JSON sidecar the stages already write (registration metrics, region
 reports, DWI and BOLD preprocessing metrics, tractography, scrubbing decision). A value is
 flagged when it crosses a fixed limit (a mean FD above 0.5 mm) or lies more than
-``robust_z`` robust standard deviations (1.4826 x MAD) from the cohort median on its bad side;
-the robust rule needs at least ``min_subjects`` values, as one subject is no cohort.
+``robust_z`` robust standard deviations (1.4826 x MAD, or 1.2533 x the mean absolute deviation
+where the MAD is 0) from the cohort median on its bad side; the robust rule needs at least
+``min_subjects`` values, as one subject is no cohort.
 """
 
 from __future__ import annotations
@@ -97,8 +98,21 @@ def subject_qc_values(sidecars: dict[str, Path]) -> dict[str, float]:
     return values
 
 
-def cohort_qc_table(sidecars_by_participant: dict[str, dict[str, Path]], *, robust_z: float = 3.0,
-                    min_subjects: int = 5) -> pd.DataFrame:
+ROBUST_Z = 3.0
+MIN_SUBJECTS = 5
+
+
+def rules_text() -> str:
+    """The flagging rules in words (for the report), from :data:`MEASURES` and the defaults."""
+    limits = [f"{m.label} {'<' if m.bad == 'low' else '>'} {format_value(m.limit)}{' ' + m.unit if m.unit else ''}"
+              for m in MEASURES.values() if m.limit is not None]
+    return (f"A value is flagged beyond a fixed limit ({', '.join(limits)}, any count of missing regions above 0) "
+            f"or more than {ROBUST_Z:g} robust SD (1.4826 MAD) from the cohort median on its bad side "
+            f"(with {MIN_SUBJECTS} participants or more).")
+
+
+def cohort_qc_table(sidecars_by_participant: dict[str, dict[str, Path]], *, robust_z: float = ROBUST_Z,
+                    min_subjects: int = MIN_SUBJECTS) -> pd.DataFrame:
     """One row per participant: each measure's value and a ``flags`` column saying what is off.
 
     Parameters
@@ -128,11 +142,16 @@ def cohort_qc_table(sidecars_by_participant: dict[str, dict[str, Path]], *, robu
         if measure.bad == "nonzero" or len(present) < min_subjects:
             continue
         median = float(present.median())
-        spread = 1.4826 * float((present - median).abs().median())
+        deviation = (present - median).abs()
+        # 1.4826 MAD; when most of the cohort shares one value (every volume kept, no motion
+        # correction) the MAD is 0, and 1.2533 x the mean absolute deviation stands in for it.
+        spread = 1.4826 * float(deviation.median()) or 1.2533 * float(deviation.mean())
         if spread == 0:
             continue
         z = (present - median) / spread
         for pid, score in z.items():
+            if any(flag.startswith(measure.label) for flag in flags[pid]):
+                continue  # already past its fixed limit
             if (measure.bad in ("low", "both") and score < -robust_z) or (measure.bad in ("high", "both")
                                                                             and score > robust_z):
                 unit = f" {measure.unit}" if measure.unit else ""

@@ -11,7 +11,7 @@ import pandas as pd
 
 from connex import __version__
 from connex.bids import read_inventory
-from connex.cohort_qc import MEASURES, format_value
+from connex.cohort_qc import MEASURES, format_value, rules_text
 from connex.io import write_text
 
 STYLE = """
@@ -108,10 +108,8 @@ def _qc_html(qc: pd.DataFrame) -> str:
             cells += f"<td class='{'flagged' if flagged else ''}'>{format_value(row[column])}</td>"
         rows.append(f"<tr>{cells}<td class='flags'>{html.escape(flags)}</td></tr>")
     n_flagged = int((qc["flags"].fillna("") != "").sum())
-    return (f"<p>{n_flagged} of {len(qc)} participants flagged. A value is flagged beyond a fixed limit (mean FD "
-            "&gt; 0.5 mm, fewer than half the BOLD volumes kept, T1w-template correlation &lt; 0.4, DWI translation "
-            "&gt; 3 mm, any region missing) or more than 3 robust SD (1.4826 MAD) from the cohort median on its bad "
-            "side (with 5 participants or more). Empty cells: the stage did not run for that participant.</p>"
+    return (f"<p>{n_flagged} of {len(qc)} participants flagged. {html.escape(rules_text())} "
+            "Empty cells: the stage did not run for that participant.</p>"
             f"<table><tr>{header}</tr>{''.join(rows)}</table>")
 
 

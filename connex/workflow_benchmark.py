@@ -1,6 +1,6 @@
 """Benchmark of the whole workflow: the demo run with 1 and with N cores, side by side.
 
-    python -m connex.benchmarks workflow [--cores 1 2] [--repeats 1] [--configfile X.yaml] [--out DIR]
+    python -m connex.benchmarks workflow [--cores 1 2] [--repeats 3] [--configfile X.yaml] [--out DIR]
 
 Each run starts from an empty output folder (the demo cohort is generated again), with the local
 profile, pinned to its first N CPUs with taskset where there is one. Figures: wall time per core count (median over repeats), the speed-up against the
@@ -49,10 +49,11 @@ def run_workflow(out_dir: Path, cores: int, configfiles: list[Path]) -> float:
     if configfiles:
         command += ["--configfile", *map(str, configfiles)]
     command += ["--config", f"output_dir={out_dir}"]
-    if shutil.which("taskset") and cores <= (os.cpu_count() or 1):
+    allowed = sorted(os.sched_getaffinity(0))
+    if shutil.which("taskset") and cores <= len(allowed):
         # Pin the run to its cores: a one-thread job may still start BLAS or ITK threads, and the
         # "1 core" figure must not borrow the second one.
-        command = ["taskset", "-c", f"0-{cores - 1}", *command]
+        command = ["taskset", "-c", ",".join(map(str, allowed[:cores])), *command]
     start = time.perf_counter()
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -65,6 +66,7 @@ def benchmark_workflow(cores: list[int], *, repeats: int = 1, configfiles: list[
                        out_root: Path = Path("benchmark-workflow")) -> pd.DataFrame:
     """Time the workflow at each core count; print the figures; return the per-rule table of the
     first (reference) core count's last run."""
+    out_root = Path(out_root).resolve()  # Snakemake runs in the repository, not here
     walls = {}
     for n in cores:
         walls[n] = [run_workflow(out_root / f"cores-{n}", n, list(configfiles)) for _ in range(repeats)]

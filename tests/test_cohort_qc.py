@@ -8,12 +8,12 @@ import pytest
 from connex.cohort_qc import cohort_qc_table, qc_sidecars
 
 
-def write_subject(root, subject, *, fd=0.2, streamlines=40000, missing=(), dwi=True, kept=290):
+def write_subject(root, subject, *, fd=0.2, streamlines=40000, missing=(), dwi=True, kept=290, translation=0.0):
     files = qc_sidecars(root, subject, atlas="synth", task="rest")
     content = {
         "anat_registration": {"template_correlation": 0.86, "brain_volume_ml": 1500 + int(subject)},
         "anat_atlas": {"MissingRegions": list(missing)},
-        "dwi_preproc": {"b0_t1w_correlation": 0.4, "max_translation_mm": 0.0, "median_fa_in_mask": 0.2},
+        "dwi_preproc": {"b0_t1w_correlation": 0.4, "max_translation_mm": translation, "median_fa_in_mask": 0.2},
         "dwi_tractography": {"streamlines_kept": streamlines},
         "dwi_connectome": {"fraction_assigned": 0.5, "RegionsWithoutVoxels": []},
         "bold_preproc": {"bold_t1w_correlation": 0.5},
@@ -34,15 +34,18 @@ def test_fixed_limits_robust_outliers_and_missing_stages(tmp_path):
     sidecars["sub-06"] = write_subject(tmp_path, "06", streamlines=9000)       # far below the cohort
     sidecars["sub-07"] = write_subject(tmp_path, "07", missing=["L_R03"])      # atlas region lost
     sidecars["sub-08"] = write_subject(tmp_path, "08", dwi=False)              # no DWI: nothing to flag
+    sidecars["sub-09"] = write_subject(tmp_path, "09", translation=1.5)        # under 3 mm, but all others 0
     table = cohort_qc_table(sidecars).set_index("participant_id")
 
     assert table.loc["sub-05", "mean_fd_mm"] == pytest.approx(0.8)
     assert table.loc["sub-05", "volumes_kept_fraction"] == pytest.approx(0.4)
     assert table.loc["sub-05", "flags"] == "mean FD 0.8 mm > 0.5 mm; BOLD volumes kept 0.4 < 0.5"
-    assert table.loc["sub-06", "flags"] == "streamlines kept 9000: -42.5 robust SD from the cohort median 40500"
+    assert table.loc["sub-06", "flags"] == "streamlines kept 9000: -42.2 robust SD from the cohort median 40250"
     assert table.loc["sub-07", "atlas_regions_missing"] == 1
     assert table.loc["sub-07", "flags"] == "atlas regions missing in T1w: 1"
     assert np.isnan(table.loc["sub-08", "streamlines"]) and table.loc["sub-08", "flags"] == ""
+    # the MAD of a measure most share is 0: the mean absolute deviation stands in for it
+    assert table.loc["sub-09", "flags"] == "DWI max translation 1.5 mm: +6.4 robust SD from the cohort median 0"
     assert (table.loc[["sub-01", "sub-02", "sub-03", "sub-04"], "flags"] == "").all()
 
 

@@ -401,11 +401,13 @@ def cohort_qc_params(wildcards):
     (only those: a stale file of a stage that no longer runs for a participant is never read)."""
     anat, sc = set(subjects_with("use_anat")), set(subjects_with("use_sc"))
     fc, fc_kept = set(fc_candidates()), set(fc_kept_subjects())
-    fc_measure = "correlation" if "correlation" in FC_MEASURES else FC_MEASURES[0]
+    # The matrices the model reads, where this run makes them.
+    atlas = MODEL_ATLAS if MODEL_ATLAS in ATLASES else ATLASES[0]
+    fc_measure = MODEL["fc_measure"] if MODEL["fc_measure"] in FC_MEASURES else FC_MEASURES[0]
     table = {}
     for pid in inventory()["participant_id"].unique():
         subject = pid[4:]
-        files = qc_sidecars(DERIVATIVES, subject, atlas=ATLASES[0], task=TASK, sc_weight=MODEL["sc_weight"],
+        files = qc_sidecars(DERIVATIVES, subject, atlas=atlas, task=TASK, sc_weight=MODEL["sc_weight"],
                             fc_measure=fc_measure)
         made = {"anat_registration": subject in anat, "anat_atlas": subject in anat,
                 "dwi_preproc": subject in sc, "dwi_tractography": subject in sc, "dwi_connectome": subject in sc,
