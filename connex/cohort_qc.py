@@ -129,6 +129,12 @@ def cohort_qc_table(sidecars_by_participant: dict[str, dict[str, Path]], *, robu
                                    orient="index", columns=list(MEASURES))
     table.index.name = "participant_id"
     flags = {pid: [] for pid in table.index}
+    for pid, files in sidecars_by_participant.items():  # a run left out by scrubbing, with its reason
+        censoring = files.get("bold_censoring")
+        if censoring is not None and Path(censoring).is_file():
+            decision = json.loads(Path(censoring).read_text())
+            if not decision.get("Included", True):
+                flags[pid].append(f"BOLD run excluded: {decision.get('Reason', 'no reason given')}")
     for column, measure in MEASURES.items():
         values = table[column]
         present = values.dropna()
@@ -165,11 +171,12 @@ def cohort_qc_table(sidecars_by_participant: dict[str, dict[str, Path]], *, robu
 
 
 def format_value(value: float) -> str:
-    """A count as an integer (40500), anything else to 3 significant digits (0.862); '' for NaN."""
+    """Whole numbers and values of 100 or more without decimals (40500, 1624), anything else to 3
+    significant digits (0.862, 0.5); '' for NaN."""
     if value is None or np.isnan(value):
         return ""
     value = float(value)
-    return f"{value:.0f}" if value.is_integer() and abs(value) >= 1 else f"{value:.3g}"
+    return f"{value:.0f}" if abs(value) >= 100 or (value.is_integer() and value != 0) else f"{value:.3g}"
 
 
 def _beyond(value: float, limit: float, bad: str) -> bool:

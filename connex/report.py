@@ -22,6 +22,8 @@ th { background: #f0f0f0; }
 tr.excluded td { background: #fff3e0; }
 td.flagged { background: #ffd6d6; font-weight: bold; }
 td.flags { color: #b00000; min-width: 16em; }
+div.wide { overflow-x: auto; }
+table.qc { font-size: 0.75em; }
 p.flags { color: #b00000; font-weight: bold; }
 nav a { margin-right: 1em; }
 img { max-width: 100%; border: 1px solid #ddd; }
@@ -110,7 +112,7 @@ def _qc_html(qc: pd.DataFrame) -> str:
     n_flagged = int((qc["flags"].fillna("") != "").sum())
     return (f"<p>{n_flagged} of {len(qc)} participants flagged. {html.escape(rules_text())} "
             "Empty cells: the stage did not run for that participant.</p>"
-            f"<table><tr>{header}</tr>{''.join(rows)}</table>")
+            f"<div class='wide'><table class='qc'><tr>{header}</tr>{''.join(rows)}</table></div>")
 
 
 def _participant_qc_html(row: pd.Series) -> str:

@@ -8,7 +8,8 @@ import pytest
 from connex.cohort_qc import cohort_qc_table, qc_sidecars
 
 
-def write_subject(root, subject, *, fd=0.2, streamlines=40000, missing=(), dwi=True, kept=290, translation=0.0):
+def write_subject(root, subject, *, fd=0.2, streamlines=40000, missing=(), dwi=True, kept=290, translation=0.0,
+                  excluded=None):
     files = qc_sidecars(root, subject, atlas="synth", task="rest")
     content = {
         "anat_registration": {"template_correlation": 0.86, "brain_volume_ml": 1500 + int(subject)},
@@ -17,7 +18,8 @@ def write_subject(root, subject, *, fd=0.2, streamlines=40000, missing=(), dwi=T
         "dwi_tractography": {"streamlines_kept": streamlines},
         "dwi_connectome": {"fraction_assigned": 0.5, "RegionsWithoutVoxels": []},
         "bold_preproc": {"bold_t1w_correlation": 0.5},
-        "bold_censoring": {"MeanFramewiseDisplacement": fd, "VolumesKept": kept, "VolumesTotal": 300},
+        "bold_censoring": {"MeanFramewiseDisplacement": fd, "VolumesKept": kept, "VolumesTotal": 300,
+                           "Included": excluded is None, "Reason": excluded or ""},
         "bold_connectome": {"RegionsWithoutSignal": []},
     }
     for stage, path in files.items():
@@ -49,7 +51,9 @@ def test_fixed_limits_robust_outliers_and_missing_stages(tmp_path):
     assert (table.loc[["sub-01", "sub-02", "sub-03", "sub-04"], "flags"] == "").all()
 
 
-def test_robust_rule_waits_for_a_cohort(tmp_path):
-    sidecars = {"sub-01": write_subject(tmp_path, "01"), "sub-02": write_subject(tmp_path, "02", streamlines=100)}
+def test_robust_rule_waits_for_a_cohort_and_an_excluded_run_says_why(tmp_path):
+    sidecars = {"sub-01": write_subject(tmp_path, "01"), "sub-02": write_subject(tmp_path, "02", streamlines=100),
+                "sub-03": write_subject(tmp_path, "03", excluded="20 s of clean data is under the minimum of 120 s")}
     table = cohort_qc_table(sidecars).set_index("participant_id")
-    assert (table["flags"] == "").all()  # two subjects: no median to stand out from
+    assert (table.loc[["sub-01", "sub-02"], "flags"] == "").all()  # no median to stand out from
+    assert table.loc["sub-03", "flags"] == "BOLD run excluded: 20 s of clean data is under the minimum of 120 s"
