@@ -32,6 +32,11 @@ class QCMeasure:
     bad: str  # "low", "high", "both" (robust rule) or "nonzero" (any value above 0 is flagged)
     limit: float | None = None  # fixed limit on the bad side (flagged whatever the cohort)
 
+    @property
+    def unit_suffix(self) -> str:
+        """`` mm`` after a value (nothing for unitless measures)."""
+        return f" {self.unit}" if self.unit else ""
+
 
 MEASURES: dict[str, QCMeasure] = {
     "t1w_template_r": QCMeasure("T1w-template correlation", "", "low", 0.4),
@@ -70,9 +75,14 @@ def qc_sidecars(derivatives: str | Path, subject: str, *, atlas: str, task: str,
     }
 
 
-def subject_qc_values(sidecars: dict[str, Path]) -> dict[str, float]:
-    """The table's values for one participant (NaN where a stage did not run for it)."""
-    read = {name: json.loads(Path(p).read_text()) if Path(p).is_file() else None for name, p in sidecars.items()}
+def read_sidecars(sidecars: dict[str, Path]) -> dict[str, dict | None]:
+    """Each stage's sidecar of one participant, parsed (None where the stage did not run)."""
+    return {name: json.loads(Path(p).read_text()) if Path(p).is_file() else None for name, p in sidecars.items()}
+
+
+def subject_qc_values(read: dict[str, dict | None]) -> dict[str, float]:
+    """The table's values for one participant from :func:`read_sidecars` (NaN where a stage did
+    not run for it)."""
     values = dict.fromkeys(MEASURES, np.nan)
 
     def take(stage, key, transform=float):
@@ -104,7 +114,7 @@ MIN_SUBJECTS = 5
 
 def rules_text() -> str:
     """The flagging rules in words (for the report), from :data:`MEASURES` and the defaults."""
-    limits = [f"{m.label} {'<' if m.bad == 'low' else '>'} {format_value(m.limit)}{' ' + m.unit if m.unit else ''}"
+    limits = [f"{m.label} {'<' if m.bad == 'low' else '>'} {format_value(m.limit)}{m.unit_suffix}"
               for m in MEASURES.values() if m.limit is not None]
     return (f"A value is flagged beyond a fixed limit ({', '.join(limits)}, any count of missing regions above 0) "
             f"or more than {ROBUST_Z:g} robust SD (1.4826 MAD) from the cohort median on its bad side "
@@ -125,16 +135,16 @@ def cohort_qc_table(sidecars_by_participant: dict[str, dict[str, Path]], *, robu
     min_subjects : int
         Fewest values of a measure for the robust rule to apply.
     """
-    table = pd.DataFrame.from_dict({pid: subject_qc_values(files) for pid, files in sidecars_by_participant.items()},
+    read = {pid: read_sidecars(files) for pid, files in sidecars_by_participant.items()}
+    table = pd.DataFrame.from_dict({pid: subject_qc_values(r) for pid, r in read.items()},
                                    orient="index", columns=list(MEASURES))
     table.index.name = "participant_id"
     flags = {pid: [] for pid in table.index}
-    for pid, files in sidecars_by_participant.items():  # a run left out by scrubbing, with its reason
-        censoring = files.get("bold_censoring")
-        if censoring is not None and Path(censoring).is_file():
-            decision = json.loads(Path(censoring).read_text())
-            if not decision.get("Included", True):
-                flags[pid].append(f"BOLD run excluded: {decision.get('Reason', 'no reason given')}")
+    past_limit = {pid: set() for pid in table.index}  # measures already flagged by a fixed rule
+    for pid, r in read.items():  # a run left out by scrubbing, with its reason
+        decision = r.get("bold_censoring")
+        if decision is not None and not decision.get("Included", True):
+            flags[pid].append(f"BOLD run excluded: {decision.get('Reason', 'no reason given')}")
     for column, measure in MEASURES.items():
         values = table[column]
         present = values.dropna()
@@ -142,9 +152,10 @@ def cohort_qc_table(sidecars_by_participant: dict[str, dict[str, Path]], *, robu
             if measure.bad == "nonzero" and value > 0:
                 flags[pid].append(f"{measure.label}: {format_value(value)}")
             elif measure.limit is not None and _beyond(value, measure.limit, measure.bad):
-                side, unit = "<" if measure.bad == "low" else ">", f" {measure.unit}" if measure.unit else ""
+                side, unit = "<" if measure.bad == "low" else ">", measure.unit_suffix
                 flags[pid].append(f"{measure.label} {format_value(value)}{unit} {side} "
                                   f"{format_value(measure.limit)}{unit}")
+                past_limit[pid].add(column)
         if measure.bad == "nonzero" or len(present) < min_subjects:
             continue
         median = float(present.median())
@@ -156,12 +167,11 @@ def cohort_qc_table(sidecars_by_participant: dict[str, dict[str, Path]], *, robu
             continue
         z = (present - median) / spread
         for pid, score in z.items():
-            if any(flag.startswith(measure.label) for flag in flags[pid]):
-                continue  # already past its fixed limit
+            if column in past_limit[pid]:
+                continue
             if (measure.bad in ("low", "both") and score < -robust_z) or (measure.bad in ("high", "both")
                                                                             and score > robust_z):
-                unit = f" {measure.unit}" if measure.unit else ""
-                flags[pid].append(f"{measure.label} {format_value(present[pid])}{unit}: {score:+.1f} "
+                flags[pid].append(f"{measure.label} {format_value(present[pid])}{measure.unit_suffix}: {score:+.1f} "
                                   f"robust SD from the cohort median {format_value(median)}")
     table["flags"] = ["; ".join(dict.fromkeys(flags[pid])) for pid in table.index]
     for pid, text in table["flags"].items():

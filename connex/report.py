@@ -116,7 +116,7 @@ def _qc_html(qc: pd.DataFrame) -> str:
 
 
 def _participant_qc_html(row: pd.Series) -> str:
-    values = [f"{html.escape(m.label)}: <b>{format_value(row[c])}</b>{' ' + m.unit if m.unit else ''}"
+    values = [f"{html.escape(m.label)}: <b>{format_value(row[c])}</b>{m.unit_suffix}"
               for c, m in MEASURES.items() if not pd.isna(row[c])]
     flags = row["flags"] if isinstance(row["flags"], str) and row["flags"] else ""
     return ("<p>" + "; ".join(values) + "</p>"

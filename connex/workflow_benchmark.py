@@ -3,9 +3,10 @@
     python -m connex.benchmarks workflow [--cores 1 2] [--repeats 3] [--configfile X.yaml] [--out DIR]
 
 Each run starts from an empty output folder (the demo cohort is generated again), with the local
-profile, pinned to its first N CPUs with taskset where there is one. Figures: wall time per core count (median over repeats), the speed-up against the
-1-core reference run of the same command, and from the rules' `benchmark:` files of the
-reference run each rule's jobs, median and total seconds, and peak memory (max RSS).
+profile, pinned to its first N CPUs with taskset where there is one. Figures: wall time per core
+count (median over repeats), the speed-up against the 1-core reference run of the same command,
+and from the rules' `benchmark:` files of the reference run each rule's jobs, median and total
+seconds, and peak memory (max RSS).
 """
 
 from __future__ import annotations
