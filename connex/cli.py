@@ -83,8 +83,8 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _inventory(args: argparse.Namespace) -> int:
-    from connex.bids import build_inventory
-    from connex.io import write_tsv
+    from connex.inputs.bids import build_inventory
+    from connex.inputs.io import write_tsv
 
     table = build_inventory(args.bids_dir, task=args.task, label_column=args.label_column,
                             classes=tuple(args.classes), strict=args.strict)

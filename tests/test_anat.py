@@ -7,17 +7,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from connex.anat import (
-    Registration,
-    atlas_to_t1w,
-    load_t1w,
-    register_t1w,
-    tissue_maps_to_t1w,
-)
-from connex.atlases import load_synth_atlas
+from connex.anat.atlases import load_synth_atlas
+from connex.anat.preprocess import Registration, atlas_to_t1w, load_t1w, register_t1w, tissue_maps_to_t1w
+from connex.anat.templates import MNI_SPACE, load_mni_template
 from connex.errors import BIDSError
-from connex.paths import bids_path
-from connex.templates import MNI_SPACE, load_mni_template
+from connex.inputs.paths import bids_path
 
 TRUTH = "derivatives/groundtruth"
 

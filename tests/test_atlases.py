@@ -5,15 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connex.atlases import (
-    BUILT_IN_ATLASES,
-    load_atlas,
-    load_custom_atlas,
-    spheres_to_labels,
-    validate_atlas,
-)
+from connex.anat.atlases import BUILT_IN_ATLASES, load_atlas, load_custom_atlas, spheres_to_labels, validate_atlas
+from connex.anat.templates import load_mni_template
 from connex.errors import AtlasError
-from connex.templates import load_mni_template
 
 
 @pytest.mark.parametrize("name, n_regions", [("desikankilliany", 83), ("dosenbach160", 160),

@@ -9,18 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connex.bids import (
-    build_inventory,
-    check_bold,
-    check_dwi,
-    check_nifti,
-    read_gradients,
-    read_inventory,
-    read_participants,
-    read_sidecar,
-)
 from connex.errors import BIDSError
-from connex.io import write_tsv
+from connex.inputs.bids import build_inventory, read_inventory, read_participants
+from connex.inputs.checks import check_bold, check_dwi, check_nifti, read_gradients, read_sidecar
+from connex.inputs.io import write_tsv
 from tests.conftest import REAL_BIDS
 
 

@@ -6,20 +6,18 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from connex.bold import (
+from connex.anat.coreg import rigid_matrix
+from connex.errors import BIDSError
+from connex.functional.confounds import (
     MOTION_COLUMNS,
-    BoldSeries,
     TissueMasks,
     compute_confounds,
-    correct_slice_timing,
     expand,
     framewise_displacement,
-    load_bold,
-    realign,
     tissue_masks,
 )
-from connex.coreg import rigid_matrix
-from connex.errors import BIDSError
+from connex.functional.realign import realign
+from connex.functional.series import BoldSeries, correct_slice_timing, load_bold
 
 
 def write_bold(path, data, *, tr=2.0, units="sec"):

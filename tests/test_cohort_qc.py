@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from connex.cohort_qc import cohort_qc_table, qc_sidecars
+from connex.report.cohort_qc import cohort_qc_table, qc_sidecars
 
 
 def write_subject(root, subject, *, fd=0.2, streamlines=40000, missing=(), dwi=True, kept=290, translation=0.0,

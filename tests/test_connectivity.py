@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connex.atlases import Atlas
-from connex.bold import MOTION_COLUMNS
-from connex.connectivity import (
+from connex.anat.atlases import Atlas
+from connex.errors import BIDSError
+from connex.functional.confounds import MOTION_COLUMNS
+from connex.functional.connectivity import (
     CleaningParams,
     censor,
     confound_columns,
@@ -17,8 +18,7 @@ from connex.connectivity import (
     parcellate,
     select_confounds,
 )
-from connex.errors import BIDSError
-from connex.fc import find_fmriprep_run, run_censoring, run_functional_connectome
+from connex.functional.stage import find_fmriprep_run, run_censoring, run_functional_connectome
 
 
 def test_strategies_have_the_published_numbers_of_regressors():

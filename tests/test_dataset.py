@@ -4,14 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connex.dataset import (
-    ConnectomeDataset,
-    ConnectomeError,
-    build_dataset,
-    find_relmat,
-    read_relmat,
-)
-from connex.graphs import GraphTransform, collate, concatenate_graphs, edge_weights
+from connex.model.dataset import ConnectomeDataset, ConnectomeError, build_dataset, find_relmat, read_relmat
+from connex.model.graphs import GraphTransform, collate, concatenate_graphs, edge_weights
 
 N = 7  # regions: an odd size so that a transposed or flattened matrix cannot pass
 
@@ -227,7 +221,7 @@ def test_collate_offsets_edges_and_concatenate_graphs(rng):
 
 
 def test_detect_atlas_finds_the_one_atlas_or_lists_several(tmp_path, rng):
-    from connex.dataset import detect_atlas
+    from connex.model.dataset import detect_atlas
 
     make_connectomes(tmp_path, rng)
     assert detect_atlas(tmp_path) == "toy"

@@ -6,15 +6,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from connex.dwi import (
-    DWISeries,
-    combine_runs,
-    correct_motion,
-    fit_tensor,
-    fsl_bvecs,
-    load_dwi,
-)
 from connex.errors import BIDSError
+from connex.structural.preprocess import DWISeries, combine_runs, correct_motion, fit_tensor, fsl_bvecs, load_dwi
 
 D_AXIAL, D_RADIAL = 1.7e-3, 0.3e-3
 
@@ -177,7 +170,7 @@ def test_denoising_keeps_every_volume_in_place_and_its_scale(tiny_cohort):
     """With b=0 volumes first and last (as in the synthetic and many real series), each denoised
     volume must still resemble its own input and keep its intensity (dipy's Patch2Self failed
     both: version 3 scrambled the last volumes, version 1 changed the b=0 / weighted ratio)."""
-    from connex.dwi import denoise
+    from connex.structural.preprocess import denoise
 
     series = load_dwi(tiny_cohort / "sub-01" / "dwi" / "sub-01_dwi.nii.gz")
     assert series.is_b0(50)[0] and series.is_b0(50)[-1]
@@ -194,7 +187,7 @@ def test_denoising_keeps_every_volume_in_place_and_its_scale(tiny_cohort):
 def test_tracking_is_reproducible_with_its_seed_and_follows_the_fibre(tmp_path, algorithm):
     """A uniform fibre along world x: streamlines run along x; the same seed gives the same
     streamlines, another seed other ones (probabilistic tracking and the seed points)."""
-    from connex.tractography import TrackingParams, fit_fodf, track
+    from connex.structural.tracking import TrackingParams, fit_fodf, track
 
     path = _write_series(tmp_path, "sub-01", np.diag([-2.0, 2, 2, 1]), np.array([1.0, 0, 0]), shape=(20, 8, 8),
                          n_dirs=30)

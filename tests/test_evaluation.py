@@ -5,24 +5,12 @@ import pandas as pd
 import pytest
 import torch
 
-from connex.dataset import ConnectomeDataset, ConnectomeError
-from connex.evaluation import (
-    build_graphs,
-    classification_metrics,
-    edge_vectors,
-    fit_linear,
-    fold_metrics,
-    make_splits,
-    run_fold,
-    split_indices,
-    summarise_metrics,
-)
-from connex.training import (
-    TrainParams,
-    load_checkpoint,
-    resolve_device,
-    validation_split,
-)
+from connex.evaluation.baselines import edge_vectors, fit_linear
+from connex.evaluation.folds import build_graphs, run_fold
+from connex.evaluation.metrics import classification_metrics, fold_metrics, summarise_metrics
+from connex.evaluation.splits import make_splits, split_indices
+from connex.model.dataset import ConnectomeDataset, ConnectomeError
+from connex.model.training import TrainParams, load_checkpoint, resolve_device, validation_split
 
 N = 10
 
@@ -141,7 +129,7 @@ def test_run_fold_trains_every_model_on_the_same_split_and_is_reproducible(rng, 
     assert set(out["importance"]["model"]) == {"connex", "connex_sc", "connex_fc", "early_fusion", "logistic_regression"}
     assert out["info"]["n_train"] == 45 and out["info"]["n_test"] == 15 and out["info"]["n_validation"] == 9
     # checkpoints are plain state dicts: they load with weights_only=True into a fresh model
-    from connex.evaluation import make_graph_model, model_inputs
+    from connex.evaluation.folds import make_graph_model, model_inputs
 
     inputs = model_inputs("connex", build_graphs(dataset, np.arange(60), **GRAPH))
     model = load_checkpoint(make_graph_model("connex", inputs, SMALL), tmp_path / "split-r01f02_model-connex.pt")
@@ -233,7 +221,8 @@ def test_permutations_with_a_nested_search_are_refused(rng):
 
 
 def test_saliency_in_batches_equals_one_batch_and_leaves_no_parameter_gradients(rng):
-    from connex.evaluation import make_graph_model, model_inputs, saliency
+    from connex.evaluation.folds import make_graph_model, model_inputs
+    from connex.evaluation.importance import saliency
 
     dataset = toy_dataset(rng, n_subjects=40)
     inputs = model_inputs("connex", build_graphs(dataset, np.arange(30), **GRAPH))

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from connex.io import atomic_path, write_tsv
+from connex.inputs.io import atomic_path, write_tsv
 
 
 def test_failed_write_leaves_neither_target_nor_temporary_file(tmp_path):

@@ -7,20 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from connex.graphs import GraphTransform, collate, concatenate_graphs
-from connex.model import (
-    BACKBONES,
-    MODELS,
-    ClassifierHead,
-    ConneX,
-    CrossModalAttention,
-    EarlyFusionGNN,
-    EdgeMask,
-    GraphBackbone,
-    MixerBlock,
-    build_model,
-    joint_loss,
-)
+from connex.model.architectures import MODELS, ConneX, EarlyFusionGNN, build_model, joint_loss
+from connex.model.fusion import ClassifierHead, CrossModalAttention, MixerBlock
+from connex.model.graphs import GraphTransform, collate, concatenate_graphs
+from connex.model.layers import BACKBONES, EdgeMask, GraphBackbone
 
 N_REGIONS = 7
 N_SUBJECTS = 5

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from connex.paths import bids_name, bids_path, group_path
+from connex.inputs.paths import bids_name, bids_path, group_path
 
 
 def test_entities_are_written_in_bids_order_whatever_the_call_order():

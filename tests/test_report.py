@@ -7,10 +7,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from connex.bids import build_inventory  # noqa: E402
-from connex.cohort_qc import cohort_qc_table  # noqa: E402
-from connex.io import write_tsv  # noqa: E402
-from connex.report import write_report  # noqa: E402
+from connex.inputs.bids import build_inventory  # noqa: E402
+from connex.inputs.io import write_tsv  # noqa: E402
+from connex.report.cohort_qc import cohort_qc_table  # noqa: E402
+from connex.report.html import write_report  # noqa: E402
 from tests.browser import CHROMIUM, screenshot  # noqa: E402
 from tests.test_cohort_qc import write_subject  # noqa: E402
 

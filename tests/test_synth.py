@@ -11,14 +11,15 @@ from dipy.reconst.dti import TensorModel
 from scipy import ndimage
 from scipy.stats import spearmanr
 
-from connex.bids import read_gradients
+from connex.anat.templates import MNI_SPACE, load_mni_template
 from connex.cli import main
-from connex.paths import bids_path
+from connex.inputs.checks import read_gradients
+from connex.inputs.paths import bids_path
 from connex.synth import SynthConfig, generate_cohort, generate_connectomes
 from connex.synth import cohort as cohort_module
 from connex.synth.cohort import make_ground_truth
-from connex.synth.images import Grid, bundle_curves, rasterize_bundles
-from connex.templates import MNI_SPACE, load_mni_template
+from connex.synth.diffusion import bundle_curves, rasterize_bundles
+from connex.synth.images import Grid
 from tests.conftest import TINY
 
 TRUTH = "derivatives/groundtruth"

@@ -4,15 +4,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from connex.tractography import (
-    TrackingParams,
-    assignment_labels,
-    connectome,
-    load_tractogram,
-    sample_seeds,
-    save_tractogram,
-    sh_order_for,
-)
+from connex.structural.connectome import assignment_labels, connectome
+from connex.structural.tracking import TrackingParams, load_tractogram, sample_seeds, save_tractogram, sh_order_for
 
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
 

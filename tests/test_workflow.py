@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from connex.benchmarks import fc_accuracy, sc_accuracy
+from connex.inputs.bids import read_inventory
+from connex.synth.accuracy import fc_accuracy, sc_accuracy
 from tests.browser import CHROMIUM, screenshot
-from connex.bids import read_inventory
 from tests.conftest import REPO
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--nolock"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from connex.workflow_benchmark import rule_benchmarks
+from connex.benchmarks.workflow import rule_benchmarks
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
 
-from connex.templates import MNITemplate
+from connex.anat.templates import MNITemplate
 
 
 @dataclass(frozen=True)

@@ -35,27 +35,18 @@ import pandas as pd
 from dipy.core.gradients import GradientTable
 
 from connex import __version__
-from connex.io import save_nifti, write_array, write_json, write_text, write_tsv
-from connex.paths import bids_path
+from connex.anat.templates import MNI_SPACE, MNITemplate, head_model, load_mni_template
+from connex.inputs.io import save_nifti, write_array, write_json, write_text, write_tsv
+from connex.inputs.paths import bids_path
 from connex.synth.atlas import Parcellation, make_parcellation
-from connex.synth.images import (
-    BoldNoise,
-    bundle_curves,
-    grid_around,
-    make_gradient_table,
-    motion_parameters,
-    random_misalignment,
-    render_bold,
-    render_dwi,
-    render_t1w,
-)
+from connex.synth.diffusion import bundle_curves, make_gradient_table, render_dwi
+from connex.synth.images import BoldNoise, grid_around, motion_parameters, random_misalignment, render_bold, render_t1w
 from connex.synth.networks import (
     GroupNetworks,
     correlated_timeseries,
     make_group_networks,
     make_subject_networks,
 )
-from connex.templates import MNI_SPACE, MNITemplate, head_model, load_mni_template
 
 log = logging.getLogger(__name__)
 

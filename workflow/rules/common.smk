@@ -1,8 +1,8 @@
 # Shared paths and helpers. Every output path is built by connex.paths (one helper).
 from pathlib import Path
 
-from connex.bids import read_inventory
-from connex.paths import bids_path, group_path, sidecar_path
+from connex.inputs.bids import read_inventory
+from connex.inputs.paths import bids_path, group_path, sidecar_path
 
 OUTPUT_DIR = Path(config["output_dir"])
 DERIVATIVES = OUTPUT_DIR / "connex"
@@ -89,7 +89,7 @@ def all_input_qc_figures(wildcards):
 
 
 # ------------------------------------------------------------------------- anatomy / atlases
-from connex.templates import MNI_SPACE
+from connex.anat.templates import MNI_SPACE
 
 ATLASES = config["atlases"]
 
@@ -174,7 +174,7 @@ import json
 from snakemake.logging import logger
 
 from connex.errors import BIDSError
-from connex.fc import cleaning_params, find_fmriprep_run
+from connex.functional.stage import cleaning_params, find_fmriprep_run
 
 TASK = config["bold_task"]
 FC_MEASURES = config["fc"]["measures"]
@@ -255,7 +255,7 @@ def all_fc_figures(wildcards):
 
 
 # ------------------------------------------------------------------------------- model stages
-from connex.dataset import detect_atlas
+from connex.model.dataset import detect_atlas
 
 MODEL = config["model"]
 CONNECTOMES_DIR = config["connectomes_dir"]
@@ -393,7 +393,7 @@ def all_subject_outputs(wildcards):
 
 
 # ------------------------------------------------------------------------------- cohort QC
-from connex.cohort_qc import qc_sidecars
+from connex.report.cohort_qc import qc_sidecars
 
 
 def cohort_qc_params(wildcards):

@@ -2,8 +2,8 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from connex.atlases import load_atlas  # noqa: E402
-from connex.io import write_json, write_tsv  # noqa: E402
+from connex.anat.atlases import load_atlas
+from connex.inputs.io import write_json, write_tsv
 
 spec = snakemake.params.atlas
 atlas = load_atlas(spec["name"], custom=spec["custom"], synth_dir=spec["synth_dir"])

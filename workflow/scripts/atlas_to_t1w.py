@@ -4,10 +4,10 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from connex.anat import Registration, atlas_to_t1w  # noqa: E402
-from connex.atlases import load_atlas  # noqa: E402
-from connex.io import save_nifti, write_json  # noqa: E402
-from connex.qc import plot_registration  # noqa: E402
+from connex.anat.atlases import load_atlas
+from connex.anat.preprocess import Registration, atlas_to_t1w
+from connex.inputs.io import save_nifti, write_json
+from connex.report.figures import plot_registration
 
 spec = snakemake.params.atlas
 atlas = load_atlas(spec["name"], custom=spec["custom"], synth_dir=spec["synth_dir"])

@@ -2,8 +2,8 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from connex.bids import build_inventory, write_derivatives_description  # noqa: E402
-from connex.io import write_tsv  # noqa: E402
+from connex.inputs.bids import build_inventory, write_derivatives_description
+from connex.inputs.io import write_tsv
 
 params = snakemake.params
 table = build_inventory(params.bids_dir, task=params.task, label_column=params.label_column,

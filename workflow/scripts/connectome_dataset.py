@@ -2,7 +2,7 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from connex.dataset import build_dataset, write_dataset  # noqa: E402
+from connex.model.dataset import build_dataset, write_dataset
 
 params, out = snakemake.params, snakemake.output
 location = params.location

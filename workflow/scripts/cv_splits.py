@@ -2,9 +2,9 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from connex.dataset import ConnectomeDataset  # noqa: E402
-from connex.evaluation import make_splits  # noqa: E402
-from connex.io import write_tsv  # noqa: E402
+from connex.evaluation.splits import make_splits
+from connex.inputs.io import write_tsv
+from connex.model.dataset import ConnectomeDataset
 
 cv = snakemake.params.cv
 dataset = ConnectomeDataset.load(snakemake.input.dataset)

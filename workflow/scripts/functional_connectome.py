@@ -2,9 +2,9 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from connex.atlases import load_atlas  # noqa: E402
-from connex.connectivity import CleaningParams  # noqa: E402
-from connex.fc import run_functional_connectome  # noqa: E402
+from connex.anat.atlases import load_atlas
+from connex.functional.connectivity import CleaningParams
+from connex.functional.stage import run_functional_connectome
 
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
 spec = params.atlas

@@ -2,8 +2,8 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from connex.dataset import ConnectomeDataset  # noqa: E402
-from connex.results import write_results  # noqa: E402
+from connex.evaluation.results import write_results
+from connex.model.dataset import ConnectomeDataset
 
 inp, out = snakemake.input, snakemake.output
 dataset = ConnectomeDataset.load(inp.dataset)

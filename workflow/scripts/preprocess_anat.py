@@ -4,8 +4,8 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from connex.anat import load_t1w, register_t1w, save_anat, tissue_maps_to_t1w  # noqa: E402
-from connex.io import save_nifti  # noqa: E402
+from connex.anat.preprocess import load_t1w, register_t1w, save_anat, tissue_maps_to_t1w
+from connex.inputs.io import save_nifti
 
 out = snakemake.output
 t1w = load_t1w(snakemake.input.t1w)

@@ -2,8 +2,8 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from connex.bids import read_sidecar  # noqa: E402
-from connex.fc import run_bold_preprocessing  # noqa: E402
+from connex.functional.stage import run_bold_preprocessing
+from connex.inputs.checks import read_sidecar
 
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
 run_bold_preprocessing(inp.bold, read_sidecar(inp.bold, params.bids_dir), inp.preproc, inp.mask,

@@ -2,7 +2,7 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from connex.sc import run_preprocessing  # noqa: E402
+from connex.structural.stage import run_preprocessing
 
 out = snakemake.output
 run_preprocessing(list(snakemake.input.dwi), snakemake.input.preproc, snakemake.input.mask,

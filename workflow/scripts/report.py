@@ -4,7 +4,7 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from connex.report import write_report  # noqa: E402
+from connex.report.html import write_report
 
 # Figures are named sub-<label>_..._qc.png: the participant id is the name's first entity.
 figures = {}

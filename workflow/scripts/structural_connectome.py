@@ -4,8 +4,8 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from connex.atlases import load_atlas  # noqa: E402
-from connex.sc import run_connectome  # noqa: E402
+from connex.anat.atlases import load_atlas
+from connex.structural.stage import run_connectome
 
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
 spec = params.atlas

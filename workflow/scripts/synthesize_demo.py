@@ -2,7 +2,7 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from connex.synth import SynthConfig, generate_cohort  # noqa: E402
+from connex.synth import SynthConfig, generate_cohort
 
 generate_cohort(
     snakemake.output.bids,

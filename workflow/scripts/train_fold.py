@@ -2,13 +2,13 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
+import pandas as pd
+import torch
+from threadpoolctl import threadpool_limits
 
-from connex.dataset import ConnectomeDataset  # noqa: E402
-from connex.evaluation import run_fold, write_fold_outputs  # noqa: E402
-from connex.training import TrainParams  # noqa: E402
+from connex.evaluation.folds import run_fold, write_fold_outputs
+from connex.model.dataset import ConnectomeDataset
+from connex.model.training import TrainParams
 
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
 # Use exactly the job's threads: torch's default (all cores) in parallel jobs over-subscribes the

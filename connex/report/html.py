@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from connex import __version__
-from connex.bids import read_inventory
-from connex.cohort_qc import MEASURES, format_value, rules_text
-from connex.io import write_text
+from connex.inputs.bids import read_inventory
+from connex.inputs.io import write_text
+from connex.report.cohort_qc import MEASURES, format_value, rules_text
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }

@@ -21,9 +21,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from connex.graphs import SubjectGraphs, collate
-from connex.io import atomic_path
-from connex.model import joint_loss
+from connex.inputs.io import atomic_path
+from connex.model.architectures import joint_loss
+from connex.model.graphs import SubjectGraphs, collate
 
 log = logging.getLogger(__name__)
 

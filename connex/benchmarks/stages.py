@@ -1,19 +1,7 @@
-"""Benchmarks: commands that print figures (medians over repeats). Never run as tests.
-
-    python -m connex.benchmarks synth [--repeats 3]
-    python -m connex.benchmarks anat --bids results/demo/bids [--subjects 01 02 03] [--repeats 3]
-                                     [--real ../shared/data/bids-xa30]
-    python -m connex.benchmarks sc --bids results/demo/bids --derivatives results/connex
-                                   [--real ../shared/data/bids-xa30 --real-derivatives OUT/connex]
-    python -m connex.benchmarks fc --bids results/demo/bids --derivatives results/connex [--subjects ...]
-    python -m connex.benchmarks model --connectomes DIR [--folds 5] [--jobs 2]
-    python -m connex.benchmarks workflow [--cores 1 2] [--repeats 3] [--configfile X.yaml] [--out DIR]
-"""
+"""Benchmarks of single stages: time (medians over repeats) and accuracy against ground truth."""
 
 from __future__ import annotations
 
-import argparse
-import os
 import resource
 import statistics
 import tempfile
@@ -23,6 +11,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
+
+from connex.benchmarks.references import ants_reference, mrtrix_reference
+from connex.synth.accuracy import fc_accuracy, registration_accuracy, sc_accuracy, true_fc, upper_correlation
 
 
 def _time(function, repeats: int) -> list[float]:
@@ -57,87 +48,13 @@ def benchmark_synth(repeats: int = 3, subjects: int = 8, connectome_subjects: in
     print(f"peak resident memory of this process: {peak_mb:.0f} MB")
 
 
-def registration_accuracy(t1w_path: Path, truth_xfm: np.ndarray, atlas, transforms_to_subject, labels_in_t1w
-                          ) -> dict:
-    """Displacement error (mm) inside the MNI brain, and per-region Dice in T1w space.
-
-    ``transforms_to_subject(points_mni (n, 3)) -> points_subject (n, 3)`` is the estimated
-    MNI -> scanner mapping; the truth is ``inv(truth_xfm)``. ``labels_in_t1w`` is the atlas
-    the pipeline put into T1w space; the true one is the atlas seen through the true transform.
-    """
-    from scipy import ndimage
-
-    from connex.anat import load_t1w
-    from connex.templates import load_mni_template
-
-    template = load_mni_template(2)
-    voxels = np.argwhere(template.brain_mask)[::10]
-    mni = voxels @ template.affine[:3, :3].T + template.affine[:3, 3]
-    inverse = np.linalg.inv(truth_xfm)
-    error = np.linalg.norm(transforms_to_subject(mni) - (mni @ inverse[:3, :3].T + inverse[:3, 3]), axis=1)
-    t1w = load_t1w(t1w_path)
-    to_atlas = np.linalg.inv(atlas.affine) @ truth_xfm @ t1w.affine
-    true_labels = ndimage.affine_transform(atlas.labels, to_atlas[:3, :3], to_atlas[:3, 3],
-                                           output_shape=t1w.shape, order=0)
-    dice = []
-    for index in atlas.table["index"]:
-        a, b = labels_in_t1w == index, true_labels == index
-        if a.any() or b.any():
-            dice.append(2 * (a & b).sum() / (a.sum() + b.sum()))
-    return {"mean_error_mm": float(error.mean()), "p95_error_mm": float(np.percentile(error, 95)),
-            "median_dice": float(np.median(dice)), "mean_dice": float(np.mean(dice))}
-
-
-def ants_reference(t1w_path: Path, atlas) -> tuple[dict, np.ndarray, object]:
-    """The same strategy with ANTsPy, for comparison: Mattes-MI affine of the whole head (neck
-    cropped) to the head model, brain mask through it, then SyN of the masked T1w to the
-    skull-stripped template from that affine. Returns seconds per step, the atlas in T1w space
-    and the MNI -> T1w point mapping."""
-    import ants
-
-    from connex.anat import _crop_below_top_of_head, _n4, load_t1w
-    from connex.templates import head_model, load_mni_template
-
-    def to_ants(data, affine):
-        return ants.from_nibabel_nifti(nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine))
-
-    template = load_mni_template(2)
-    t1w = load_t1w(t1w_path)
-    seconds = {}
-    start = time.perf_counter()
-    corrected, head_mask = _n4(t1w, 1)
-    seconds["n4"] = time.perf_counter() - start
-    start = time.perf_counter()
-    cropped = _crop_below_top_of_head(corrected, head_mask)
-    fixed_head = to_ants(head_model(template), template.affine)
-    affine = ants.registration(fixed_head, ants.from_nibabel_nifti(cropped), type_of_transform="Affine",
-                               aff_metric="mattes", random_seed=0)
-    moving = ants.from_nibabel_nifti(corrected)
-    template_mask = to_ants(template.brain_mask, template.affine)
-    mask = ants.apply_transforms(moving, template_mask, affine["invtransforms"], whichtoinvert=[True]).numpy() > 0.5
-    seconds["affine"] = time.perf_counter() - start
-    start = time.perf_counter()
-    brain = to_ants(corrected.get_fdata() * mask, corrected.affine)
-    syn = ants.registration(to_ants(template.t1w, template.affine), brain, type_of_transform="SyNOnly",
-                            initial_transform=affine["fwdtransforms"][0], random_seed=0)
-    seconds["syn"] = time.perf_counter() - start
-    labels = ants.apply_transforms(moving, to_ants(atlas.labels, atlas.affine), syn["invtransforms"],
-                                   interpolator="genericLabel", whichtoinvert=[True, False]).numpy()
-    flip = np.array([-1.0, -1.0, 1.0])  # ANTs points are LPS
-
-    def points(mni):
-        frame = pd.DataFrame(mni * flip, columns=["x", "y", "z"])
-        return ants.apply_transforms_to_points(3, frame, syn["fwdtransforms"]).to_numpy() * flip
-    return seconds, np.round(labels).astype(int) * mask, points
-
-
 def benchmark_anat(bids_dir: Path, subjects: list[str], repeats: int = 3, real: Path | None = None) -> None:
     """Time and accuracy of the anatomy stage (dipy) on synthetic subjects against their ground
     truth, beside an ANTsPy reference with the same strategy, and its time on a real T1w."""
-    from connex.anat import atlas_to_t1w, load_t1w, register_t1w
-    from connex.atlases import load_synth_atlas
-    from connex.paths import bids_path
-    from connex.templates import MNI_SPACE
+    from connex.anat.atlases import load_synth_atlas
+    from connex.anat.preprocess import atlas_to_t1w, load_t1w, register_t1w
+    from connex.anat.templates import MNI_SPACE
+    from connex.inputs.paths import bids_path
 
     truth_dir = bids_dir / "derivatives" / "groundtruth"
     atlas = load_synth_atlas(truth_dir)
@@ -190,78 +107,6 @@ def benchmark_anat(bids_dir: Path, subjects: list[str], repeats: int = 3, real: 
               f"{repeats} runs: {volumes}")
 
 
-def sc_accuracy(bids_dir: Path, derivatives: Path, atlas: str = "synth", weight: str = "count") -> dict:
-    """Accuracy of the SC matrices the workflow wrote for a synthetic cohort, against its truth:
-    per-subject ROC AUC (true bundles vs non-edges), Spearman correlation of weights with the
-    true bundle strengths on true edges, and where the SZ-HC effect edges rank among all edges
-    by the group difference (Welch t of log(1 + count), HC minus SZ)."""
-    from scipy import stats
-    from sklearn.metrics import roc_auc_score
-
-    from connex.paths import bids_path
-
-    truth_dir = bids_dir / "derivatives" / "groundtruth"
-    participants = pd.read_csv(bids_dir / "participants.tsv", sep="\t")
-    aucs, rhos, matrices, labels = [], [], [], []
-    for pid, diagnosis in zip(participants["participant_id"], participants["diagnosis"]):
-        subject = pid[4:]
-        path = bids_path(derivatives, subject, "dwi", "relmat", ".tsv", atlas=atlas, meas=weight)
-        if not path.exists():
-            continue
-        estimated = pd.read_csv(path, sep="\t").to_numpy(float)
-        true = pd.read_csv(bids_path(truth_dir, subject, None, "relmat", ".tsv", atlas=atlas, meas="bundlestrength",
-                                     desc="true"), sep="\t").to_numpy(float)
-        upper = np.triu_indices(len(true), 1)
-        is_edge = true[upper] > 0
-        aucs.append(roc_auc_score(is_edge, estimated[upper]))
-        rhos.append(stats.spearmanr(estimated[upper][is_edge], true[upper][is_edge])[0])
-        matrices.append(np.log1p(estimated[upper]))
-        labels.append(diagnosis)
-    matrices, labels = np.array(matrices), np.array(labels)
-    effect = pd.read_csv(truth_dir / "group" / "effect_edges.tsv", sep="\t")
-    effect = effect[effect["modality"] == "SC"]
-    n = round((1 + np.sqrt(1 + 8 * matrices.shape[1])) / 2)
-    upper = np.triu_indices(n, 1)
-    position = {(i + 1, j + 1): k for k, (i, j) in enumerate(zip(*upper))}
-    t, _ = stats.ttest_ind(matrices[labels == "HC"], matrices[labels == "SZ"], equal_var=False)
-    t = np.nan_to_num(t, nan=-np.inf)
-    order = np.argsort(-t)
-    rank = {k: r + 1 for r, k in enumerate(order)}
-    effect_ranks = sorted(rank[position[(min(i, j), max(i, j))]] for i, j in zip(effect["region_i"], effect["region_j"]))
-    return {"subjects": len(aucs), "auc_median": float(np.median(aucs)), "auc_min": float(np.min(aucs)),
-            "spearman_median": float(np.median(rhos)), "effect_edge_ranks": effect_ranks, "n_edges": len(order)}
-
-
-def _run(command: list[str]) -> float:
-    import subprocess
-
-    start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
-    return time.perf_counter() - start
-
-
-def _mrtrix_reference(dwi: Path, bval: Path, bvec: Path, mask: Path, seed_mask: Path, labels: Path, n_streamlines: int,
-                      params, folder: Path, radius_mm: float) -> dict[str, float]:
-    """MRtrix3 on the same preprocessed DWI, mask, seeds and labels (one thread): tensor, FA-based
-    response, CSD, deterministic SD_STREAM selecting the streamline count dipy kept, connectome."""
-    grad = ["-fslgrad", str(bvec), str(bval)]
-    one = ["-nthreads", "1", "-force", "-quiet"]
-    seconds = {}
-    seconds["tensor"] = _run(["dwi2tensor", str(dwi), str(folder / "dt.mif"), "-mask", str(mask), *grad, *one])
-    seconds["response+fodf"] = _run(["dwi2response", "fa", str(dwi), str(folder / "response.txt"), "-mask", str(mask),
-                                     *grad, *one])
-    seconds["response+fodf"] += _run(["dwi2fod", "csd", str(dwi), str(folder / "response.txt"), str(folder / "fod.mif"),
-                                      "-mask", str(mask), *grad, *one])
-    algorithm = "SD_STREAM" if params.algorithm == "deterministic" else "iFOD2"
-    seconds["tracking"] = _run(["tckgen", str(folder / "fod.mif"), str(folder / "tracks.tck"), "-algorithm", algorithm,
-                                "-seed_image", str(seed_mask), "-mask", str(mask), "-select", str(n_streamlines),
-                                "-step", str(params.step_mm), "-angle", str(params.max_angle),
-                                "-minlength", str(params.min_length_mm), "-maxlength", str(params.max_length_mm), *one])
-    seconds["connectome"] = _run(["tck2connectome", str(folder / "tracks.tck"), str(labels), str(folder / "sc.csv"),
-                                  "-assignment_radial_search", str(radius_mm), "-symmetric", "-zero_diagonal", *one])
-    return seconds
-
-
 def benchmark_sc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats: int = 3, real: Path | None = None,
                  real_derivatives: Path | None = None, atlas: str = "synth") -> None:
     """Per-step time of the SC stage on the workflow's preprocessed DWI (median of ``repeats``
@@ -270,10 +115,11 @@ def benchmark_sc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
     accuracy of the workflow's SC matrices against the synthetic ground truth."""
     import shutil
 
-    from connex.dwi import fsl_bvecs
-    from connex.paths import bids_path
-    from connex.sc import load_preprocessed
-    from connex.tractography import TrackingParams, connectome, fit_fodf, track
+    from connex.inputs.paths import bids_path
+    from connex.structural.connectome import connectome
+    from connex.structural.preprocess import fsl_bvecs
+    from connex.structural.stage import load_preprocessed
+    from connex.structural.tracking import TrackingParams, fit_fodf, track
 
     params = TrackingParams()
     has_mrtrix = shutil.which("tckgen") is not None
@@ -316,7 +162,7 @@ def benchmark_sc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
                     nib.save(nib.Nifti1Image(data, series.affine), folder / f"{name}.nii.gz")
                 np.savetxt(folder / "dwi.bval", series.bvals[None], fmt="%g")
                 np.savetxt(folder / "dwi.bvec", fsl_bvecs(series), fmt="%.6f")
-                mr = _mrtrix_reference(folder / "dwi.nii.gz", folder / "dwi.bval", folder / "dwi.bvec",
+                mr = mrtrix_reference(folder / "dwi.nii.gz", folder / "dwi.bval", folder / "dwi.bvec",
                                        folder / "mask.nii.gz", folder / "seeds.nii.gz", folder / "labels.nii.gz",
                                        figures["streamlines_kept"], params, folder, 4.0)
             mr_sum = mr["response+fodf"] + mr["tracking"] + mr["connectome"]
@@ -332,54 +178,6 @@ def benchmark_sc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
           f"{accuracy['n_edges']} edges: {accuracy['effect_edge_ranks']}")
 
 
-def _upper_correlation(estimated: np.ndarray, true: np.ndarray) -> float:
-    upper = np.triu_indices(len(true), 1)
-    return float(np.corrcoef(estimated[upper], true[upper])[0, 1])
-
-
-def _true_fc(bids_dir: Path, subject: str, atlas: str, task: str) -> np.ndarray:
-    from connex.paths import bids_path
-
-    truth = bids_path(bids_dir / "derivatives" / "groundtruth", subject, None, "relmat", ".tsv", task=task, atlas=atlas,
-                      meas="correlation", desc="true")
-    return pd.read_csv(truth, sep="\t").to_numpy(float)
-
-
-def fc_accuracy(bids_dir: Path, derivatives: Path, atlas: str = "synth", task: str = "rest") -> dict:
-    """Accuracy of the correlation matrices the workflow wrote for a synthetic cohort: per-subject
-    correlation of the upper triangle with the true FC, and where the FC effect edges rank among
-    all edges by the HC-SZ difference (Welch t of Fisher z, HC minus SZ: SZ lacks a shared factor)."""
-    from scipy import stats
-
-    from connex.paths import bids_path
-
-    participants = pd.read_csv(bids_dir / "participants.tsv", sep="\t")
-    scores, vectors, labels = [], [], []
-    for pid, diagnosis in zip(participants["participant_id"], participants["diagnosis"]):
-        subject = pid[4:]
-        path = bids_path(derivatives, subject, "func", "relmat", ".tsv", task=task, atlas=atlas, meas="correlation")
-        if not path.exists():
-            continue
-        estimated = pd.read_csv(path, sep="\t").to_numpy(float)
-        scores.append(_upper_correlation(estimated, _true_fc(bids_dir, subject, atlas, task)))
-        vectors.append(np.arctanh(np.clip(estimated[np.triu_indices(len(estimated), 1)], -0.999, 0.999)))
-        labels.append(diagnosis)
-    result = {"subjects": len(scores), "r_median": float(np.median(scores)) if scores else float("nan"),
-              "r_min": float(np.min(scores)) if scores else float("nan")}
-    vectors, labels = np.array(vectors), np.array(labels)
-    if {"HC", "SZ"} <= set(labels):
-        effect = pd.read_csv(bids_dir / "derivatives" / "groundtruth" / "group" / "effect_edges.tsv", sep="\t")
-        effect = effect[effect["modality"] == "FC"]
-        n = round((1 + np.sqrt(1 + 8 * vectors.shape[1])) / 2)
-        position = {(i + 1, j + 1): k for k, (i, j) in enumerate(zip(*np.triu_indices(n, 1)))}
-        t, _ = stats.ttest_ind(vectors[labels == "HC"], vectors[labels == "SZ"], equal_var=False)
-        rank = {k: r + 1 for r, k in enumerate(np.argsort(-np.nan_to_num(t, nan=-np.inf)))}
-        result["effect_edge_ranks"] = sorted(rank[position[(min(i, j), max(i, j))]]
-                                             for i, j in zip(effect["region_i"], effect["region_j"]))
-        result["n_edges"] = len(rank)
-    return result
-
-
 #: Cleaning variants the FC benchmark compares: (label, CleaningParams overrides).
 FC_VARIANTS = [(f"{strategy}{'+GSR' if gsr else ''}", dict(strategy=strategy, global_signal=gsr))
                for strategy in ("none", "6P", "24P", "36P", "aCompCor") for gsr in (False, True)]
@@ -393,19 +191,13 @@ def benchmark_fc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
     thread) for ``subjects``, then, for every participant the workflow processed, accuracy against
     the true FC: the workflow's matrices, and every confound strategy and temporal filter
     recomputed from the workflow's preprocessed runs and confounds."""
-    from connex.atlases import atlas_positions, load_atlas
-    from connex.bids import read_sidecar
-    from connex.bold import preprocess_bold
-    from connex.connectivity import (
-        CleaningParams,
-        censor,
-        connectivity,
-        parcellate,
-        select_confounds,
-    )
-    from connex.coreg import t1w_to_epi
-    from connex.fc import atlas_on_bold
-    from connex.paths import bids_path
+    from connex.anat.atlases import atlas_positions, load_atlas
+    from connex.anat.coreg import t1w_to_epi
+    from connex.functional.connectivity import CleaningParams, censor, connectivity, parcellate, select_confounds
+    from connex.functional.preprocess import preprocess_bold
+    from connex.functional.stage import atlas_on_bold
+    from connex.inputs.checks import read_sidecar
+    from connex.inputs.paths import bids_path
 
     atlas_spec = load_atlas(atlas, synth_dir=bids_dir / "derivatives" / "groundtruth")
     default = CleaningParams()
@@ -462,12 +254,12 @@ def benchmark_fc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
                                                        atlas=atlas)))
         confounds = pd.read_csv(func("timeseries", ".tsv", desc="confounds"), sep="\t")
         repetition_time = float(image.header.get_zooms()[3])
-        truth = _true_fc(bids_dir, subject, atlas, task)
+        truth = true_fc(bids_dir, subject, atlas, task)
         for filter_name, filter_overrides in FC_FILTERS.items():
             for label, overrides in FC_VARIANTS:
                 params = CleaningParams(**{**default.as_dict(), **overrides, **filter_overrides})
                 matrix = clean_fc(image, labels, brain, confounds, repetition_time, params)["correlation"]
-                table.setdefault((filter_name, label), []).append(_upper_correlation(matrix, truth))
+                table.setdefault((filter_name, label), []).append(upper_correlation(matrix, truth))
     print(f"\nCorrelation of recovered with true FC (upper triangle), median [min] over {len(done)} subjects; "
           f"FD > {default.fd_threshold} mm censored; default strategy {default.strategy}, no filter")
     print(f"{'strategy':14}" + "".join(f"{name:>22}" for name in FC_FILTERS))
@@ -486,9 +278,9 @@ def _cv_job(args):
     import torch
 
     torch.set_num_threads(1)
-    from connex.dataset import ConnectomeDataset
-    from connex.evaluation import run_fold
-    from connex.training import TrainParams
+    from connex.evaluation.folds import run_fold
+    from connex.model.dataset import ConnectomeDataset
+    from connex.model.training import TrainParams
 
     start = time.perf_counter()
     out = run_fold(ConnectomeDataset.load(dataset_path), splits, split, models=models, graph_params=graph,
@@ -512,22 +304,11 @@ def benchmark_model(connectomes: Path, *, atlas: str = "synth", folds: int = 5, 
     import torch
     import yaml
 
-    from connex.dataset import ConnectomeDataset, build_dataset
-    from connex.evaluation import (
-        build_graphs,
-        fold_metrics,
-        make_graph_model,
-        make_splits,
-        model_inputs,
-        split_indices,
-        summarise_metrics,
-    )
-    from connex.training import (
-        TrainParams,
-        resolve_device,
-        train_model,
-        validation_split,
-    )
+    from connex.evaluation.folds import build_graphs, make_graph_model, model_inputs
+    from connex.evaluation.metrics import fold_metrics, summarise_metrics
+    from connex.evaluation.splits import make_splits, split_indices
+    from connex.model.dataset import ConnectomeDataset, build_dataset
+    from connex.model.training import TrainParams, resolve_device, train_model, validation_split
 
     config = yaml.safe_load((config or Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
     model_config = config["model"]
@@ -581,53 +362,3 @@ def benchmark_model(connectomes: Path, *, atlas: str = "synth", folds: int = 5, 
             if label.startswith("reference"):
                 reference = wall
         print(f"  ratio {label} / reference wall time: {wall / reference:.1f}")
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["synth", "anat", "sc", "fc", "model", "workflow"])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--bids", type=Path, default=Path("results/demo/bids"), help="a synthetic cohort")
-    parser.add_argument("--subjects", nargs="+", default=["01", "02", "03"])
-    parser.add_argument("--real", type=Path, default=None, help="a real BIDS dataset (its sub-01)")
-    parser.add_argument("--derivatives", type=Path, default=Path("results/connex"),
-                        help="sc: the workflow's outputs for --bids (anatomy stage and SC matrices)")
-    parser.add_argument("--real-derivatives", type=Path, default=None,
-                        help="sc: the workflow's outputs for --real (SC stage with atlas desikankilliany)")
-    parser.add_argument("--connectomes", type=Path, default=None,
-                        help="model: a connectomes folder (connex synth --connectomes-only) or a "
-                             "group/dataset.npz of the dataset stage")
-    parser.add_argument("--folds", type=int, default=5, help="model: folds of the full run")
-    parser.add_argument("--jobs", type=int, default=2, help="model: parallel splits (one CPU core each)")
-    parser.add_argument("--device", default="cpu", help="model: cpu, cuda or auto")
-    parser.add_argument("--models", nargs="+", default=["connex"], help="model: models of the full run")
-    parser.add_argument("--cores", nargs="+", type=int, default=[1, 2],
-                        help="workflow: core counts, the first one the reference")
-    parser.add_argument("--configfile", nargs="*", type=Path, default=[],
-                        help="workflow: config files laid over config/config.yaml (default: the demo)")
-    parser.add_argument("--out", type=Path, default=Path("benchmark-workflow"),
-                        help="workflow: folder of the runs' outputs (one subfolder per core count)")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)  # one BLAS/OpenMP thread: the figures are per core
-    if args.what == "synth":
-        benchmark_synth(args.repeats)
-    elif args.what == "anat":
-        benchmark_anat(args.bids, args.subjects, args.repeats, args.real)
-    elif args.what == "sc":
-        benchmark_sc(args.bids, args.derivatives, args.subjects, args.repeats, args.real, args.real_derivatives)
-    elif args.what == "fc":
-        benchmark_fc(args.bids, args.derivatives, args.subjects, args.repeats)
-    elif args.what == "model":
-        benchmark_model(args.connectomes, folds=args.folds, repeats=args.repeats, jobs=args.jobs,
-                        device=args.device, models=tuple(args.models))
-    elif args.what == "workflow":
-        from connex.workflow_benchmark import benchmark_workflow
-
-        benchmark_workflow(args.cores, repeats=args.repeats, configfiles=args.configfile, out_root=args.out)
-
-
-if __name__ == "__main__":
-    main()

@@ -16,9 +16,10 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from connex.atlases import Atlas, atlas_positions
-from connex.bold import preprocess_bold
-from connex.connectivity import (
+from connex.anat.atlases import Atlas, atlas_positions
+from connex.anat.coreg import t1w_to_epi
+from connex.errors import BIDSError
+from connex.functional.connectivity import (
     STABLE_CLEAN_SECONDS,
     Censoring,
     CleaningParams,
@@ -27,11 +28,10 @@ from connex.connectivity import (
     parcellate,
     select_confounds,
 )
-from connex.coreg import t1w_to_epi
-from connex.errors import BIDSError
-from connex.io import atomic_path, save_nifti, write_array, write_json, write_tsv
-from connex.paths import sidecar_path
-from connex.qc import plot_functional_connectome
+from connex.functional.preprocess import preprocess_bold
+from connex.inputs.io import atomic_path, save_nifti, write_array, write_json, write_tsv
+from connex.inputs.paths import sidecar_path
+from connex.report.figures import plot_functional_connectome
 
 log = logging.getLogger(__name__)
 
@@ -231,4 +231,3 @@ def cleaning_params(config: dict) -> CleaningParams:
     """The :class:`CleaningParams` of the workflow's ``fc`` config section."""
     keys = CleaningParams.__dataclass_fields__
     return CleaningParams(**{k: config[k] for k in keys})
-

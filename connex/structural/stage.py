@@ -10,27 +10,14 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from connex.atlases import Atlas, atlas_positions
-from connex.coreg import t1w_to_epi
-from connex.dwi import (
-    DWISeries,
-    fit_tensor,
-    fsl_bvecs,
-    fsl_to_voxel_axes,
-    preprocess_dwi,
-)
-from connex.io import atomic_path, save_nifti, write_array, write_json, write_tsv
-from connex.paths import sidecar_path
-from connex.qc import plot_structural_connectome
-from connex.tractography import (
-    WEIGHTS,
-    TrackingParams,
-    connectome,
-    fit_fodf,
-    load_tractogram,
-    save_tractogram,
-    track,
-)
+from connex.anat.atlases import Atlas, atlas_positions
+from connex.anat.coreg import t1w_to_epi
+from connex.inputs.io import atomic_path, save_nifti, write_array, write_json, write_tsv
+from connex.inputs.paths import sidecar_path
+from connex.report.figures import plot_structural_connectome
+from connex.structural.connectome import WEIGHTS, connectome
+from connex.structural.preprocess import DWISeries, fit_tensor, fsl_bvecs, fsl_to_voxel_axes, preprocess_dwi
+from connex.structural.tracking import TrackingParams, fit_fodf, load_tractogram, save_tractogram, track
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ kept volumes than regressors, is excluded with the reason logged.
 
 from __future__ import annotations
 
-import logging
 import warnings
 from dataclasses import asdict, dataclass
 
@@ -29,10 +28,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from connex.bold import MOTION_COLUMNS
 from connex.errors import BIDSError
-
-log = logging.getLogger(__name__)
+from connex.functional.confounds import MOTION_COLUMNS
 
 STRATEGIES = ("none", "6P", "24P", "36P", "aCompCor")
 MEASURES = ("correlation", "partialcorrelation", "covariance")

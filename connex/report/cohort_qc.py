@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from connex.paths import bids_path, sidecar_path
+from connex.inputs.paths import bids_path, sidecar_path
 
 log = logging.getLogger(__name__)
 

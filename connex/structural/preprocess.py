@@ -26,7 +26,6 @@ Preprocessing of one subject (:func:`preprocess_dwi`), in this order:
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,11 +34,9 @@ import nibabel as nib
 import numpy as np
 from nibabel import orientations
 
-from connex.bids import check_gradients, read_gradients
-from connex.coreg import register_to_t1w
+from connex.anat.coreg import register_to_t1w
 from connex.errors import BIDSError
-
-log = logging.getLogger(__name__)
+from connex.inputs.checks import check_gradients, read_gradients
 
 DENOISE_METHODS = ("mppca", "none")
 

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from connex.anat.templates import MNI_SPACE, load_mni_template
 from connex.errors import AtlasError
-from connex.templates import MNI_SPACE, load_mni_template
 
 
 @dataclass(frozen=True)

@@ -45,11 +45,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from connex.atlases import Atlas
+from connex.anat.atlases import Atlas
+from connex.anat.templates import MNI_SPACE, MNITemplate, head_model, load_mni_template
 from connex.errors import BIDSError
-from connex.io import atomic_path, save_nifti, write_json
-from connex.paths import sidecar_path
-from connex.templates import MNI_SPACE, MNITemplate, head_model, load_mni_template
+from connex.inputs.io import atomic_path, save_nifti, write_json
+from connex.inputs.paths import sidecar_path
 
 log = logging.getLogger(__name__)
 

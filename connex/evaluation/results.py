@@ -6,20 +6,17 @@ import logging
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix
 
+from connex.evaluation.importance import region_importance
+from connex.evaluation.metrics import fold_metrics, roc_points, summarise_metrics
+from connex.inputs.io import atomic_path, write_tsv
+
+# The figures are files: a non-interactive backend, chosen before pyplot is imported.
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import confusion_matrix  # noqa: E402
-
-from connex.evaluation import (  # noqa: E402
-    fold_metrics,
-    region_importance,
-    roc_points,
-    summarise_metrics,
-)
-from connex.io import atomic_path, write_tsv  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import matplotlib
+import nibabel as nib
+import numpy as np
 
+from connex.inputs.checks import read_gradients, read_sidecar
+from connex.inputs.io import atomic_path
+
+# The figures are files: a non-interactive backend, chosen before pyplot is imported.
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import nibabel as nib  # noqa: E402
-import numpy as np  # noqa: E402
-
-from connex.bids import read_gradients, read_sidecar  # noqa: E402
-from connex.io import atomic_path  # noqa: E402
-
-log = logging.getLogger(__name__)
 
 
 def plot_subject_inputs(bids_dir: str | Path, participant_id: str, t1w: str | None, dwi: str | None,

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from connex.bids import read_participants
 from connex.errors import ConnexError
-from connex.io import atomic_path, write_tsv
+from connex.inputs.bids import read_participants
+from connex.inputs.io import atomic_path, write_tsv
 
 log = logging.getLogger(__name__)
 

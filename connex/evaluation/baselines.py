@@ -1,0 +1,50 @@
+"""Linear baselines on connectome edges (fitted on the training fold only).
+
+Shape letters: ``s`` subjects, ``e`` edges."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+
+from connex.model.dataset import ConnectomeDataset
+from connex.model.graphs import WEIGHTING, edge_weights
+
+
+def edge_vectors(dataset: ConnectomeDataset, weighting: dict[str, str] | None = None) -> np.ndarray:
+    """Vectorised upper triangles of SC and FC edge weights (default log1p SC, Fisher-z FC),
+    ``(s, n (n - 1))``: the features of the linear baselines."""
+    weighting = {**WEIGHTING, **(weighting or {})}
+    n = len(dataset.regions)
+    iu = np.triu_indices(n, 1)
+    parts = [edge_weights(dataset.matrices(m), weighting[m])[:, iu[0], iu[1]] for m in ("sc", "fc")]
+    return np.concatenate(parts, axis=1)
+
+
+def fit_linear(name: str, X: np.ndarray, y: np.ndarray, train: np.ndarray, seed: int):
+    """Logistic regression or linear SVM with scaling and C chosen by 3-fold CV inside ``train``."""
+    if name == "logistic_regression":
+        estimator = LogisticRegression(max_iter=5000, random_state=seed)
+    elif name == "linear_svm":
+        estimator = LinearSVC(max_iter=20000, dual="auto", random_state=seed)
+    else:
+        raise ValueError(f"Unknown linear model {name!r}.")
+    pipeline = make_pipeline(StandardScaler(), estimator)
+    inner = min(3, int(np.bincount(y[train]).min()))
+    grid = {f"{type(estimator).__name__.lower()}__C": [1e-3, 1e-2, 1e-1, 1.0]}
+    if inner >= 2:
+        search = GridSearchCV(pipeline, grid, cv=StratifiedKFold(inner, shuffle=True, random_state=seed),
+                              scoring="roc_auc")
+        search.fit(X[train], y[train])
+        return search.best_estimator_
+    return pipeline.set_params(**{k: v[1] for k, v in grid.items()}).fit(X[train], y[train])
+
+
+def linear_scores(model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(score for class 1, predicted class) of a fitted linear pipeline."""
+    score = model.predict_proba(X)[:, 1] if hasattr(model, "predict_proba") else model.decision_function(X)
+    return score, model.predict(X)

@@ -1,0 +1,254 @@
+"""Cross-validated evaluation of ConneX and its baselines on exactly the same splits.
+
+Shape letters: ``s`` subjects, ``n`` regions.
+
+Honesty rules this module keeps: the splits are made once (:func:`make_splits`) and every
+model is trained on the same training fold and scored on the same test fold; graph
+scaling/thresholds, the linear baselines' scaler and C, early stopping and (optionally) the
+hyperparameter search are all fitted inside the training fold.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import (
+    roc_auc_score,
+)
+from sklearn.model_selection import StratifiedKFold
+
+from connex.evaluation.baselines import edge_vectors, fit_linear, linear_scores
+from connex.evaluation.importance import edge_table, saliency
+from connex.evaluation.metrics import classification_metrics
+from connex.evaluation.splits import split_indices
+from connex.inputs.io import write_json, write_tsv
+from connex.model.dataset import ConnectomeDataset
+from connex.model.graphs import WEIGHTING, GraphTransform, SubjectGraphs, concatenate_graphs
+from connex.model.training import (
+    TrainParams,
+    TrainResult,
+    predict_proba,
+    save_checkpoint,
+    seed_everything,
+    train_model,
+    validation_split,
+)
+from connex.registry import GRAPH_MODELS, MODELS
+
+log = logging.getLogger(__name__)
+
+
+
+# ------------------------------------------------------------------------------------ models
+
+def build_graphs(dataset: ConnectomeDataset, train: np.ndarray, *, sparsify: str = "topk", k: int = 8,
+                 density: float = 0.1, clip: float | None = 3.0, weighting: dict[str, str] | None = None
+                 ) -> dict[str, SubjectGraphs]:
+    """Graphs of every subject for each modality, with transforms fitted on ``train`` only.
+
+    ``weighting``: modality -> edge weighting (default :data:`connex.graphs.WEIGHTING`).
+    """
+    weighting = {**WEIGHTING, **(weighting or {})}
+    graphs = {}
+    for modality in ("sc", "fc"):
+        transform = GraphTransform(weighting[modality], sparsify=sparsify, k=k, density=density, clip=clip)
+        transform.fit(dataset.matrices(modality)[train])
+        graphs[modality] = transform.transform(dataset.matrices(modality))
+    return graphs
+
+
+def model_inputs(name: str, graphs: dict[str, SubjectGraphs]) -> dict[str, SubjectGraphs]:
+    """The graphs a graph model reads: both modalities, one, or the early-fused graph."""
+    if name == "connex":
+        return {"sc": graphs["sc"], "fc": graphs["fc"]}
+    if name == "connex_sc":
+        return {"sc": graphs["sc"]}
+    if name == "connex_fc":
+        return {"fc": graphs["fc"]}
+    if name == "early_fusion":
+        return {"fused": concatenate_graphs(graphs["sc"], graphs["fc"])}
+    raise ValueError(f"Unknown graph model {name!r}; choose from {GRAPH_MODELS}.")
+
+
+def make_graph_model(name: str, inputs: dict[str, SubjectGraphs], hyper: dict) -> torch.nn.Module:
+    """A fresh ConneX (or single-modality ConneX, or early-fusion GNN) for ``inputs``."""
+    from connex.model.architectures import build_model
+
+    n = next(iter(inputs.values())).n_regions
+    in_dims = {k: g.features.shape[2] for k, g in inputs.items()}
+    if name == "early_fusion":
+        keys = ("backbone", "hidden", "layers", "dropout", "pooling")
+        return build_model("early_fusion", n, in_dims, **{k: v for k, v in hyper.items() if k in keys})
+    return build_model("connex", n, in_dims, **hyper)
+
+
+# -------------------------------------------------------------------------------- one fold
+
+def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, models: list[str],
+             graph_params: dict, model_params: dict, train_params: TrainParams, val_fraction: float = 0.2,
+             search: dict | None = None, inner_folds: int = 3, permutations: int = 0,
+             checkpoint_dir: str | Path | None = None, progress: bool = False) -> dict[str, pd.DataFrame]:
+    """Train and test every model on one split.
+
+    Parameters
+    ----------
+    graph_params : dict
+        ``sparsify``, ``k``, ``density`` (see :class:`connex.graphs.GraphTransform`).
+    model_params : dict
+        ConneX hyperparameters (see :class:`connex.model.ConneX`).
+    search : dict, optional
+        Nested search: hyperparameter name -> candidate values; each graph model picks the
+        combination with the best mean validation AUC over ``inner_folds`` folds of the
+        training fold (the test fold is never seen).
+    permutations : int
+        Retrain every model this many times on permuted training labels (for a p-value).
+    checkpoint_dir : path, optional
+        Where each graph model's state dict is saved (``split-<split>_model-<name>.pt``).
+
+    Returns
+    -------
+    dict of DataFrame
+        ``predictions`` (one row per test subject and model), ``importance`` (edge importance
+        of the graph models and the logistic regression, long format), ``history`` (learning
+        curves), ``permutations`` (test AUC per model and permutation; empty without), ``info``.
+    """
+    unknown = set(models) - set(MODELS)
+    if unknown:
+        raise ValueError(f"Unknown model(s) {sorted(unknown)}; choose from {MODELS}.")
+    if search and permutations:
+        raise ValueError("A permutation test with a nested search would need the search rerun for every "
+                         "permutation (otherwise the null is a different procedure); use one or the other.")
+    train, test = split_indices(dataset, splits, split)
+    y = dataset.y
+    seed = train_params.seed
+    fit, val = validation_split(y, train, fraction=val_fraction, seed=seed)
+    graphs = build_graphs(dataset, train, **graph_params)
+    X = edge_vectors(dataset, graph_params.get("weighting")) if {"logistic_regression", "linear_svm"} & set(models) else None
+    predictions, importance, history, info, permuted = [], [], [], {"split": split}, []
+    n = len(dataset.regions)
+    iu = np.triu_indices(n, 1)
+
+    for name in models:
+        start = time.perf_counter()
+        if name in GRAPH_MODELS:
+            inputs = model_inputs(name, graphs)
+            hyper = dict(model_params)
+            if search:
+                hyper.update(select_hyperparameters(name, dataset, train, graph_params, model_params, train_params,
+                                                    search, inner_folds=inner_folds, val_fraction=val_fraction))
+                info[f"{name}_hyperparameters"] = {k: hyper[k] for k in search}
+            model, params, result = fit_graph_model(name, inputs, hyper, y, fit, val, train_params, seed=seed,
+                                                    progress=progress, description=f"{split} {name}")
+            probability = predict_proba(model, inputs, test, params)[:, 1]
+            score, predicted = probability, (probability >= 0.5).astype(int)
+            history.append(result.history.assign(model=name))
+            info[f"{name}_best_epoch"] = result.best_epoch
+            for modality, matrix in saliency(model, inputs, test, params).items():
+                importance.append(edge_table(name, modality, "saliency", matrix[iu], iu))
+            for modality, matrix in getattr(model, "edge_importance", lambda: {})().items():
+                importance.append(edge_table(name, modality, "edge_mask", matrix[iu], iu))
+            if checkpoint_dir is not None:
+                save_checkpoint(model, Path(checkpoint_dir) / f"split-{split}_model-{name}.pt")
+        else:
+            estimator = fit_linear(name, X, y, train, seed)
+            score, predicted = linear_scores(estimator, X[test])
+            if name == "logistic_regression":
+                coef = np.abs(estimator[-1].coef_.ravel())
+                half = len(iu[0])
+                importance.append(edge_table(name, "sc", "coefficient", coef[:half], iu))
+                importance.append(edge_table(name, "fc", "coefficient", coef[half:], iu))
+        info[f"{name}_seconds"] = round(time.perf_counter() - start, 2)
+        predictions.append(pd.DataFrame({
+            "split": split, "model": name, "participant_id": np.array(dataset.subjects)[test],
+            "label": np.array(dataset.classes)[y[test]], "y_true": y[test], "score": score,
+            "y_pred": predicted, "predicted": np.array(dataset.classes)[predicted]}))
+        log.info("%s %s: test AUC %.3f (%.1f s)", split, name,
+                 classification_metrics(y[test], predicted, score)["roc_auc"], info[f"{name}_seconds"])
+        for p in range(permutations):
+            permuted.append({"split": split, "model": name, "permutation": p + 1,
+                             "roc_auc": _permuted_auc(name, dataset, X, graphs, y, train, test, fit, val, p,
+                                                      model_params, train_params)})
+    info.update(n_train=len(train), n_validation=len(val), n_test=len(test))
+    return {"predictions": pd.concat(predictions, ignore_index=True),
+            "importance": pd.concat(importance, ignore_index=True) if importance else pd.DataFrame(),
+            "history": pd.concat(history, ignore_index=True) if history else pd.DataFrame(),
+            "permutations": pd.DataFrame(permuted, columns=["split", "model", "permutation", "roc_auc"]),
+            "info": info}
+
+
+def fit_graph_model(name: str, inputs: dict[str, SubjectGraphs], hyper: dict, y: np.ndarray, fit: np.ndarray,
+                    val: np.ndarray, train_params: TrainParams, *, seed: int, **options
+                    ) -> tuple[torch.nn.Module, TrainParams, TrainResult]:
+    """A fresh graph model (initialised from ``seed``) trained on ``fit``, early-stopped on ``val``.
+
+    Returns the model, the training parameters it used (loss weights of its heads) and the
+    training result. ``options`` go to :func:`connex.training.train_model`.
+    """
+    seed_everything(seed)
+    model = make_graph_model(name, inputs, hyper)
+    params = _params_for(name, train_params)
+    return model, params, train_model(model, inputs, y, fit, val, params, **options)
+
+
+def _params_for(name: str, params: TrainParams) -> TrainParams:
+    """Loss weights restricted to the heads the model has."""
+    heads = {"connex": ("sc", "fc", "fused"), "connex_sc": ("sc", "fused"), "connex_fc": ("fc", "fused"),
+             "early_fusion": ("fused",)}[name]
+    return replace(params, loss_weights={h: params.loss_weights[h] for h in heads})
+
+
+def _permuted_auc(name, dataset, X, graphs, y, train, test, fit, val, p, model_params, train_params) -> float:
+    """Test AUC of ``name`` retrained on training labels permuted within the training fold."""
+    rng = np.random.default_rng([train_params.seed, 7919, p])
+    y_perm = y.copy()
+    y_perm[train] = rng.permutation(y[train])
+    if name in GRAPH_MODELS:
+        inputs = model_inputs(name, graphs)
+        model, params, _ = fit_graph_model(name, inputs, model_params, y_perm, fit, val, train_params,
+                                           seed=train_params.seed + p + 1)
+        score = predict_proba(model, inputs, test, params)[:, 1]
+    else:
+        score, _ = linear_scores(fit_linear(name, X, y_perm, train, train_params.seed), X[test])
+    return roc_auc_score(y[test], score) if len(np.unique(y[test])) == 2 else np.nan
+
+
+def select_hyperparameters(name: str, dataset: ConnectomeDataset, train: np.ndarray, graph_params: dict,
+                           model_params: dict, train_params: TrainParams, search: dict, *, inner_folds: int,
+                           val_fraction: float) -> dict:
+    """Nested search inside one training fold: the combination of ``search`` values with the best
+    mean AUC over an inner stratified k-fold of ``train`` (graphs refitted on each inner training part)."""
+    y = dataset.y
+    keys = sorted(search)
+    best, best_auc = {}, -np.inf
+    splitter = StratifiedKFold(inner_folds, shuffle=True, random_state=train_params.seed)
+    for values in itertools.product(*(search[k] for k in keys)):
+        candidate = dict(zip(keys, values))
+        aucs = []
+        for inner_train, inner_test in splitter.split(train, y[train]):
+            inner_train, inner_test = train[inner_train], train[inner_test]
+            fit, val = validation_split(y, inner_train, fraction=val_fraction, seed=train_params.seed)
+            inputs = model_inputs(name, build_graphs(dataset, inner_train, **graph_params))
+            model, params, _ = fit_graph_model(name, inputs, {**model_params, **candidate}, y, fit, val,
+                                               train_params, seed=train_params.seed)
+            aucs.append(roc_auc_score(y[inner_test], predict_proba(model, inputs, inner_test, params)[:, 1]))
+        log.info("%s search %s: inner AUC %.3f", name, candidate, np.mean(aucs))
+        if np.mean(aucs) > best_auc:
+            best, best_auc = candidate, float(np.mean(aucs))
+    return best
+
+
+def write_fold_outputs(outputs: dict, *, predictions: str | Path, importance: str | Path, history: str | Path,
+                       permutations: str | Path, info: str | Path) -> None:
+    """Write one fold's tables (each atomically)."""
+    write_tsv(outputs["predictions"], predictions)
+    write_tsv(outputs["importance"], importance)
+    write_tsv(outputs["history"], history)
+    write_tsv(outputs["permutations"], permutations)
+    write_json(outputs["info"], info)

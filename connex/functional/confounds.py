@@ -1,0 +1,115 @@
+"""BOLD confounds in fMRIPrep's column names: head motion and its expansions, framewise
+displacement, global/WM/CSF signals and aCompCor components from tissue masks in BOLD space."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from connex.errors import BIDSError
+from connex.functional.series import BoldSeries
+
+MOTION_COLUMNS = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
+#: Radius (mm) turning rotations into displacements for framewise displacement (Power 2012).
+FD_HEAD_RADIUS_MM = 50.0
+
+
+# ------------------------------------------------------------------------------- confounds
+
+def framewise_displacement(motion: np.ndarray) -> np.ndarray:
+    """Power's framewise displacement (T,): the sum of absolute backward differences of the
+    translations (mm) and of the rotations as arcs on a 50 mm sphere; 0 for the first volume."""
+    difference = np.abs(np.diff(motion, axis=0))
+    displacement = difference[:, :3].sum(1) + FD_HEAD_RADIUS_MM * difference[:, 3:].sum(1)
+    return np.r_[0.0, displacement]
+
+
+def expand(table: pd.DataFrame) -> pd.DataFrame:
+    """fMRIPrep's expansions of every column: ``_derivative1`` (backward difference, n/a first),
+    ``_power2``, ``_derivative1_power2``."""
+    derivative = table.diff()
+    parts = [table, derivative.add_suffix("_derivative1"), (table ** 2).add_suffix("_power2"),
+             (derivative ** 2).add_suffix("_derivative1_power2")]
+    return pd.concat(parts, axis=1)
+
+
+@dataclass
+class TissueMasks:
+    """Masks (X, Y, Z) of bool on the BOLD grid."""
+
+    brain: np.ndarray
+    white_matter: np.ndarray
+    csf: np.ndarray
+
+
+def tissue_masks(brain: np.ndarray, probability: dict[str, np.ndarray], *, thresholds=(0.9, 0.7, 0.5),
+                 min_voxels: int = 10) -> TissueMasks:
+    """Noise masks for the tissue signals and CompCor, inside the brain: white matter above the
+    first of ``thresholds`` that leaves ``min_voxels`` after one erosion (uneroded if none does),
+    CSF above the first that gives ``min_voxels`` (coarse BOLD grids blur the thin CSF spaces, so a
+    strict threshold can leave nothing)."""
+    def first_with_enough(tissue: str, erode: bool) -> np.ndarray:
+        mask = brain & False
+        for threshold in thresholds:
+            mask = (probability[tissue] >= threshold) & brain
+            candidate = ndimage.binary_erosion(mask) if erode else mask
+            if candidate.sum() >= min_voxels:
+                return candidate
+        return mask
+
+    return TissueMasks(brain=brain, white_matter=first_with_enough("WM", erode=True),
+                       csf=first_with_enough("CSF", erode=False))
+
+
+def compute_confounds(series: BoldSeries, motion: np.ndarray, masks: TissueMasks, *, n_compcor: int = 10
+                      ) -> tuple[pd.DataFrame, dict]:
+    """The confounds table (T rows, fMRIPrep column names) and its metadata (CompCor variance).
+
+    Parameters
+    ----------
+    series : BoldSeries
+        The realigned run.
+    motion : ndarray (T, 6)
+    masks : TissueMasks
+    n_compcor : int
+        aCompCor components to keep (fewer if the noise mask or the run is too small).
+    """
+    from nipype.algorithms.confounds import compute_dvars, compute_noise_components
+
+    source = series.source
+    for name, mask in (("brain", masks.brain), ("white matter", masks.white_matter), ("CSF", masks.csf)):
+        if mask.sum() == 0:
+            raise BIDSError(f"{source}: the {name} mask is empty in BOLD space; check the coregistration "
+                            "and the anatomy stage's tissue maps.")
+    data = series.data
+    motion_table = pd.DataFrame(motion, columns=MOTION_COLUMNS)
+    signals = pd.DataFrame({"global_signal": data[masks.brain].mean(0),
+                            "csf": data[masks.csf].mean(0),
+                            "white_matter": data[masks.white_matter].mean(0)})
+    image = nib.Nifti1Image(data, series.affine)
+    with tempfile.TemporaryDirectory() as folder:
+        bold_file, mask_file = Path(folder) / "bold.nii", Path(folder) / "mask.nii"  # uncompressed: faster
+        nib.save(image, bold_file)
+        nib.save(nib.Nifti1Image(masks.brain.astype(np.uint8), series.affine), mask_file)
+        std_dvars, dvars, _ = compute_dvars(str(bold_file), str(mask_file))
+    noise_mask = nib.Nifti1Image((masks.white_matter | masks.csf).astype(np.uint8), series.affine)
+    n_components = int(min(n_compcor, series.n_volumes - 2, (masks.white_matter | masks.csf).sum()))
+    components, _, variance = compute_noise_components(data, [noise_mask], components_criterion=n_components,
+                                                       filter_type="cosine", period_cut=128,
+                                                       repetition_time=series.repetition_time, mask_names=["combined"])
+    compcor = pd.DataFrame(components, columns=[f"a_comp_cor_{k:02d}" for k in range(components.shape[1])])
+    table = pd.concat([expand(signals), pd.DataFrame({"dvars": np.r_[np.nan, dvars], "std_dvars": np.r_[np.nan, std_dvars],
+                                                      "framewise_displacement": framewise_displacement(motion)}),
+                       expand(motion_table), compcor], axis=1)
+    table.loc[0, "framewise_displacement"] = np.nan  # fMRIPrep's convention: undefined for the first volume
+    metadata = {name: {"Method": "aCompCor", "Mask": "combined (eroded white matter + CSF)",
+                       "VarianceExplained": round(float(variance["variance_explained"][k]), 6),
+                       "CumulativeVarianceExplained": round(float(variance["cumulative_variance_explained"][k]), 6)}
+                for k, name in enumerate(compcor.columns)}
+    return table, metadata

@@ -1,0 +1,1 @@
+"""Inputs: BIDS discovery and validation, the one output-path helper, whole-or-nothing I/O."""

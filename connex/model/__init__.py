@@ -1,0 +1,1 @@
+"""Model stages: the connectome dataset, graphs, the graph models (ConneX and baselines) and their training."""

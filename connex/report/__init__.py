@@ -1,0 +1,1 @@
+"""Report stage: QC figures, the cohort QC table and the HTML report."""

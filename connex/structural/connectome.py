@@ -1,0 +1,84 @@
+"""Structural connectome matrices from a tractogram: streamline end points assigned to atlas regions
+(with a search radius into the white matter), one matrix per edge weight."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+#: The weights of a structural connectome, as written (``meas-<name>``).
+WEIGHTS = {
+    "count": "number of streamlines joining the two regions",
+    "countvolnorm": "streamline count divided by the sum of the two regions' volumes (per ml)",
+    "length": "mean length (mm) of the streamlines joining the two regions",
+    "fa": "mean FA along the streamlines joining the two regions",
+}
+
+
+def assignment_labels(labels: np.ndarray, voxel_mm: float, radius_mm: float) -> np.ndarray:
+    """Labels with unlabelled voxels given the nearest region within ``radius_mm`` (else 0)."""
+    if radius_mm <= 0 or not (labels > 0).any():
+        return labels
+    distance, indices = ndimage.distance_transform_edt(labels == 0, return_indices=True)
+    nearest = labels[tuple(indices)]
+    return np.where((labels == 0) & (distance * voxel_mm <= radius_mm), nearest, labels)
+
+
+def connectome(streamlines: list[np.ndarray], labels: np.ndarray, affine: np.ndarray, n_regions: int,
+               fa: np.ndarray, *, assignment_radius_mm: float = 4.0, self_loops: bool = False
+               ) -> tuple[dict[str, np.ndarray], dict]:
+    """Structural connectome matrices (n_regions, n_regions) in atlas order, one per weight.
+
+    Parameters
+    ----------
+    streamlines : list of (n_i, 3) arrays, world mm
+    labels : ndarray (X, Y, Z) int
+        Atlas indices 1..n_regions on the DWI grid (0: unlabelled).
+    fa : ndarray (X, Y, Z)
+        Sampled (trilinear) along each streamline for the ``fa`` weight.
+
+    Returns the matrices (``WEIGHTS``) and figures (streamlines assigned, regions without voxels).
+    """
+    labels = np.asarray(labels)
+    if labels.min() < 0 or labels.max() > n_regions:
+        raise ValueError(f"Atlas labels on the DWI grid range {labels.min()}..{labels.max()}; expected 0..{n_regions}.")
+    voxel_mm = float(np.abs(np.linalg.det(affine[:3, :3])) ** (1 / 3))
+    search = assignment_labels(labels, voxel_mm, assignment_radius_mm)
+    to_voxel = np.linalg.inv(affine)
+    streamlines = [s for s in streamlines if len(s) >= 2]
+    if streamlines:
+        ends = np.concatenate([np.stack([s[0], s[-1]]) for s in streamlines])
+        voxels = np.rint(ends @ to_voxel[:3, :3].T + to_voxel[:3, 3]).astype(int)
+        inside = np.all((voxels >= 0) & (voxels < labels.shape), axis=1)
+        end_labels = np.zeros(len(ends), dtype=int)
+        end_labels[inside] = search[tuple(voxels[inside].T)]
+        pairs = end_labels.reshape(-1, 2)
+        lengths = np.array([np.linalg.norm(np.diff(s, axis=0), axis=1).sum() for s in streamlines])
+        points = np.concatenate(streamlines)
+        counts = np.array([len(s) for s in streamlines])
+        samples = ndimage.map_coordinates(fa, (points @ to_voxel[:3, :3].T + to_voxel[:3, 3]).T, order=1, mode="nearest")
+        mean_fa = np.add.reduceat(samples, np.r_[0, np.cumsum(counts)[:-1]]) / counts
+    else:
+        pairs = np.zeros((0, 2), dtype=int)
+        lengths = mean_fa = np.zeros(0)
+    valid = (pairs > 0).all(axis=1)
+    if not self_loops:
+        valid &= pairs[:, 0] != pairs[:, 1]
+    i, j = pairs[valid, 0] - 1, pairs[valid, 1] - 1
+    matrices = {name: np.zeros((n_regions, n_regions)) for name in ("count", "length", "fa")}
+    for name, values in (("count", np.ones(valid.sum())), ("length", lengths[valid]), ("fa", mean_fa[valid])):
+        np.add.at(matrices[name], (i, j), values)
+    for name in ("count", "length", "fa"):
+        matrices[name] = matrices[name] + matrices[name].T - np.diag(np.diag(matrices[name]))
+    count = matrices["count"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        matrices["length"] = np.where(count > 0, matrices["length"] / count, 0.0)
+        matrices["fa"] = np.where(count > 0, matrices["fa"] / count, 0.0)
+        volumes_ml = np.bincount(labels.ravel(), minlength=n_regions + 1)[1:] * voxel_mm**3 / 1000
+        pair_volume = volumes_ml[:, None] + volumes_ml[None, :]
+        matrices["countvolnorm"] = np.where(pair_volume > 0, count / pair_volume, 0.0)
+    empty = [int(r) + 1 for r in np.flatnonzero(volumes_ml == 0)]
+    figures = {"streamlines": len(streamlines), "streamlines_assigned": int(valid.sum()),
+               "fraction_assigned": round(float(valid.mean()) if len(valid) else 0.0, 4),
+               "edges_nonzero": int((np.triu(count, 1) > 0).sum()), "regions_without_voxels": empty}
+    return {name: matrices[name] for name in WEIGHTS}, figures
