@@ -16,15 +16,18 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) --profile config/profiles/local
 
-## Run the fast test suite.
-test: $(VENV)/.installed
+## Lint (ruff, snakefmt), then the fast test suite.
+test: lint
 	$(BIN)/python -m pytest
 
 ## Run every test, the slow ones too.
 test-all: $(VENV)/.installed
 	$(BIN)/python -m pytest -m "slow or not slow"
 
+## ruff (pyflakes, pycodestyle, import order, bugbear, complexity), snakefmt, snakemake's own lint.
 lint: $(VENV)/.installed
+	$(BIN)/ruff check connex tests workflow/scripts
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 
 dry-run: $(VENV)/.installed

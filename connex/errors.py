@@ -13,9 +13,39 @@ class BIDSError(ConnexError):
     """A BIDS input file or the dataset layout is not what ConneX needs."""
 
 
-class ConfigError(ConnexError):
-    """The workflow configuration is invalid."""
+class ConfigError(ConnexError, ValueError):
+    """A configuration value (or a keyword argument that mirrors one) is invalid.
+
+    Also a ``ValueError``, as the library raised for such values before it had this class."""
 
 
 class AtlasError(ConnexError):
     """An atlas image or its region table is invalid."""
+
+
+class ConnectomeError(ConnexError):
+    """A connectome file, or the set of connectomes, is not what the model stages need."""
+
+
+def check_choice(name: str, value, allowed):
+    """Return ``value`` if it is one of ``allowed``, else raise :class:`ConfigError`.
+
+    Parameters
+    ----------
+    name : str
+        The setting's name, as the message shows it.
+    value
+        The value given.
+    allowed : iterable
+        The valid values, usually a registry of :mod:`connex.registry` (a dict's keys count).
+
+    Raises
+    ------
+    ConfigError
+        ``"'kind' must be one of {'a', 'b'}; 'x' was provided."``
+    """
+    choices = tuple(allowed)
+    if value not in choices:
+        listed = ", ".join(repr(choice) for choice in choices)
+        raise ConfigError(f"{name!r} must be one of {{{listed}}}; {value!r} was provided.")
+    return value

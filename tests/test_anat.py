@@ -18,7 +18,7 @@ TRUTH = "derivatives/groundtruth"
 
 @pytest.fixture(scope="module")
 def registered(tiny_cohort):
-    t1w = load_t1w(bids_path(tiny_cohort, "02", "anat", "T1w", ".nii.gz"))
+    t1w = load_t1w(bids_path(tiny_cohort, subject="02", datatype="anat", suffix="T1w", extension=".nii.gz"))
     return t1w, register_t1w(t1w)
 
 
@@ -53,8 +53,8 @@ def test_registration_undoes_the_synthetic_misalignment(tiny_cohort, registered)
     """Mean displacement inside the brain against the generator's transform (4 mm voxels here)."""
     _, result = registered
     template = load_mni_template(2)
-    truth = np.loadtxt(bids_path(tiny_cohort / TRUTH, "02", None, "xfm", ".txt", from_="T1w", to=MNI_SPACE,
-                                 mode="world"))
+    truth = np.loadtxt(bids_path(tiny_cohort / TRUTH, subject="02", datatype=None, suffix="xfm", extension=".txt",
+                                 from_="T1w", to=MNI_SPACE, mode="world"))
     mni = np.argwhere(template.brain_mask)[::50] @ template.affine[:3, :3].T + template.affine[:3, 3]
     inverse = np.linalg.inv(truth)
     error = np.linalg.norm(result.registration.mni_points_to_t1w(mni) - (mni @ inverse[:3, :3].T + inverse[:3, 3]),
@@ -70,8 +70,8 @@ def test_atlas_lands_on_its_true_position_and_mask_excludes_the_scalp(tiny_cohor
     atlas = load_synth_atlas(tiny_cohort / TRUTH)
     labels, report = atlas_to_t1w(atlas, result.brain_mask, result.registration)
     assert report["NumberOfRegionsPresent"] == 8 and report["MissingRegions"] == []
-    truth = np.loadtxt(bids_path(tiny_cohort / TRUTH, "02", None, "xfm", ".txt", from_="T1w", to=MNI_SPACE,
-                                 mode="world"))
+    truth = np.loadtxt(bids_path(tiny_cohort / TRUTH, subject="02", datatype=None, suffix="xfm", extension=".txt",
+                                 from_="T1w", to=MNI_SPACE, mode="world"))
     to_atlas = np.linalg.inv(atlas.affine) @ truth @ t1w.affine
     true_labels = ndimage.affine_transform(atlas.labels, to_atlas[:3, :3], to_atlas[:3, 3], output_shape=t1w.shape,
                                            order=0)
@@ -118,8 +118,8 @@ def test_affine_fallback_with_zero_fields_maps_like_the_affine(tiny_cohort, regi
     affine_only = dataclasses.replace(result.registration, warp=np.zeros_like(result.registration.warp),
                                       inverse_warp=np.zeros_like(result.registration.inverse_warp))
     template = load_mni_template(2)
-    truth = np.loadtxt(bids_path(tiny_cohort / TRUTH, "02", None, "xfm", ".txt", from_="T1w", to=MNI_SPACE,
-                                 mode="world"))
+    truth = np.loadtxt(bids_path(tiny_cohort / TRUTH, subject="02", datatype=None, suffix="xfm", extension=".txt",
+                                 from_="T1w", to=MNI_SPACE, mode="world"))
     mni = np.argwhere(template.brain_mask)[::50] @ template.affine[:3, :3].T + template.affine[:3, 3]
     inverse = np.linalg.inv(truth)
     error = np.linalg.norm(affine_only.mni_points_to_t1w(mni) - (mni @ inverse[:3, :3].T + inverse[:3, 3]), axis=1)
@@ -132,9 +132,10 @@ def test_affine_fallback_with_zero_fields_maps_like_the_affine(tiny_cohort, regi
 def test_saved_transforms_reload_to_the_same_mapping(tmp_path, registered):
     """The three files written by save() give back the registration (points and labels)."""
     _, result = registered
-    files = [tmp_path / "affine.txt", tmp_path / "warp.nii.gz", tmp_path / "inverse.nii.gz"]
-    result.registration.save(*files)
-    loaded = Registration.load(*files, result.brain_mask)
+    files = {"affine": tmp_path / "affine.txt", "warp": tmp_path / "warp.nii.gz",
+             "inverse_warp": tmp_path / "inverse.nii.gz"}
+    result.registration.save(**files)
+    loaded = Registration.load(**files, t1w=result.brain_mask)
     points = np.array([[0.0, -20.0, 10.0], [30.0, 10.0, -5.0]])
     assert np.allclose(loaded.mni_points_to_t1w(points), result.registration.mni_points_to_t1w(points), atol=1e-3)
     # and the points differ from the affine alone: the nonlinear part is carried through

@@ -154,7 +154,7 @@ def test_repetition_time_inherited_from_dataset_root(tiny_bids):
     del metadata["RepetitionTime"]
     sidecar.write_text(json.dumps(metadata))
     (tiny_bids / "task-rest_bold.json").write_text(json.dumps({"RepetitionTime": 2.5}))
-    assert read_sidecar(bold_of(tiny_bids), tiny_bids)["RepetitionTime"] == 2.5
+    assert read_sidecar(bold_of(tiny_bids), bids_dir=tiny_bids)["RepetitionTime"] == 2.5
     assert check_bold(bold_of(tiny_bids), tiny_bids)["repetition_time"] == 2.5
 
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from connex.report.cohort_qc import cohort_qc_table, qc_sidecars
+from connex.report.cohort_qc import cohort_qc_table, qc_sidecars, sidecars_written
 
 
 def write_subject(root, subject, *, fd=0.2, streamlines=40000, missing=(), dwi=True, kept=290, translation=0.0,
@@ -57,3 +57,15 @@ def test_robust_rule_waits_for_a_cohort_and_an_excluded_run_says_why(tmp_path):
     table = cohort_qc_table(sidecars).set_index("participant_id")
     assert (table.loc[["sub-01", "sub-02"], "flags"] == "").all()  # no median to stand out from
     assert table.loc["sub-03", "flags"] == "BOLD run excluded: 20 s of clean data is under the minimum of 120 s"
+
+
+def test_sidecars_written_follow_the_stages_each_participant_went_through(tmp_path):
+    stages = {"anat": {"01", "02", "03"}, "sc": {"01"}, "fc": {"01", "02"}, "fc_kept": {"01"}}
+    every_stage = set(qc_sidecars(tmp_path, "01", atlas="a", task="t"))
+    assert set(sidecars_written("01", **stages, fmriprep=False)) == every_stage
+    assert all(sidecars_written("01", **stages, fmriprep=False).values())
+    written = {stage for stage, made in sidecars_written("02", **stages, fmriprep=False).items() if made}
+    assert written == {"anat_registration", "anat_atlas", "bold_preproc", "bold_censoring"}  # no DWI, run excluded
+    written = {stage for stage, made in sidecars_written("02", **stages, fmriprep=True).items() if made}
+    assert written == {"anat_registration", "anat_atlas", "bold_censoring"}  # fMRIPrep preprocessed the BOLD
+    assert not any(sidecars_written("04", **stages, fmriprep=False).values())

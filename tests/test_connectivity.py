@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from connex.anat.atlases import Atlas
-from connex.errors import BIDSError
+from connex.errors import BIDSError, ConfigError
 from connex.functional.confounds import MOTION_COLUMNS
 from connex.functional.connectivity import (
     CleaningParams,
@@ -29,7 +29,8 @@ def test_strategies_have_the_published_numbers_of_regressors():
                       ("aCompCor", False): 17, ("aCompCor", True): 19}
     assert "white_matter_derivative1_power2" in confound_columns("36P")
     assert "a_comp_cor_04" in confound_columns("aCompCor", n_compcor=5)
-    with pytest.raises(ValueError, match="Unknown confound strategy"):
+    with pytest.raises(ConfigError, match=r"'strategy' must be one of \{'none', '6P', '24P', '36P', 'aCompCor'\}; "
+                                          r"'9P' was provided\."):
         confound_columns("9P")
 
 
@@ -150,11 +151,12 @@ def test_connectome_from_fmriprep_derivatives(tmp_path, rng):
     assert found["confounds"].endswith("sub-05_task-rest_desc-confounds_timeseries.tsv")
     params = CleaningParams(strategy="6P", fd_threshold=None, min_clean_seconds=60)
     out = tmp_path / "out"
-    run_censoring(found["confounds"], found["sidecar"], found["bold"], str(out / "outliers.tsv"),
-                  str(out / "outliers.json"), params=params)
+    run_censoring(confounds=found["confounds"], sidecar=found["sidecar"], bold=found["bold"],
+                  out_tsv=str(out / "outliers.tsv"), out_json=str(out / "outliers.json"), params=params)
     matrices = run_functional_connectome(
-        found["bold"], found["mask"], found["confounds"], str(out / "outliers.tsv"), found["sidecar"], atlas,
-        str(out / "timeseries.tsv"), {"correlation": str(out / "correlation_relmat.tsv")}, str(out / "qc.png"),
+        bold=found["bold"], mask=found["mask"], confounds=found["confounds"], outliers=str(out / "outliers.tsv"),
+        sidecar=found["sidecar"], atlas=atlas, out_timeseries=str(out / "timeseries.tsv"),
+        out_matrices={"correlation": str(out / "correlation_relmat.tsv")}, out_figure=str(out / "qc.png"),
         params=params, fisher_z=False, estimator="ledoitwolf", title="sub-05")
     assert abs(matrices["correlation"][0, 1] - true_correlation) < 0.05
     written = pd.read_csv(out / "correlation_relmat.tsv", sep="\t")
@@ -171,19 +173,22 @@ def test_fmriprep_confounds_missing_a_needed_column_is_a_clear_error(tmp_path, r
     fake_fmriprep(tmp_path / "fmriprep", rng, drop_column="rot_y")
     found = find_fmriprep_run(tmp_path / "fmriprep", "05", task="rest", space="MNI152NLin2009cAsym")
     with pytest.raises(BIDSError, match=r"sub-05_task-rest_desc-confounds_timeseries.tsv.*'6P'.*rot_y"):
-        run_censoring(found["confounds"], found["sidecar"], found["bold"], str(tmp_path / "o.tsv"),
-                      str(tmp_path / "o.json"), params=CleaningParams(strategy="6P"))
+        run_censoring(confounds=found["confounds"], sidecar=found["sidecar"], bold=found["bold"],
+                      out_tsv=str(tmp_path / "o.tsv"), out_json=str(tmp_path / "o.json"),
+                      params=CleaningParams(strategy="6P"))
 
 
 def test_excluded_run_writes_the_reason_and_gets_no_connectome(tmp_path, rng):
     atlas, _ = fake_fmriprep(tmp_path / "fmriprep", rng)
     found = find_fmriprep_run(tmp_path / "fmriprep", "05", task="rest", space="MNI152NLin2009cAsym")
     params = CleaningParams(strategy="6P", fd_threshold=0.5, min_clean_seconds=600)
-    result = run_censoring(found["confounds"], found["sidecar"], found["bold"], str(tmp_path / "o.tsv"),
-                           str(tmp_path / "o.json"), params=params)
+    result = run_censoring(confounds=found["confounds"], sidecar=found["sidecar"], bold=found["bold"],
+                           out_tsv=str(tmp_path / "o.tsv"), out_json=str(tmp_path / "o.json"), params=params)
     decision = json.loads((tmp_path / "o.json").read_text())
     assert not result.included and decision["Included"] is False and "minimum of 600 s" in decision["Reason"]
     with pytest.raises(BIDSError, match="excluded"):
-        run_functional_connectome(found["bold"], found["mask"], found["confounds"], str(tmp_path / "o.tsv"),
-                                  found["sidecar"], atlas, str(tmp_path / "t.tsv"), {}, str(tmp_path / "q.png"),
-                                  params=params, fisher_z=False, estimator="ledoitwolf", title="x")
+        run_functional_connectome(bold=found["bold"], mask=found["mask"], confounds=found["confounds"],
+                                  outliers=str(tmp_path / "o.tsv"), sidecar=found["sidecar"], atlas=atlas,
+                                  out_timeseries=str(tmp_path / "t.tsv"), out_matrices={},
+                                  out_figure=str(tmp_path / "q.png"), params=params, fisher_z=False,
+                                  estimator="ledoitwolf", title="x")

@@ -4,8 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connex.model.dataset import ConnectomeDataset, ConnectomeError, build_dataset, find_relmat, read_relmat
+from connex.errors import ConfigError, ConnectomeError
+from connex.model.dataset import ConnectomeDataset, build_dataset, find_relmat, read_relmat
 from connex.model.graphs import GraphTransform, collate, concatenate_graphs, edge_weights
+from connex.model.weighting import modality_weighting
 
 N = 7  # regions: an odd size so that a transposed or flattened matrix cannot pass
 
@@ -27,7 +29,8 @@ def make_connectomes(root, rng, labels=("HC", "SZ", "HC", "SZ", "HC", "SZ"), hea
     """A connectomes-from-elsewhere folder: participants.tsv and one SC, one FC per subject."""
     ids = [f"sub-{i + 1:02d}" for i in range(len(labels))]
     pd.DataFrame({"participant_id": ids, "diagnosis": labels, "site": ["A", "B"] * (len(ids) // 2),
-                  "age": np.arange(len(ids)) + 20.0, "sex": "F"}).to_csv(root / "participants.tsv", sep="\t", index=False)
+                  "age": np.arange(len(ids)) + 20.0, "sex": "F"}).to_csv(root / "participants.tsv", sep="\t",
+                                                                          index=False)
     for pid in ids:
         sc, fc = random_pair(rng)
         write_relmat(root / pid / "dwi" / f"{pid}_atlas-toy_meas-count_relmat.tsv", sc, header)
@@ -106,7 +109,8 @@ def test_matrices_of_different_sizes_name_the_subject_and_file(tmp_path, rng):
     make_connectomes(tmp_path, rng)
     path = tmp_path / "sub-04" / "dwi" / "sub-04_atlas-toy_meas-count_relmat.tsv"
     write_relmat(path, random_pair(rng, n=N + 1)[0])
-    with pytest.raises(ConnectomeError, match=r"sub-04: .*sub-04_atlas-toy_meas-count_relmat.tsv is 8 x 8, but .* is 7 x 7"):
+    with pytest.raises(ConnectomeError,
+                       match=r"sub-04: .*sub-04_atlas-toy_meas-count_relmat.tsv is 8 x 8, but .* is 7 x 7"):
         build_dataset(tmp_path, atlas="toy")
 
 
@@ -141,7 +145,8 @@ def test_synthetic_connectomes_only_output_is_a_valid_input(tmp_path):
     from connex.synth import SynthConfig
     from connex.synth.cohort import generate_connectomes
 
-    out = generate_connectomes(tmp_path / "synth", SynthConfig(n_subjects=6, n_regions=10, n_volumes=60, n_sc_effect_edges=2, n_fc_effect_edges=2))
+    out = generate_connectomes(tmp_path / "synth", SynthConfig(n_subjects=6, n_regions=10, n_volumes=60,
+                                                               n_sc_effect_edges=2, n_fc_effect_edges=2))
     dataset, table = build_dataset(out, atlas="synth")
     assert len(dataset.subjects) == 6 and dataset.sc.shape == (6, 10, 10)
     names = pd.read_csv(out / "derivatives" / "groundtruth" / "atlas-synth_dseg.tsv", sep="\t")["name"].tolist()
@@ -157,6 +162,15 @@ def test_edge_weights_log_scale_sc_and_fisher_z_fc():
     assert np.allclose(edge_weights(fc, "fisher_z"), [[[0, 0.5], [0.5, 0]]])  # diagonal zeroed, not inf
     with pytest.raises(ValueError, match="non-negative"):
         edge_weights(-sc, "log1p")
+
+
+def test_modality_weighting_fisher_z_for_correlations_unless_already_z():
+    assert modality_weighting("correlation") == {"sc": "log1p", "fc": "fisher_z"}
+    assert modality_weighting("partialcorrelation") == {"sc": "log1p", "fc": "fisher_z"}
+    assert modality_weighting("correlation", fc_is_fisher_z=True) == {"sc": "log1p", "fc": "none"}
+    assert modality_weighting("covariance") == {"sc": "log1p", "fc": "none"}
+    with pytest.raises(ConfigError, match="'fc_measure' must be one of"):
+        modality_weighting("pearson")
 
 
 def test_topk_keeps_each_regions_strongest_connections():

@@ -73,7 +73,8 @@ def test_dwi_input_errors_name_the_file_and_the_problem(tmp_path):
     vectors = np.loadtxt(bvec)
     vectors[:, 3] *= 2
     np.savetxt(bvec, vectors)
-    with pytest.raises(BIDSError, match=r"sub-01_dwi.nii.gz: the .bvec vectors .* must have unit length.*volumes \[3\]"):
+    with pytest.raises(BIDSError,
+                       match=r"sub-01_dwi.nii.gz: the .bvec vectors .* must have unit length.*volumes \[3\]"):
         load_dwi(path)
     np.savetxt(bvec, vectors[:2])
     with pytest.raises(BIDSError, match=r"sub-01_dwi.bvec: expected 3 rows"):

@@ -5,11 +5,19 @@ import pandas as pd
 import pytest
 import torch
 
+from connex.errors import ConfigError, ConnectomeError
 from connex.evaluation.baselines import edge_vectors, fit_linear
 from connex.evaluation.folds import build_graphs, run_fold
 from connex.evaluation.metrics import classification_metrics, fold_metrics, summarise_metrics
-from connex.evaluation.splits import make_splits, split_indices
-from connex.model.dataset import ConnectomeDataset, ConnectomeError
+from connex.evaluation.splits import (
+    can_cross_validate,
+    make_splits,
+    min_subjects_per_class,
+    split_indices,
+    training_subjects_per_class,
+    trainings_per_split,
+)
+from connex.model.dataset import ConnectomeDataset
 from connex.model.training import TrainParams, load_checkpoint, resolve_device, validation_split
 
 N = 10
@@ -28,7 +36,8 @@ def toy_dataset(rng, n_subjects=40, n=N, effect=1.5, sites=2) -> ConnectomeDatas
             series[:, 3] += effect * series[:, 2]
         fc[s] = np.corrcoef(series.T)
     participants = pd.DataFrame({"participant_id": [f"sub-{i + 1:03d}" for i in range(n_subjects)],
-                                 "label": np.array(["HC", "SZ"])[y], "site": [f"S{i % sites + 1}" for i in range(n_subjects)],
+                                 "label": np.array(["HC", "SZ"])[y],
+                                 "site": [f"S{i % sites + 1}" for i in range(n_subjects)],
                                  "age": 30.0, "sex": "F"})
     return ConnectomeDataset(participants=participants, classes=["HC", "SZ"], regions=[f"R{i}" for i in range(n)],
                              sc=sc, fc=fc)
@@ -126,7 +135,8 @@ def test_run_fold_trains_every_model_on_the_same_split_and_is_reproducible(rng, 
     # ConneX 1.0, SC only 0.7, FC only 0.98, logistic regression 0.93; chance is 0.5)
     assert metrics.loc["logistic_regression", "roc_auc"] >= 0.85
     assert metrics.loc["connex", "roc_auc"] >= 0.9
-    assert set(out["importance"]["model"]) == {"connex", "connex_sc", "connex_fc", "early_fusion", "logistic_regression"}
+    assert set(out["importance"]["model"]) == {"connex", "connex_sc", "connex_fc", "early_fusion",
+                                               "logistic_regression"}
     assert out["info"]["n_train"] == 45 and out["info"]["n_test"] == 15 and out["info"]["n_validation"] == 9
     # checkpoints are plain state dicts: they load with weights_only=True into a fresh model
     from connex.evaluation.folds import make_graph_model, model_inputs
@@ -210,6 +220,27 @@ def test_a_training_fold_short_of_a_class_is_a_clear_error(rng):
     dataset.participants.loc[2, "site"] = np.nan
     with pytest.raises(ConnectomeError, match=r"gives none for \['sub-003'\]"):
         make_splits(dataset, scheme="leave_site_out")
+
+
+def test_cross_validation_needs_two_classes_each_filling_the_folds():
+    assert min_subjects_per_class("kfold", 5) == 5 and min_subjects_per_class("leave_site_out", 5) == 1
+    assert can_cross_validate({"HC": 5, "SZ": 5}, scheme="kfold", n_folds=5)
+    assert not can_cross_validate({"HC": 5, "SZ": 4}, scheme="kfold", n_folds=5)
+    assert not can_cross_validate({"HC": 12}, scheme="kfold", n_folds=3)  # one class
+    assert not can_cross_validate({}, scheme="kfold", n_folds=3)  # no labelled participant
+    assert can_cross_validate(pd.Series({"HC": 1, "SZ": 2}), scheme="leave_site_out", n_folds=5)
+    with pytest.raises(ConfigError, match="'scheme' must be one of"):
+        min_subjects_per_class("loso", 5)
+
+
+def test_trainings_per_split_count_permutations_and_the_nested_search():
+    assert trainings_per_split(search={}, inner_folds=3, permutations=0) == 1
+    assert trainings_per_split(search=None, inner_folds=3, permutations=4) == 5
+    # 2 x 3 candidates on each of 2 inner folds, then the final training.
+    assert trainings_per_split(search={"hidden": [16, 32], "layers": [1, 2, 3]}, inner_folds=2, permutations=0) == 13
+    assert training_subjects_per_class(search={}, inner_folds=5) == 2
+    assert training_subjects_per_class(search={"hidden": [16]}, inner_folds=5) == 5
+    assert training_subjects_per_class(search={"hidden": [16]}, inner_folds=1) == 2
 
 
 def test_permutations_with_a_nested_search_are_refused(rng):

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from connex.errors import ConfigError
 from connex.model.architectures import MODELS, ConneX, EarlyFusionGNN, build_model, joint_loss
 from connex.model.fusion import ClassifierHead, CrossModalAttention, MixerBlock
 from connex.model.graphs import GraphTransform, collate, concatenate_graphs
@@ -100,7 +101,8 @@ def test_build_model_registry():
     assert set(MODELS) == {"connex", "early_fusion"}
     model = build_model("connex", N_REGIONS, {"sc": N_REGIONS, "fc": N_REGIONS}, **SMALL)
     assert isinstance(model, ConneX) and model.modalities == ("sc", "fc")
-    with pytest.raises(ValueError, match="model must be one of"):
+    with pytest.raises(ConfigError,
+                       match=r"'model' must be one of \{'connex', 'early_fusion'\}; 'transformer' was provided"):
         build_model("transformer", N_REGIONS, {"sc": N_REGIONS})
 
 
@@ -234,9 +236,9 @@ def test_learns_a_class_encoded_in_one_fc_edge(rng):
 
 
 def test_bad_inputs(graphs, batches):
-    with pytest.raises(ValueError, match="backbone must be one of.*'gcn'"):
+    with pytest.raises(ConfigError, match=r"'backbone' must be one of \{'gcn', 'gat', 'gin', 'sage'\}; 'gxn' was"):
         ConneX(N_REGIONS, {"sc": N_REGIONS}, backbone="gxn")
-    with pytest.raises(ValueError, match="backbone must be one of"):
+    with pytest.raises(ConfigError, match="'backbone' must be one of"):
         GraphBackbone(N_REGIONS, HIDDEN, kind="mlp")
     model = make_connex()
     with pytest.raises(ValueError, match=r"Expected graphs for modalities \['sc', 'fc'\]; got \['sc'\]"):
@@ -247,9 +249,9 @@ def test_bad_inputs(graphs, batches):
         ConneX(6, {"sc": N_REGIONS, "fc": N_REGIONS}, **SMALL)(batches)
     with pytest.raises(ValueError, match="same subjects"):
         model({"sc": batches["sc"], "fc": collate(graphs["fc"], [0, 1])})
-    with pytest.raises(ValueError, match="sage"):
+    with pytest.raises(ConfigError, match="sage"):
         ConneX(N_REGIONS, {"sc": N_REGIONS}, backbone="sage", edge_mask=True)
-    with pytest.raises(ValueError, match="divisible"):
+    with pytest.raises(ConfigError, match="divisible"):
         ConneX(N_REGIONS, {"sc": N_REGIONS}, hidden=10, attention_heads=4)
 
 

@@ -6,27 +6,37 @@ from connex.inputs.paths import bids_name, bids_path, group_path
 
 
 def test_entities_are_written_in_bids_order_whatever_the_call_order():
-    name = bids_name("01", "relmat", ".tsv", desc="true", atlas="synth", task="rest", meas="correlation")
+    name = bids_name(subject="01", suffix="relmat", extension=".tsv", desc="true", atlas="synth", task="rest",
+                     meas="correlation")
     assert name == "sub-01_task-rest_atlas-synth_meas-correlation_desc-true_relmat.tsv"
 
 
 def test_path_has_session_and_datatype_folders():
-    path = bids_path("out", "01", "dwi", "dwi", ".nii.gz", session="2", space="T1w", desc="preproc")
+    path = bids_path("out", subject="01", datatype="dwi", suffix="dwi", extension=".nii.gz", session="2", space="T1w",
+                     desc="preproc")
     assert path == Path("out/sub-01/ses-2/dwi/sub-01_ses-2_space-T1w_desc-preproc_dwi.nii.gz")
 
 
 def test_from_keyword_and_wildcards():
-    path = bids_path("d", "{subject}", "anat", "xfm", ".h5", from_="T1w", to="MNI", mode="image")
+    path = bids_path("d", subject="{subject}", datatype="anat", suffix="xfm", extension=".h5", from_="T1w", to="MNI",
+                     mode="image")
     assert str(path) == "d/sub-{subject}/anat/sub-{subject}_from-T1w_to-MNI_mode-image_xfm.h5"
 
 
 def test_none_entities_are_skipped_and_group_path():
-    assert bids_name("01", "T1w", ".nii.gz", run=None) == "sub-01_T1w.nii.gz"
+    assert bids_name(subject="01", suffix="T1w", extension=".nii.gz", run=None) == "sub-01_T1w.nii.gz"
     assert group_path("res", "metrics.tsv") == Path("res/group/metrics.tsv")
 
 
 def test_unknown_entity_and_bad_extension_are_errors():
     with pytest.raises(ValueError, match="Unknown BIDS entities"):
-        bids_name("01", "T1w", ".nii.gz", colour="red")
+        bids_name(subject="01", suffix="T1w", extension=".nii.gz", colour="red")
     with pytest.raises(ValueError, match="must start with '.'"):
-        bids_name("01", "T1w", "nii.gz")
+        bids_name(subject="01", suffix="T1w", extension="nii.gz")
+
+
+def test_everything_after_the_root_is_named():
+    with pytest.raises(TypeError):
+        bids_path("out", "01", "dwi", "dwi", ".nii.gz")
+    with pytest.raises(TypeError):
+        bids_name("01", "T1w", ".nii.gz")

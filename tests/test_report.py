@@ -14,7 +14,7 @@ from connex.report.html import write_report  # noqa: E402
 from tests.browser import CHROMIUM, screenshot  # noqa: E402
 from tests.test_cohort_qc import write_subject  # noqa: E402
 
-FLAGGED_RGB = np.array([255, 214, 214]) / 255  # td.flagged in connex/report.py's style sheet
+FLAGGED_RGB = np.array([255, 214, 214]) / 255  # td.flagged in connex/report/html.py's style sheet
 
 
 def make_report(tiny_cohort, tmp_path):
@@ -28,8 +28,8 @@ def make_report(tiny_cohort, tmp_path):
     axis.plot(np.sin(np.linspace(0, 10, 100)))
     fig.savefig(figure)
     plt.close(fig)
-    return write_report(availability, {"sub-01": [figure]}, tmp_path / "report.html", dataset=str(tiny_cohort),
-                        qc_tsv=qc)
+    return write_report(availability_tsv=availability, qc_figures={"sub-01": [figure]},
+                        out_html=tmp_path / "report.html", dataset=str(tiny_cohort), qc_tsv=qc)
 
 
 def test_report_holds_the_qc_table_with_the_flag_and_each_participant(tiny_cohort, tmp_path):

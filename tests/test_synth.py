@@ -36,21 +36,22 @@ def test_bids_layout_and_participants(tiny_cohort):
     assert participants.columns.tolist() == ["participant_id", "diagnosis", "site", "age", "sex"]
     assert set(participants["diagnosis"]) == {"HC", "SZ"}
     for subject in ("01", "02", "03"):
-        for path in (bids_path(tiny_cohort, subject, "anat", "T1w", ".nii.gz"),
-                     bids_path(tiny_cohort, subject, "dwi", "dwi", ".bval"),
-                     bids_path(tiny_cohort, subject, "dwi", "dwi", ".bvec"),
-                     bids_path(tiny_cohort, subject, "dwi", "dwi", ".json"),
-                     bids_path(tiny_cohort, subject, "func", "bold", ".json", task="rest")):
+        for path in (bids_path(tiny_cohort, subject=subject, datatype="anat", suffix="T1w", extension=".nii.gz"),
+                     bids_path(tiny_cohort, subject=subject, datatype="dwi", suffix="dwi", extension=".bval"),
+                     bids_path(tiny_cohort, subject=subject, datatype="dwi", suffix="dwi", extension=".bvec"),
+                     bids_path(tiny_cohort, subject=subject, datatype="dwi", suffix="dwi", extension=".json"),
+                     bids_path(tiny_cohort, subject=subject, datatype="func", suffix="bold", extension=".json",
+                               task="rest")):
             assert path.is_file(), path
     assert (tiny_cohort / TRUTH / f"atlas-synth_space-{MNI_SPACE}_res-2_dseg.nii.gz").is_file()
 
 
 def test_image_geometry(tiny_cohort):
-    t1w = nib.load(bids_path(tiny_cohort, "01", "anat", "T1w", ".nii.gz"))
+    t1w = nib.load(bids_path(tiny_cohort, subject="01", datatype="anat", suffix="T1w", extension=".nii.gz"))
     assert t1w.ndim == 3 and nib.aff2axcodes(t1w.affine) == ("R", "A", "S")
     assert np.allclose(t1w.header.get_zooms(), 4.0)
 
-    dwi_path = bids_path(tiny_cohort, "01", "dwi", "dwi", ".nii.gz")
+    dwi_path = bids_path(tiny_cohort, subject="01", datatype="dwi", suffix="dwi", extension=".nii.gz")
     dwi = nib.load(dwi_path)
     assert nib.aff2axcodes(dwi.affine) == ("L", "A", "S")  # FSL-style, negative determinant
     assert dwi.shape[3] == TINY.n_b0 + TINY.n_directions
@@ -59,7 +60,7 @@ def test_image_geometry(tiny_cohort):
     assert np.allclose(np.linalg.norm(bvecs[bvals > 0], axis=1), 1.0, atol=1e-5)
     assert np.allclose(bvecs[bvals == 0], 0.0)
 
-    bold_path = bids_path(tiny_cohort, "01", "func", "bold", ".nii.gz", task="rest")
+    bold_path = bids_path(tiny_cohort, subject="01", datatype="func", suffix="bold", extension=".nii.gz", task="rest")
     bold = nib.load(bold_path)
     assert bold.shape[3] == TINY.n_volumes
     assert bold.header.get_zooms()[3] == TINY.repetition_time
@@ -70,8 +71,8 @@ def test_image_geometry(tiny_cohort):
 def test_t1w_is_the_template_moved_by_the_stored_transform(tiny_cohort):
     """Sampling the template through the ground-truth transform reproduces the T1w; without it, not."""
     template = load_mni_template(2)
-    t1w = nib.load(bids_path(tiny_cohort, "02", "anat", "T1w", ".nii.gz"))
-    xfm = np.loadtxt(bids_path(tiny_cohort / TRUTH, "02", None, "xfm", ".txt",
+    t1w = nib.load(bids_path(tiny_cohort, subject="02", datatype="anat", suffix="T1w", extension=".nii.gz"))
+    xfm = np.loadtxt(bids_path(tiny_cohort / TRUTH, subject="02", datatype=None, suffix="xfm", extension=".txt",
                                from_="T1w", to=MNI_SPACE, mode="world"))
     assert not np.allclose(xfm, np.eye(4), atol=1e-3)
 
@@ -150,9 +151,9 @@ def test_dwi_fibre_directions_follow_the_bundles(tiny_cohort):
     bvec convention and the geometry agree."""
     parcellation, group = make_ground_truth(TINY)
     template = load_mni_template(2)
-    dwi_path = bids_path(tiny_cohort, "01", "dwi", "dwi", ".nii.gz")
+    dwi_path = bids_path(tiny_cohort, subject="01", datatype="dwi", suffix="dwi", extension=".nii.gz")
     dwi = nib.load(dwi_path)
-    xfm = np.loadtxt(bids_path(tiny_cohort / TRUTH, "01", None, "xfm", ".txt",
+    xfm = np.loadtxt(bids_path(tiny_cohort / TRUTH, subject="01", datatype=None, suffix="xfm", extension=".txt",
                                from_="T1w", to=MNI_SPACE, mode="world"))
     grid = Grid(shape=dwi.shape[:3], affine=dwi.affine)
     voxel_ids, _, tangents = rasterize_bundles(bundle_curves(parcellation, group, template),
@@ -211,8 +212,10 @@ def test_connectomes_only_layout_and_plausibility(tmp_path):
     config = SynthConfig(n_subjects=6, seed=1, n_regions=16)
     out = generate_connectomes(tmp_path / "c", config)
     names = pd.read_csv(out / TRUTH / "atlas-synth_dseg.tsv", sep="\t")["name"].tolist()
-    count_file = bids_path(out, "04", "dwi", "relmat", ".tsv", atlas="synth", meas="count")
-    fc_file = bids_path(out, "04", "func", "relmat", ".tsv", task="rest", atlas="synth", meas="correlation")
+    count_file = bids_path(out, subject="04", datatype="dwi", suffix="relmat", extension=".tsv", atlas="synth",
+                           meas="count")
+    fc_file = bids_path(out, subject="04", datatype="func", suffix="relmat", extension=".tsv", task="rest",
+                        atlas="synth", meas="correlation")
     counts = pd.read_csv(count_file, sep="\t")
     assert counts.columns.tolist() == names and counts.shape == (16, 16)
     counts = counts.to_numpy()

@@ -4,6 +4,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from connex.errors import ConfigError
 from connex.structural.connectome import assignment_labels, connectome
 from connex.structural.tracking import TrackingParams, load_tractogram, sample_seeds, save_tractogram, sh_order_for
 
@@ -82,7 +83,7 @@ def test_sh_order_fits_the_number_of_directions():
     assert sh_order_for(20) == 4  # 15 coefficients fit, 28 do not
     assert sh_order_for(30) == 6
     assert sh_order_for(64) == 8 and sh_order_for(200) == 8
-    with pytest.raises(ValueError, match="Unknown model 'dti'"):
+    with pytest.raises(ConfigError, match=r"'model' must be one of \{'csd', 'csa'\}; 'dti' was provided\."):
         TrackingParams(model="dti")
 
 

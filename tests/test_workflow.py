@@ -139,7 +139,8 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_cohort_6, 
     assert report.count("data:image/png;base64,") == 6 * 4 + 3
     assert "Model: cross-validated classification" in report and "logistic_regression" in report
     qc = pd.read_csv(out / "connex" / "group" / "qc.tsv", sep="\t").set_index("participant_id")
-    assert len(qc) == 6 and qc[["t1w_template_r", "streamlines", "mean_fd_mm", "volumes_kept_fraction"]].notna().all().all()
+    assert (len(qc) == 6
+            and qc[["t1w_template_r", "streamlines", "mean_fd_mm", "volumes_kept_fraction"]].notna().all().all())
     for subject in ("01", "02"):  # the table holds what the stages' sidecars say
         tracking = json.loads((out / "connex" / f"sub-{subject}" / "dwi" /
                                f"sub-{subject}_space-dwi_tractography.json").read_text())
@@ -238,7 +239,7 @@ def test_model_stages_alone_on_connectomes_from_elsewhere(tmp_path):
     assert len(predictions) == 12 * 2 * 6  # every subject tested once per repeat, by every model
     splits = pd.read_csv(group / "splits.tsv", sep="\t")
     for split, table in predictions.groupby("split"):
-        tested = set(splits.query("split == @split and role == 'test'")["participant_id"])
+        tested = set(splits.loc[(splits["split"] == split) & (splits["role"] == "test"), "participant_id"])
         assert all(set(t["participant_id"]) == tested for _, t in table.groupby("model"))
     for name in ("roc", "confusion", "importance"):
         assert (group / "figures" / f"{name}.png").stat().st_size > 10_000

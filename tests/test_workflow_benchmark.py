@@ -12,7 +12,8 @@ def test_rule_table_sums_jobs_and_takes_the_peak_memory(tmp_path):
                        "report": [(2.0, "NA")]}.items():
         (tmp_path / rule).mkdir()
         for k, (seconds, rss) in enumerate(jobs):
-            (tmp_path / rule / f"sub-0{k}.tsv").write_text(HEADER + f"{seconds}\t0:00:{int(seconds)}\t{rss}\t1\t1\t1\t1\t1\t90\t{seconds}\n")
+            (tmp_path / rule / f"sub-0{k}.tsv").write_text(HEADER + f"{seconds}\t0:00:{int(seconds)}\t{rss}"
+                                                           f"\t1\t1\t1\t1\t1\t90\t{seconds}\n")
     (tmp_path / "synthesize_demo.tsv").write_text(HEADER)  # not a rule folder: ignored
     table = rule_benchmarks(tmp_path)
     assert table["rule"].tolist() == ["tractography", "report"]  # slowest first

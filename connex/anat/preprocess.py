@@ -4,7 +4,7 @@ tissue maps and atlases in T1w space.
 1. N4 bias-field correction (ANTsPy) of the RAS-reoriented T1w.
 2. Affine registration (dipy, mutual information; centre of mass, translation, rigid, affine)
    of the whole head to the nilearn MNI152 template given a crude head
-   (:func:`connex.templates.head_model`): with a skull-stripped template an affine stretches
+   (:func:`connex.anat.templates.head_model`): with a skull-stripped template an affine stretches
    the brain onto the scalp; with a head it does not. Only the HEAD_HEIGHT_MM below the top of
    the head are used, so that a long neck does not pull the alignment down.
 3. A rough brain mask: the template brain mask brought back through that affine.
@@ -50,6 +50,7 @@ from connex.anat.templates import MNI_SPACE, MNITemplate, head_model, load_mni_t
 from connex.errors import BIDSError
 from connex.inputs.io import atomic_path, save_nifti, write_json
 from connex.inputs.paths import sidecar_path
+from connex.registry import TISSUES
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ class Registration:
         """Template world points (N, 3) -> T1w world points (N, 3)."""
         return np.asarray(self.mapping().transform_points(np.asarray(points, dtype=np.float64)))
 
-    def save(self, affine: Path, warp: Path, inverse_warp: Path) -> None:
+    def save(self, *, affine: Path, warp: Path, inverse_warp: Path) -> None:
         """Write the three transform files (atomically)."""
         with atomic_path(affine) as tmp:
             np.savetxt(tmp, self.affine, fmt="%.10g")
@@ -175,7 +176,7 @@ class Registration:
             save_nifti(image, target)
 
     @classmethod
-    def load(cls, affine: str | Path, warp: str | Path, inverse_warp: str | Path,
+    def load(cls, *, affine: str | Path, warp: str | Path, inverse_warp: str | Path,
              t1w: nib.Nifti1Image) -> Registration:
         """Read the files written by :meth:`save`; ``t1w``: any image on the T1w grid."""
         to_template = nib.load(warp)
@@ -296,7 +297,7 @@ def save_anat(result: AnatResult, *, preproc: Path, brain_mask: Path, affine: Pa
     """Write the outputs of :func:`register_t1w` (atomically) with JSON sidecars."""
     save_nifti(result.preproc, preproc)
     save_nifti(result.brain_mask, brain_mask)
-    result.registration.save(affine, warp, inverse_warp)
+    result.registration.save(affine=affine, warp=warp, inverse_warp=inverse_warp)
     write_json({"Sources": [source], "SkullStripped": False, "Description":
                 "RAS-reoriented, N4 bias-corrected T1w"}, sidecar_path(preproc))
     write_json({"Sources": [source], "Type": "Brain", "Description":
@@ -316,7 +317,7 @@ def tissue_maps_to_t1w(brain_mask: nib.Nifti1Image, registration: Registration) 
     mask = np.asarray(brain_mask.dataobj) > 0
     maps = {name: np.clip(registration.to_t1w(getattr(template, name.lower()), template.affine,
                                               interpolation="linear"), 0, 1) * mask
-            for name in ("GM", "WM", "CSF")}
+            for name in TISSUES}
     total = np.maximum(sum(maps.values()), 1.0)
     return {name: nib.Nifti1Image((value / total).astype(np.float32), brain_mask.affine)
             for name, value in maps.items()}

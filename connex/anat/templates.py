@@ -14,6 +14,8 @@ import numpy as np
 from nilearn import datasets
 from scipy import ndimage
 
+from connex.errors import check_choice
+
 #: TemplateFlow name of the template nilearn ships.
 MNI_SPACE = "MNI152NLin2009aSym"
 
@@ -48,8 +50,7 @@ class MNITemplate:
 @lru_cache(maxsize=2)
 def load_mni_template(resolution: int = 2) -> MNITemplate:
     """Load the nilearn MNI152 template and tissue maps at ``resolution`` mm (1 or 2)."""
-    if resolution not in (1, 2):
-        raise ValueError(f"'resolution' must be 1 or 2 (mm); {resolution!r} was provided.")
+    check_choice("resolution", resolution, (1, 2))
     t1w = datasets.load_mni152_template(resolution=resolution)
     gm = datasets.load_mni152_gm_template(resolution=resolution).get_fdata(dtype=np.float32)
     wm = datasets.load_mni152_wm_template(resolution=resolution).get_fdata(dtype=np.float32)

@@ -20,7 +20,8 @@ from connex.benchmarks.stages import benchmark_anat, benchmark_fc, benchmark_mod
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m connex.benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m connex.benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["synth", "anat", "sc", "fc", "model", "workflow"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bids", type=Path, default=Path("results/demo/bids"), help="a synthetic cohort")

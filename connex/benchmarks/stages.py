@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from connex.benchmarks.references import ants_reference, mrtrix_reference
+from connex.registry import CONFOUND_STRATEGIES, FC_MEASURES, TISSUES
 from connex.synth.accuracy import fc_accuracy, registration_accuracy, sc_accuracy, true_fc, upper_correlation
 
 
@@ -63,8 +64,9 @@ def benchmark_anat(bids_dir: Path, subjects: list[str], repeats: int = 3, real: 
           f"{'mean err mm':>12} {'p95 err mm':>11} {'median Dice':>12}")
     rows = []
     for subject in subjects:
-        t1w_path = bids_path(bids_dir, subject, "anat", "T1w", ".nii.gz")
-        truth = np.loadtxt(bids_path(truth_dir, subject, None, "xfm", ".txt", from_="T1w", to=MNI_SPACE, mode="world"))
+        t1w_path = bids_path(bids_dir, subject=subject, datatype="anat", suffix="T1w", extension=".nii.gz")
+        truth = np.loadtxt(bids_path(truth_dir, subject=subject, datatype=None, suffix="xfm", extension=".txt",
+                                     from_="T1w", to=MNI_SPACE, mode="world"))
         runs = []
         for _ in range(repeats):
             start = time.perf_counter()
@@ -89,7 +91,8 @@ def benchmark_anat(bids_dir: Path, subjects: list[str], repeats: int = 3, real: 
     print(f"median over subjects: dipy (the stage) {statistics.median(r[0] for r in rows):.1f} s, mean error "
           f"{statistics.median(r[1]['mean_error_mm'] for r in rows):.2f} mm, median Dice "
           f"{statistics.median(r[1]['median_dice'] for r in rows):.3f}; ANTs "
-          f"{statistics.median(r[2] for r in rows):.1f} s, {statistics.median(r[3]['mean_error_mm'] for r in rows):.2f} mm, "
+          f"{statistics.median(r[2] for r in rows):.1f} s, "
+          f"{statistics.median(r[3]['mean_error_mm'] for r in rows):.2f} mm, "
           f"Dice {statistics.median(r[3]['median_dice'] for r in rows):.3f}; time ratio dipy/ANTs "
           f"{statistics.median(r[0] / r[2] for r in rows):.2f}")
     if real is not None:
@@ -101,7 +104,8 @@ def benchmark_anat(bids_dir: Path, subjects: list[str], repeats: int = 3, real: 
             runs.append((time.perf_counter() - start, result.metrics))
         volumes = sorted({m["brain_volume_ml"] for _, m in runs})
         _, m = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
-        print(f"real T1w {t1w_path.name} {nib.load(t1w_path).shape}: median {statistics.median(r[0] for r in runs):.1f} s "
+        print(f"real T1w {t1w_path.name} {nib.load(t1w_path).shape}: "
+              f"median {statistics.median(r[0] for r in runs):.1f} s "
               f"(n4 {m['n4_seconds']}, affine {m['affine_seconds']}, syn {m['syn_seconds']}), template correlation "
               f"{m['template_correlation']}, brain mask {m['brain_volume_ml']} ml; distinct mask volumes over "
               f"{repeats} runs: {volumes}")
@@ -124,19 +128,22 @@ def benchmark_sc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
     params = TrackingParams()
     has_mrtrix = shutil.which("tckgen") is not None
     print(f"SC stage, 1 thread, median of {repeats} runs; defaults {params}")
-    print(f"{'subject':10} {'prep s':>6} {'fodf s':>7} {'track s':>8} {'conn s':>7} {'sum s':>6} {'kept':>7} {'sl/s':>7} | "
+    print(f"{'subject':10} {'prep s':>6} {'fodf s':>7} {'track s':>8} {'conn s':>7} {'sum s':>6} {'kept':>7} "
+          f"{'sl/s':>7} | "
           f"MRtrix3 {'dti':>5} {'fodf':>5} {'track':>6} {'conn':>5} {'sum':>6} | dipy/MRtrix3")
     cases = [(derivatives, s, atlas) for s in subjects]
     if real is not None:
         cases.append((real_derivatives, "01", "desikankilliany"))
     for deriv_dir, subject, atlas_name in cases:
         def dwi_file(suffix, extension, deriv_dir=deriv_dir, subject=subject, **entities):
-            return bids_path(deriv_dir, subject, "dwi", suffix, extension, **entities)
-        series = load_preprocessed(*(dwi_file("dwi", e, space="dwi", desc="preproc") for e in (".nii.gz", ".bval", ".bvec")))
+            return bids_path(deriv_dir, subject=subject, datatype="dwi", suffix=suffix, extension=extension, **entities)
+        series = load_preprocessed(*(dwi_file("dwi", e, space="dwi", desc="preproc")
+                                     for e in (".nii.gz", ".bval", ".bvec")))
         mask = np.asarray(nib.load(dwi_file("mask", ".nii.gz", space="dwi", desc="brain")).dataobj) > 0
         fa = nib.load(dwi_file("dwimap", ".nii.gz", space="dwi", model="tensor", param="fa")).get_fdata()
         labels = np.asarray(nib.load(dwi_file("dseg", ".nii.gz", space="dwi", atlas=atlas_name)).dataobj)
-        preprocessing = pd.read_csv(deriv_dir.parent / "benchmarks" / "preprocess_dwi" / f"sub-{subject}.tsv", sep="\t")["s"].iloc[0]
+        preprocessing = pd.read_csv(deriv_dir.parent / "benchmarks" / "preprocess_dwi" / f"sub-{subject}.tsv",
+                                    sep="\t")["s"].iloc[0]
         timings = []
         for _ in range(repeats):
             steps = {}
@@ -152,7 +159,8 @@ def benchmark_sc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
             timings.append((sum(steps.values()), steps, figures))
         total, steps, figures = sorted(timings, key=lambda r: r[0])[len(timings) // 2]
         line = (f"sub-{subject:6} {preprocessing:6.1f} {steps['fodf']:7.1f} {steps['track']:8.1f} {steps['conn']:7.1f} "
-                f"{total:6.1f} {figures['streamlines_kept']:7d} {figures['streamlines_generated'] / steps['track']:7.0f}")
+                f"{total:6.1f} {figures['streamlines_kept']:7d} "
+                f"{figures['streamlines_generated'] / steps['track']:7.0f}")
         if has_mrtrix:
             with tempfile.TemporaryDirectory() as folder:
                 folder = Path(folder)
@@ -166,8 +174,8 @@ def benchmark_sc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
                                        folder / "mask.nii.gz", folder / "seeds.nii.gz", folder / "labels.nii.gz",
                                        figures["streamlines_kept"], params, folder, 4.0)
             mr_sum = mr["response+fodf"] + mr["tracking"] + mr["connectome"]
-            line += (f" | {mr['tensor']:13.1f} {mr['response+fodf']:5.1f} {mr['tracking']:6.1f} {mr['connectome']:5.1f} "
-                     f"{mr_sum:6.1f} | {total / mr_sum:5.2f}")
+            line += (f" | {mr['tensor']:13.1f} {mr['response+fodf']:5.1f} {mr['tracking']:6.1f} "
+                     f"{mr['connectome']:5.1f} {mr_sum:6.1f} | {total / mr_sum:5.2f}")
         print(line)
     print("prep: the workflow's preprocess_dwi job (benchmark file); sum and ratio: fODF, tracking and connectome "
           "(MRtrix3: dwi2response fa + dwi2fod csd, tckgen -select <dipy's kept count>, tck2connectome)")
@@ -180,7 +188,7 @@ def benchmark_sc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
 
 #: Cleaning variants the FC benchmark compares: (label, CleaningParams overrides).
 FC_VARIANTS = [(f"{strategy}{'+GSR' if gsr else ''}", dict(strategy=strategy, global_signal=gsr))
-               for strategy in ("none", "6P", "24P", "36P", "aCompCor") for gsr in (False, True)]
+               for strategy in CONFOUND_STRATEGIES for gsr in (False, True)]
 FC_FILTERS = {"no filter": dict(low_pass=None, high_pass=None), "high-pass 0.01": dict(low_pass=None, high_pass=0.01),
               "band-pass 0.01-0.08": dict(low_pass=0.08, high_pass=0.01)}
 
@@ -208,20 +216,21 @@ def benchmark_fc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
                       n_regressors=0 if selected is None else selected.shape[1])
         series, missing = parcellate(image, labels, brain, atlas_spec.n_regions, selected, kept.keep, params,
                                      repetition_time)
-        return {m: connectivity(series, missing, m) for m in ("correlation", "partialcorrelation", "covariance")}
+        return {m: connectivity(series, missing, m) for m in FC_MEASURES}
 
     print(f"FC stage, 1 thread, median of {repeats} runs (the workflow's steps, rerun in this process)")
     print(f"{'subject':10} {'volumes':>7} {'load':>6} {'slice':>6} {'realign':>8} {'coreg':>6} {'confounds':>9} "
           f"{'connectome':>10} {'total s':>8}")
     for subject in subjects:
         def anat(suffix, subject=subject, **entities):
-            return nib.load(bids_path(derivatives, subject, "anat", suffix, ".nii.gz", **entities))
-        raw = bids_path(bids_dir, subject, "func", "bold", ".nii.gz", task=task)
+            return nib.load(bids_path(derivatives, subject=subject, datatype="anat", suffix=suffix, extension=".nii.gz",
+                                      **entities))
+        raw = bids_path(bids_dir, subject=subject, datatype="func", suffix="bold", extension=".nii.gz", task=task)
         runs = []
         for _ in range(repeats):
             start = time.perf_counter()
-            result = preprocess_bold(raw, read_sidecar(raw, bids_dir), anat("T1w", desc="preproc"),
-                                     anat("mask", desc="brain"), {k: anat("probseg", label=k) for k in ("GM", "WM", "CSF")},
+            result = preprocess_bold(raw, read_sidecar(raw, bids_dir=bids_dir), anat("T1w", desc="preproc"),
+                                     anat("mask", desc="brain"), {k: anat("probseg", label=k) for k in TISSUES},
                                      slice_timing=True)
             connectome_start = time.perf_counter()
             image = nib.Nifti1Image(result.series.data, result.series.affine)
@@ -231,7 +240,8 @@ def benchmark_fc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
             seconds = {**result.metrics["seconds"], "connectome": time.perf_counter() - connectome_start}
             runs.append((time.perf_counter() - start, seconds))
         total, seconds = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
-        print(f"sub-{subject:6} {result.series.n_volumes:7d} {seconds['load']:6.1f} {seconds.get('slice_timing', 0):6.1f} "
+        print(f"sub-{subject:6} {result.series.n_volumes:7d} {seconds['load']:6.1f} "
+              f"{seconds.get('slice_timing', 0):6.1f} "
               f"{seconds['realign']:8.1f} {seconds['coregistration']:6.1f} {seconds['confounds']:9.1f} "
               f"{seconds['connectome']:10.1f} {total:8.1f}")
     print("goal: under 120 s per subject on one core")
@@ -241,17 +251,19 @@ def benchmark_fc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
     done = []
     for subject in participants:
         def func(suffix, extension, subject=subject, **entities):
-            return bids_path(derivatives, subject, "func", suffix, extension, task=task, **entities)
+            return bids_path(derivatives, subject=subject, datatype="func", suffix=suffix, extension=extension,
+                             task=task, **entities)
         bold = func("bold", ".nii.gz", space="bold", desc="preproc")
         if not bold.exists():
             continue
         done.append(subject)
         image = nib.load(bold)
-        image = nib.Nifti1Image(np.asarray(image.dataobj, dtype=np.float32), image.affine, image.header)  # decompress once
+        # decompress once
+        image = nib.Nifti1Image(np.asarray(image.dataobj, dtype=np.float32), image.affine, image.header)
         brain = np.asarray(nib.load(func("mask", ".nii.gz", space="bold", desc="brain")).dataobj) > 0
         labels = atlas_on_bold(atlas_spec, image, xfm=str(func("xfm", ".txt", from_="T1w", to="bold", mode="image")),
-                               atlas_t1w=str(bids_path(derivatives, subject, "anat", "dseg", ".nii.gz", space="T1w",
-                                                       atlas=atlas)))
+                               atlas_t1w=str(bids_path(derivatives, subject=subject, datatype="anat", suffix="dseg",
+                                                       extension=".nii.gz", space="T1w", atlas=atlas)))
         confounds = pd.read_csv(func("timeseries", ".tsv", desc="confounds"), sep="\t")
         repetition_time = float(image.header.get_zooms()[3])
         truth = true_fc(bids_dir, subject, atlas, task)
@@ -303,6 +315,7 @@ def benchmark_model(connectomes: Path, *, atlas: str = "synth", folds: int = 5, 
 
     import torch
     import yaml
+    from snakemake.utils import validate
 
     from connex.evaluation.folds import build_graphs, make_graph_model, model_inputs
     from connex.evaluation.metrics import fold_metrics, summarise_metrics
@@ -310,7 +323,9 @@ def benchmark_model(connectomes: Path, *, atlas: str = "synth", folds: int = 5, 
     from connex.model.dataset import ConnectomeDataset, build_dataset
     from connex.model.training import TrainParams, resolve_device, train_model, validation_split
 
-    config = yaml.safe_load((config or Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
+    repo = Path(__file__).resolve().parents[2]
+    config = yaml.safe_load((config or repo / "config" / "config.yaml").read_text())
+    validate(config, str(repo / "config" / "schema" / "config.schema.yaml"))  # fills in the defaults, as the workflow
     model_config = config["model"]
     train = {k: v for k, v in model_config["training"].items() if k != "validation_fraction"}
     train["device"] = device

@@ -75,7 +75,8 @@ def benchmark_workflow(cores: list[int], *, repeats: int = 1, configfiles: list[
               + ", ".join(f"{w:.1f}" for w in walls[n]) + ")", flush=True)
     reference = cores[0]
     for n in cores[1:]:
-        print(f"speed-up {reference} -> {n} cores: {statistics.median(walls[reference]) / statistics.median(walls[n]):.2f}x")
+        print(f"speed-up {reference} -> {n} cores: "
+              f"{statistics.median(walls[reference]) / statistics.median(walls[n]):.2f}x")
     rules = rule_benchmarks(out_root / f"cores-{reference}" / "benchmarks")
     print(f"\nPer rule ({reference}-core run; seconds per job, peak RSS over the rule's jobs):")
     print(rules.to_string(index=False, float_format=lambda v: f"{v:.1f}"))

@@ -11,8 +11,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
+from connex.errors import check_choice
 from connex.model.dataset import ConnectomeDataset
 from connex.model.graphs import WEIGHTING, edge_weights
+from connex.registry import LINEAR_MODELS, MODALITIES
 
 
 def edge_vectors(dataset: ConnectomeDataset, weighting: dict[str, str] | None = None) -> np.ndarray:
@@ -21,18 +23,17 @@ def edge_vectors(dataset: ConnectomeDataset, weighting: dict[str, str] | None = 
     weighting = {**WEIGHTING, **(weighting or {})}
     n = len(dataset.regions)
     iu = np.triu_indices(n, 1)
-    parts = [edge_weights(dataset.matrices(m), weighting[m])[:, iu[0], iu[1]] for m in ("sc", "fc")]
+    parts = [edge_weights(dataset.matrices(m), weighting[m])[:, iu[0], iu[1]] for m in MODALITIES]
     return np.concatenate(parts, axis=1)
 
 
 def fit_linear(name: str, X: np.ndarray, y: np.ndarray, train: np.ndarray, seed: int):
     """Logistic regression or linear SVM with scaling and C chosen by 3-fold CV inside ``train``."""
+    check_choice("model", name, LINEAR_MODELS)
     if name == "logistic_regression":
         estimator = LogisticRegression(max_iter=5000, random_state=seed)
-    elif name == "linear_svm":
+    else:  # linear_svm
         estimator = LinearSVC(max_iter=20000, dual="auto", random_state=seed)
-    else:
-        raise ValueError(f"Unknown linear model {name!r}.")
     pipeline = make_pipeline(StandardScaler(), estimator)
     inner = min(3, int(np.bincount(y[train]).min()))
     grid = {f"{type(estimator).__name__.lower()}__C": [1e-3, 1e-2, 1e-1, 1.0]}

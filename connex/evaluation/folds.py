@@ -24,6 +24,7 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import StratifiedKFold
 
+from connex.errors import ConfigError, check_choice
 from connex.evaluation.baselines import edge_vectors, fit_linear, linear_scores
 from connex.evaluation.importance import edge_table, saliency
 from connex.evaluation.metrics import classification_metrics
@@ -40,7 +41,7 @@ from connex.model.training import (
     train_model,
     validation_split,
 )
-from connex.registry import GRAPH_MODELS, MODELS
+from connex.registry import FUSED, GRAPH_MODELS, LINEAR_MODELS, MODALITIES, MODEL_SPECS, MODELS
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def build_graphs(dataset: ConnectomeDataset, train: np.ndarray, *, sparsify: str
     """
     weighting = {**WEIGHTING, **(weighting or {})}
     graphs = {}
-    for modality in ("sc", "fc"):
+    for modality in MODALITIES:
         transform = GraphTransform(weighting[modality], sparsify=sparsify, k=k, density=density, clip=clip)
         transform.fit(dataset.matrices(modality)[train])
         graphs[modality] = transform.transform(dataset.matrices(modality))
@@ -65,25 +66,22 @@ def build_graphs(dataset: ConnectomeDataset, train: np.ndarray, *, sparsify: str
 
 
 def model_inputs(name: str, graphs: dict[str, SubjectGraphs]) -> dict[str, SubjectGraphs]:
-    """The graphs a graph model reads: both modalities, one, or the early-fused graph."""
-    if name == "connex":
-        return {"sc": graphs["sc"], "fc": graphs["fc"]}
-    if name == "connex_sc":
-        return {"sc": graphs["sc"]}
-    if name == "connex_fc":
-        return {"fc": graphs["fc"]}
-    if name == "early_fusion":
-        return {"fused": concatenate_graphs(graphs["sc"], graphs["fc"])}
-    raise ValueError(f"Unknown graph model {name!r}; choose from {GRAPH_MODELS}.")
+    """The graphs a graph model reads (its ``modalities`` in :data:`connex.registry.MODEL_SPECS`):
+    one per modality, or for early fusion one graph of them fused."""
+    spec = MODEL_SPECS[check_choice("model", name, GRAPH_MODELS)]
+    if spec.architecture == "early_fusion":
+        return {FUSED: concatenate_graphs(*(graphs[m] for m in spec.modalities))}
+    return {m: graphs[m] for m in spec.modalities}
 
 
 def make_graph_model(name: str, inputs: dict[str, SubjectGraphs], hyper: dict) -> torch.nn.Module:
     """A fresh ConneX (or single-modality ConneX, or early-fusion GNN) for ``inputs``."""
     from connex.model.architectures import build_model
 
+    spec = MODEL_SPECS[check_choice("model", name, GRAPH_MODELS)]
     n = next(iter(inputs.values())).n_regions
     in_dims = {k: g.features.shape[2] for k, g in inputs.items()}
-    if name == "early_fusion":
+    if spec.architecture == "early_fusion":
         keys = ("backbone", "hidden", "layers", "dropout", "pooling")
         return build_model("early_fusion", n, in_dims, **{k: v for k, v in hyper.items() if k in keys})
     return build_model("connex", n, in_dims, **hyper)
@@ -119,18 +117,17 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
         of the graph models and the logistic regression, long format), ``history`` (learning
         curves), ``permutations`` (test AUC per model and permutation; empty without), ``info``.
     """
-    unknown = set(models) - set(MODELS)
-    if unknown:
-        raise ValueError(f"Unknown model(s) {sorted(unknown)}; choose from {MODELS}.")
+    for name in models:
+        check_choice("models", name, MODELS)
     if search and permutations:
-        raise ValueError("A permutation test with a nested search would need the search rerun for every "
-                         "permutation (otherwise the null is a different procedure); use one or the other.")
+        raise ConfigError("A permutation test with a nested search would need the search rerun for every "
+                          "permutation (otherwise the null is a different procedure); use one or the other.")
     train, test = split_indices(dataset, splits, split)
     y = dataset.y
     seed = train_params.seed
     fit, val = validation_split(y, train, fraction=val_fraction, seed=seed)
     graphs = build_graphs(dataset, train, **graph_params)
-    X = edge_vectors(dataset, graph_params.get("weighting")) if {"logistic_regression", "linear_svm"} & set(models) else None
+    X = edge_vectors(dataset, graph_params.get("weighting")) if set(LINEAR_MODELS) & set(models) else None
     predictions, importance, history, info, permuted = [], [], [], {"split": split}, []
     n = len(dataset.regions)
     iu = np.triu_indices(n, 1)
@@ -199,8 +196,7 @@ def fit_graph_model(name: str, inputs: dict[str, SubjectGraphs], hyper: dict, y:
 
 def _params_for(name: str, params: TrainParams) -> TrainParams:
     """Loss weights restricted to the heads the model has."""
-    heads = {"connex": ("sc", "fc", "fused"), "connex_sc": ("sc", "fused"), "connex_fc": ("fc", "fused"),
-             "early_fusion": ("fused",)}[name]
+    heads = MODEL_SPECS[name].heads
     return replace(params, loss_weights={h: params.loss_weights[h] for h in heads})
 
 

@@ -13,6 +13,7 @@ from sklearn.metrics import confusion_matrix
 from connex.evaluation.importance import region_importance
 from connex.evaluation.metrics import fold_metrics, roc_points, summarise_metrics
 from connex.inputs.io import atomic_path, write_tsv
+from connex.registry import MODALITIES
 
 # The figures are files: a non-interactive backend, chosen before pyplot is imported.
 matplotlib.use("Agg")
@@ -31,8 +32,8 @@ def _read_all(paths: list[str | Path]) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
-def write_results(prediction_files: list, importance_files: list, permutation_files: list, regions: list[str],
-                  classes: list[str], *, metrics_tsv: str | Path, metrics_per_split_tsv: str | Path,
+def write_results(*, prediction_files: list, importance_files: list, permutation_files: list, regions: list[str],
+                  classes: list[str], metrics_tsv: str | Path, metrics_per_split_tsv: str | Path,
                   predictions_tsv: str | Path, edge_importance_tsv: str | Path,
                   region_importance_tsv: str | Path, roc_png: str | Path, confusion_png: str | Path,
                   importance_png: str | Path) -> pd.DataFrame:
@@ -82,7 +83,8 @@ def plot_roc(predictions: pd.DataFrame, target: str | Path) -> None:
             continue
         mean, std = curves.mean(0), curves.std(0)
         line, = axis.plot(grid, mean, label=f"{LABELS[model]}", lw=2 if model == "connex" else 1.2)
-        axis.fill_between(grid, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), color=line.get_color(), alpha=0.12)
+        axis.fill_between(grid, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), color=line.get_color(),
+                          alpha=0.12)
     axis.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
     axis.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC over test folds (mean ± sd)")
     axis.legend(fontsize=8, loc="lower right")
@@ -115,7 +117,7 @@ def plot_importance(edges: pd.DataFrame, regional: pd.DataFrame, regions: list[s
     connex = edges[edges["model"] == "connex"]
     kind = "edge_mask" if (connex["kind"] == "edge_mask").any() else "saliency"
     figure, axes = plt.subplots(2, 2, figsize=(10, 9), gridspec_kw={"height_ratios": [1.2, 1]})
-    for column, modality in enumerate(("sc", "fc")):
+    for column, modality in enumerate(MODALITIES):
         table = connex[(connex["modality"] == modality) & (connex["kind"] == kind)]
         matrix = np.zeros((n, n))
         matrix[table["region_i"] - 1, table["region_j"] - 1] = table["importance"]

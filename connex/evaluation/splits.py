@@ -5,16 +5,56 @@ Shape letters: ``s`` subjects."""
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from connex.model.dataset import ConnectomeDataset, ConnectomeError
+from connex.errors import ConnectomeError, check_choice
+from connex.model.dataset import ConnectomeDataset
+from connex.registry import CV_SCHEMES
 
 log = logging.getLogger(__name__)
 
-SCHEMES = ("kfold", "leave_site_out")
+
+# ------------------------------------------------------------------------------- feasibility
+
+def min_subjects_per_class(scheme: str, n_folds: int) -> int:
+    """The fewest subjects of each class ``scheme`` can split: ``n_folds`` for stratified k-fold
+    (one in each test fold), one for leave-site-out (whose training folds :func:`make_splits`
+    checks split by split)."""
+    check_choice("scheme", scheme, CV_SCHEMES)
+    return n_folds if scheme == "kfold" else 1
+
+
+def can_cross_validate(label_counts: Mapping[str, int], *, scheme: str, n_folds: int) -> bool:
+    """Whether subjects with these labels can fill the cross-validation: two classes at least, each
+    with :func:`min_subjects_per_class` subjects.
+
+    ``label_counts``: class -> number of labelled subjects, classes without any left out (such as
+    ``table["label"].value_counts()``). The workflow asks this before it plans the model stages, to
+    leave them out for an unlabelled or one-class dataset; :func:`make_splits` still checks each
+    training fold.
+    """
+    counts = dict(label_counts)
+    return len(counts) >= 2 and min(counts.values()) >= min_subjects_per_class(scheme, n_folds)
+
+
+def training_subjects_per_class(*, search: Mapping | None, inner_folds: int) -> int:
+    """The fewest subjects of each class a training fold needs (``min_train_per_class`` of
+    :func:`make_splits`): two, one to fit and one for the validation split; ``inner_folds`` with a
+    nested search, which splits each training fold again."""
+    return max(2, inner_folds) if search else 2
+
+
+def trainings_per_split(*, search: Mapping[str, list] | None, inner_folds: int, permutations: int) -> int:
+    """How many times each model is trained in one split's job: once, plus once per label
+    permutation, plus once per candidate of a nested search and inner fold (a job does one or
+    the other, never both: :func:`connex.evaluation.folds.run_fold`)."""
+    searches = math.prod(len(values) for values in search.values()) * inner_folds if search else 0
+    return (1 + permutations) * (1 + searches)
 
 
 # ------------------------------------------------------------------------------------ splits
@@ -38,15 +78,17 @@ def make_splits(dataset: ConnectomeDataset, *, scheme: str = "kfold", n_folds: i
         Fewer subjects of a class than folds; a training fold short of a class; participants
         without a site, or fewer than two sites, for leave-site-out.
     """
+    check_choice("scheme", scheme, CV_SCHEMES)
     y = dataset.y
     ids = np.array(dataset.subjects)
     rows = []
     if scheme == "kfold":
         counts = pd.Series(dataset.participants["label"]).value_counts()
-        if counts.min() < n_folds:
+        if counts.min() < min_subjects_per_class(scheme, n_folds):
             raise ConnectomeError(
                 f"Stratified {n_folds}-fold cross-validation needs at least {n_folds} subjects of each class; "
-                f"the dataset has {counts.to_dict()} (participants: {', '.join(ids)}). Lower model.folds or add subjects.")
+                f"the dataset has {counts.to_dict()} (participants: {', '.join(ids)}). "
+                "Lower model.folds or add subjects.")
         for repeat in range(n_repeats):
             splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed + repeat)
             for fold, (_, test) in enumerate(splitter.split(ids, y)):
@@ -67,8 +109,6 @@ def make_splits(dataset: ConnectomeDataset, *, scheme: str = "kfold", n_folds: i
             role = np.where(sites == site, "test", "train").astype(object)
             rows.append(pd.DataFrame({"split": f"site-{site}", "repeat": 1, "fold": fold + 1,
                                       "participant_id": ids, "role": role}))
-    else:
-        raise ValueError(f"scheme must be one of {SCHEMES}; {scheme!r} was provided.")
     splits = pd.concat(rows, ignore_index=True)
     labels = dict(zip(dataset.subjects, dataset.participants["label"]))
     for split, table in splits.groupby("split"):

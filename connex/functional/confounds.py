@@ -104,7 +104,8 @@ def compute_confounds(series: BoldSeries, motion: np.ndarray, masks: TissueMasks
                                                        filter_type="cosine", period_cut=128,
                                                        repetition_time=series.repetition_time, mask_names=["combined"])
     compcor = pd.DataFrame(components, columns=[f"a_comp_cor_{k:02d}" for k in range(components.shape[1])])
-    table = pd.concat([expand(signals), pd.DataFrame({"dvars": np.r_[np.nan, dvars], "std_dvars": np.r_[np.nan, std_dvars],
+    table = pd.concat([expand(signals), pd.DataFrame({"dvars": np.r_[np.nan, dvars],
+                                                      "std_dvars": np.r_[np.nan, std_dvars],
                                                       "framewise_displacement": framewise_displacement(motion)}),
                        expand(motion_table), compcor], axis=1)
     table.loc[0, "framewise_displacement"] = np.nan  # fMRIPrep's convention: undefined for the first volume

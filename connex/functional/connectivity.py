@@ -28,11 +28,10 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from connex.errors import BIDSError
+from connex.errors import BIDSError, check_choice
 from connex.functional.confounds import MOTION_COLUMNS
+from connex.registry import CONFOUND_STRATEGIES, COVARIANCE_ESTIMATORS, FC_MEASURES
 
-STRATEGIES = ("none", "6P", "24P", "36P", "aCompCor")
-MEASURES = ("correlation", "partialcorrelation", "covariance")
 #: Shorter clean runs give an unstable connectome (Birn 2013: reliability keeps rising up to 9-13 min).
 STABLE_CLEAN_SECONDS = 300.0
 
@@ -58,8 +57,7 @@ class CleaningParams:
     filter: str = "butterworth"
 
     def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"Unknown confound strategy {self.strategy!r}; choose one of {STRATEGIES}.")
+        check_choice("strategy", self.strategy, CONFOUND_STRATEGIES)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -78,8 +76,7 @@ def _expanded(columns: list[str], *, derivatives: bool, squares: bool) -> list[s
 
 def confound_columns(strategy: str, *, global_signal: bool = False, n_compcor: int = 10) -> list[str]:
     """The confound column names a strategy regresses out (module docstring)."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"Unknown confound strategy {strategy!r}; choose one of {STRATEGIES}.")
+    check_choice("strategy", strategy, CONFOUND_STRATEGIES)
     expansion = {"none": (False, False), "6P": (False, False), "24P": (True, True), "36P": (True, True),
                  "aCompCor": (True, False)}[strategy]
     derivatives, squares = expansion
@@ -218,8 +215,8 @@ def connectivity(timeseries: np.ndarray, without_signal: list[int], measure: str
     from nilearn.connectome import ConnectivityMeasure
     from sklearn.covariance import EmpiricalCovariance, LedoitWolf
 
-    if measure not in MEASURES:
-        raise ValueError(f"Unknown connectivity measure {measure!r}; choose one of {MEASURES}.")
+    check_choice("measure", measure, FC_MEASURES)
+    check_choice("estimator", estimator, COVARIANCE_ESTIMATORS)
     n = timeseries.shape[1]
     present = np.setdiff1d(np.arange(n), np.asarray(without_signal, dtype=int) - 1)
     matrix = np.zeros((n, n))

@@ -1,5 +1,6 @@
 """The functional-connectome stage, step by step as the workflow runs it: each function reads its
-inputs, calls :mod:`connex.bold` and :mod:`connex.connectivity`, and writes whole outputs.
+inputs, calls :mod:`connex.functional.preprocess` and :mod:`connex.functional.connectivity`, and
+writes whole outputs.
 
 Two starts: ConneX's own BOLD preprocessing (:func:`run_bold_preprocessing`), or a user's
 fMRIPrep derivatives (:func:`find_fmriprep_run`: preprocessed BOLD in MNI space, its brain mask
@@ -31,22 +32,15 @@ from connex.functional.connectivity import (
 from connex.functional.preprocess import preprocess_bold
 from connex.inputs.io import atomic_path, save_nifti, write_array, write_json, write_tsv
 from connex.inputs.paths import sidecar_path
+from connex.registry import FC_MEASURE_DESCRIPTIONS, TISSUES
 from connex.report.figures import plot_functional_connectome
 
 log = logging.getLogger(__name__)
 
-TISSUES = ("GM", "WM", "CSF")
 
-MEASURE_DESCRIPTIONS = {
-    "correlation": "Pearson correlation of the cleaned region time series",
-    "partialcorrelation": "partial correlation (from the inverse of the shrunk covariance)",
-    "covariance": "covariance of the cleaned (standardised) region time series, shrinkage estimator",
-}
-
-
-def run_bold_preprocessing(bold: str, metadata: dict, t1w_preproc: str, t1w_mask: str, tissue_maps: dict[str, str],
-                           out: dict[str, str], *, dummy_scans: int, min_volumes: int, slice_timing: bool,
-                           n_compcor: int) -> dict:
+def run_bold_preprocessing(*, bold: str, metadata: dict, t1w_preproc: str, t1w_mask: str,
+                           tissue_maps: dict[str, str], out: dict[str, str], dummy_scans: int, min_volumes: int,
+                           slice_timing: bool, n_compcor: int) -> dict:
     """Preprocess one BOLD run and write it with its brain mask, tissue maps, T1w->BOLD transform
     and confounds.
 
@@ -123,7 +117,7 @@ def repetition_time_of(sidecar: str | Path, bold: str | Path) -> float:
 
 # ------------------------------------------------------------------------------ censoring
 
-def run_censoring(confounds: str, sidecar: str, bold: str, out_tsv: str, out_json: str, *,
+def run_censoring(*, confounds: str, sidecar: str, bold: str, out_tsv: str, out_json: str,
                   params: CleaningParams) -> Censoring:
     """Scrub by framewise displacement and decide whether the run is usable.
 
@@ -173,8 +167,8 @@ def atlas_on_bold(atlas: Atlas, reference: nib.Nifti1Image, *, atlas_t1w: str | 
     return positions
 
 
-def run_functional_connectome(bold: str, mask: str, confounds: str, outliers: str, sidecar: str, atlas: Atlas,
-                              out_timeseries: str, out_matrices: dict[str, str], out_figure: str, *,
+def run_functional_connectome(*, bold: str, mask: str, confounds: str, outliers: str, sidecar: str, atlas: Atlas,
+                              out_timeseries: str, out_matrices: dict[str, str], out_figure: str,
                               params: CleaningParams, fisher_z: bool, estimator: str, title: str,
                               atlas_t1w: str | None = None, xfm: str | None = None) -> dict[str, np.ndarray]:
     """Parcellated, cleaned time series (all atlas regions, atlas order) and one matrix per measure,
@@ -215,7 +209,7 @@ def run_functional_connectome(bold: str, mask: str, confounds: str, outliers: st
     for measure, path in out_matrices.items():
         matrices[measure] = connectivity(timeseries, without_signal, measure, fisher_z=fisher_z, estimator=estimator)
         write_array(matrices[measure], names, path)
-        write_json({**common, "Measure": measure, "Description": MEASURE_DESCRIPTIONS[measure],
+        write_json({**common, "Measure": measure, "Description": FC_MEASURE_DESCRIPTIONS[measure],
                     "FisherZ": fisher_z and measure == "correlation",
                     "CovarianceEstimator": "empirical" if measure == "correlation" else estimator},
                    sidecar_path(path))

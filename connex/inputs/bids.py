@@ -255,7 +255,7 @@ def read_inventory(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def write_derivatives_description(target: str | Path, bids_dir: str | Path) -> Path:
+def write_derivatives_description(*, target: str | Path, bids_dir: str | Path) -> Path:
     """The ``dataset_description.json`` of the ConneX derivatives, naming the source dataset."""
     from connex import __version__
     from connex.inputs.io import write_json

@@ -76,7 +76,7 @@ def _uncompressed_size(path: Path) -> int | None:
 
 # ------------------------------------------------------------------------------- sidecars
 
-def read_sidecar(path: str | Path, bids_dir: str | Path) -> dict:
+def read_sidecar(path: str | Path, *, bids_dir: str | Path) -> dict:
     """The JSON metadata of a BIDS file, following the inheritance principle.
 
     JSON files from the dataset root down to the file's folder whose entities are a subset of
@@ -158,6 +158,10 @@ def read_gradients(dwi_path: str | Path, n_volumes: int) -> tuple[np.ndarray, np
 #: A b-vector (of a diffusion-weighted volume) may differ from unit length by this much.
 BVEC_NORM_TOLERANCE = 0.05
 
+#: Volumes with a b-value at or below this (s/mm2) are b=0 volumes: the default of every function
+#: that takes ``b0_threshold`` (the config's ``sc.b0_threshold``, whose schema default it equals).
+B0_THRESHOLD = 50.0
+
 
 def check_gradients(bvals: np.ndarray, bvecs: np.ndarray, source: str, *, b0_threshold: float) -> None:
     """Check a gradient table: non-negative b-values, unit b-vectors for weighted volumes, at
@@ -184,7 +188,7 @@ def check_gradients(bvals: np.ndarray, bvecs: np.ndarray, source: str, *, b0_thr
                         f"{np.round(norms[bad][:10], 3).tolist()}.")
 
 
-def check_dwi(path: str | Path, *, b0_threshold: float = 50.0) -> dict:
+def check_dwi(path: str | Path, *, b0_threshold: float = B0_THRESHOLD) -> dict:
     """Check a DWI series and its gradients; returns ``{"n_volumes", "shape"}``."""
     image = check_nifti(path, ndim=4)
     bvals, bvecs = read_gradients(path, image.shape[3])
@@ -197,7 +201,7 @@ def check_bold(path: str | Path, bids_dir: str | Path) -> dict:
     image = check_nifti(path, ndim=(3, 4))
     if image.ndim == 3:
         raise BIDSError(f"{path}: BOLD must be a 4-D time series; got a 3-D image of shape {image.shape}.")
-    metadata = read_sidecar(path, bids_dir)
+    metadata = read_sidecar(path, bids_dir=bids_dir)
     repetition_time = metadata.get("RepetitionTime")
     if not isinstance(repetition_time, (int, float)) or repetition_time <= 0:
         raise BIDSError(f"{path}: no valid 'RepetitionTime' (seconds) in its JSON sidecar "

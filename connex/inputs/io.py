@@ -10,6 +10,7 @@ import contextlib
 import glob
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,24 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def staged_folder(target: str | Path) -> Iterator[Path]:
+    """A temporary folder beside ``target``, renamed to ``target`` if the block succeeds and
+    removed if it fails, so a folder of outputs (a dataset) appears whole or not at all. ``target``
+    must not exist or be an empty folder."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    if target.exists():
+        target.rmdir()  # empty (the caller checked), else this raises
+    stage.rename(target)
 
 
 def write_json(data: dict, target: str | Path) -> Path:

@@ -21,7 +21,7 @@ ENTITY_ORDER = (
 DATATYPES = ("anat", "dwi", "func", "figures")
 
 
-def bids_name(subject: str, suffix: str, extension: str, *, session: str | None = None,
+def bids_name(*, subject: str, suffix: str, extension: str, session: str | None = None,
               **entities: str | None) -> str:
     """Return a BIDS file name such as ``sub-01_task-rest_bold.nii.gz``.
 
@@ -52,18 +52,20 @@ def bids_name(subject: str, suffix: str, extension: str, *, session: str | None 
     return "_".join(parts) + f"_{suffix}{extension}"
 
 
-def bids_path(root: str | Path, subject: str, datatype: str | None, suffix: str, extension: str, *,
+def bids_path(root: str | Path, *, subject: str, datatype: str | None, suffix: str, extension: str,
               session: str | None = None, **entities: str | None) -> Path:
     """Return ``root/sub-<subject>[/ses-<session>]/<datatype>/<bids_name(...)>``.
 
-    ``datatype=None`` puts the file directly in the subject (or session) folder.
+    Everything after ``root`` is named (``subject="01", datatype="dwi", suffix="dwi",
+    extension=".nii.gz"``, then the entities); ``datatype=None`` puts the file directly in the
+    subject (or session) folder.
     """
     folder = Path(root) / f"sub-{subject}"
     if session is not None:
         folder = folder / f"ses-{session}"
     if datatype is not None:
         folder = folder / datatype
-    return folder / bids_name(subject, suffix, extension, session=session, **entities)
+    return folder / bids_name(subject=subject, suffix=suffix, extension=extension, session=session, **entities)
 
 
 def group_path(root: str | Path, name: str) -> Path:

@@ -22,12 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from connex.errors import ConfigError, check_choice
 from connex.model.fusion import ClassifierHead, CrossModalAttention, MixerBlock, make_pooling
 from connex.model.graphs import GraphBatch
 from connex.model.layers import EdgeMask, GraphBackbone, backbone_factory
-
-#: Key of the head on the fused (cross-modal) representation.
-FUSED = "fused"
+from connex.registry import FUSED
 
 
 def _check_batches(graphs: dict[str, GraphBatch], expected: tuple[str, ...], n_regions: int) -> None:
@@ -99,8 +98,8 @@ class ConneX(nn.Module):
             raise ValueError(f"{FUSED!r} is the fused head's name and cannot be a modality of ConneX.")
         backbone_factory(backbone)
         if edge_mask and backbone == "sage":
-            raise ValueError("edge_mask needs a backbone that uses edge weights ('gcn', 'gat', 'gin'); "
-                             "'sage' ignores them, so the mask could not learn anything.")
+            raise ConfigError("edge_mask needs a backbone that uses edge weights ('gcn', 'gat', 'gin'); "
+                              "'sage' ignores them, so the mask could not learn anything.")
         self.n_regions = n_regions
         self.modalities = tuple(in_dims)
         n_tokens = len(self.modalities) * n_regions
@@ -227,7 +226,8 @@ def joint_loss(logits: dict[str, Tensor], target: Tensor, weights: dict[str, flo
     return sum(weights[name] * F.cross_entropy(value, target) for name, value in logits.items())
 
 
-#: Models by name, for :func:`build_model`.
+#: Models by name, for :func:`build_model`: the ``architecture`` of every graph model of
+#: :data:`connex.registry.MODEL_SPECS`.
 MODELS: dict[str, type[nn.Module]] = {"connex": ConneX, "early_fusion": EarlyFusionGNN}
 
 
@@ -247,8 +247,7 @@ def build_model(name: str, n_regions: int, in_dims: dict[str, int], **hyper) -> 
     **hyper
         Keyword arguments of the model's constructor.
     """
-    if name not in MODELS:
-        raise ValueError(f"model must be one of {sorted(MODELS)}; {name!r} was provided.")
+    check_choice("model", name, MODELS)
     if name == "early_fusion":
         return EarlyFusionGNN(n_regions, sum(in_dims.values()), **hyper)
     return MODELS[name](n_regions, in_dims, **hyper)

@@ -23,23 +23,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from connex.errors import ConnexError
+from connex.errors import ConfigError, ConnectomeError, check_choice
 from connex.inputs.bids import read_participants
 from connex.inputs.io import atomic_path, write_tsv
+from connex.registry import MISSING_POLICIES, MODALITIES
 
 log = logging.getLogger(__name__)
 
 #: Modality -> BIDS datatype folder of its connectomes.
 MODALITY_DATATYPE = {"sc": "dwi", "fc": "func"}
 
-#: What happens to a labelled subject that lacks a modality's connectome.
-MISSING_POLICIES = ("exclude", "error")
-
 _SYMMETRY_TOLERANCE = 1e-6
-
-
-class ConnectomeError(ConnexError):
-    """A connectome file, or the set of connectomes, is not what the model stages need."""
 
 
 @dataclass
@@ -130,7 +124,8 @@ def read_relmat(path: str | Path, *, subject: str = "", symmetric: bool = True) 
     elif len(lines) == len(first):
         regions = None
     else:  # malformed: guess, so the error below names the real problem
-        regions = None if all(_is_number(cell) or cell.strip().lower() in ("", "n/a", "na") for cell in first) else first
+        regions = (None if all(_is_number(cell) or cell.strip().lower() in ("", "n/a", "na") for cell in first)
+                   else first)
     rows = lines[1:] if regions is not None else lines
     try:
         matrix = np.array([[_number(cell) for cell in row.split("\t")] for row in rows], dtype=np.float64)
@@ -256,10 +251,9 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
         a subject missing a modality under ``"error"``, fewer than two classes left.
     """
     if len(classes) != 2:
-        raise ValueError(f"ConneX is a binary classifier: 'classes' must name two labels (control first); "
-                         f"{list(classes)} was provided.")
-    if missing_modality not in MISSING_POLICIES:
-        raise ValueError(f"missing_modality must be one of {MISSING_POLICIES}; {missing_modality!r} was provided.")
+        raise ConfigError(f"ConneX is a binary classifier: 'classes' must name two labels (control first); "
+                          f"{list(classes)} was provided.")
+    check_choice("missing_modality", missing_modality, MISSING_POLICIES)
     root = Path(root)
     participants = read_participants(participants_dir or root, label_column=label_column, classes=tuple(classes),
                                      site_column=site_column)
@@ -270,7 +264,8 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
         subject = participant_id.removeprefix("sub-")
         row = {"participant_id": participant_id, "label": info["label"],
                "site": None if pd.isna(info["site"]) else info["site"],
-               "age": pd.to_numeric(info.get("age"), errors="coerce"), "sex": info.get("sex"), "sc_file": None, "fc_file": None,
+               "age": pd.to_numeric(info.get("age"), errors="coerce"), "sex": info.get("sex"),
+               "sc_file": None, "fc_file": None,
                "included": False, "reason": ""}
         rows.append(row)
         if subjects is not None and subject not in subjects:
@@ -280,9 +275,9 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
             row["reason"] = f"no {label_column} (n/a)"
             continue
         if files is None:
-            found = {m: find_relmat(root, subject, m, atlas=atlas, meas=measures[m], task=task) for m in ("sc", "fc")}
+            found = {m: find_relmat(root, subject, m, atlas=atlas, meas=measures[m], task=task) for m in MODALITIES}
         else:
-            found = {m: files.get(participant_id, {}).get(m) for m in ("sc", "fc")}
+            found = {m: files.get(participant_id, {}).get(m) for m in MODALITIES}
         missing = [m.upper() for m, f in found.items() if f is None]
         if missing:
             message = (f"{participant_id}: no {' or '.join(missing)} connectome "
@@ -333,7 +328,7 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
     return dataset, table
 
 
-def write_dataset(dataset: ConnectomeDataset, table: pd.DataFrame, out_npz: str | Path, out_tsv: str | Path) -> None:
+def write_dataset(dataset: ConnectomeDataset, table: pd.DataFrame, *, out_npz: str | Path, out_tsv: str | Path) -> None:
     """Write the dataset (``.npz``) and its audit table (every participant, included or not, why)."""
     dataset.save(out_npz)
     write_tsv(table, out_tsv)

@@ -10,6 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from connex.errors import ConfigError, check_choice
+from connex.registry import POOLINGS
+
 
 class CrossModalAttention(nn.Module):
     """Unified attention over the regions of all modalities: every token (a region of one
@@ -47,7 +50,7 @@ class CrossModalAttention(nn.Module):
                  attention_dropout: float = 0.0):
         super().__init__()
         if dim % heads:
-            raise ValueError(f"The width ({dim}) must be divisible by the attention heads ({heads}).")
+            raise ConfigError(f"The width ({dim}) must be divisible by the attention heads ({heads}).")
         self.modality_embedding = nn.Parameter(torch.empty(n_modalities, dim))
         self.region_embedding = nn.Parameter(torch.empty(n_regions, dim))
         self.attention_norm = nn.LayerNorm(dim)
@@ -192,14 +195,12 @@ class MeanPooling(nn.Module):
         return x.mean(1)
 
 
-#: Readouts by name: ``factory(t, d)``.
+#: Readouts by name (:data:`connex.registry.POOLINGS`, in its order): ``factory(t, d)``.
 POOLING = {"region": RegionPooling, "mean": lambda n_tokens, dim: MeanPooling()}
 
 
 def make_pooling(kind: str, n_tokens: int, dim: int) -> nn.Module:
-    if kind not in POOLING:
-        raise ValueError(f"pooling must be one of {sorted(POOLING)}; {kind!r} was provided.")
-    return POOLING[kind](n_tokens, dim)
+    return POOLING[check_choice("pooling", kind, POOLINGS)](n_tokens, dim)
 
 
 class ClassifierHead(nn.Module):

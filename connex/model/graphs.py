@@ -14,13 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-#: The sparsification rules: ``topk`` keeps each region's k strongest connections (per
-#: subject, nothing fitted); ``proportional`` keeps the connections stronger than the
-#: training fold's threshold that leaves ``density`` of all region pairs on average.
-SPARSIFY = ("topk", "proportional")
+from connex.errors import ConfigError, check_choice
+from connex.registry import EDGE_WEIGHTINGS, SPARSIFY
 
 #: How a modality's raw matrix becomes edge weights: SC counts are log-scaled (``log1p``),
-#: FC correlations are Fisher z-transformed (``arctanh``).
+#: FC correlations are Fisher z-transformed (``arctanh``). The workflow's choice for a run (FC
+#: measure, z values already written) is :func:`connex.model.weighting.modality_weighting`.
 WEIGHTING = {"sc": "log1p", "fc": "fisher_z"}
 
 _FISHER_CLIP = 1.0 - 1e-6
@@ -32,6 +31,7 @@ def edge_weights(matrices: np.ndarray, weighting: str) -> np.ndarray:
     ``log1p`` for non-negative SC weights (counts: a few huge bundles otherwise dominate);
     ``fisher_z`` for correlations (clipped to |r| < 1 - 1e-6); ``none`` keeps the values.
     """
+    check_choice("weighting", weighting, EDGE_WEIGHTINGS)
     matrices = np.asarray(matrices, dtype=np.float64)
     if weighting == "log1p":
         if (matrices < 0).any():
@@ -39,10 +39,8 @@ def edge_weights(matrices: np.ndarray, weighting: str) -> np.ndarray:
         weights = np.log1p(matrices)
     elif weighting == "fisher_z":
         weights = np.arctanh(np.clip(matrices, -_FISHER_CLIP, _FISHER_CLIP))
-    elif weighting == "none":
+    else:  # none
         weights = matrices.copy()
-    else:
-        raise ValueError(f"weighting must be one of 'log1p', 'fisher_z', 'none'; {weighting!r} was provided.")
     n = weights.shape[-1]
     weights[..., np.arange(n), np.arange(n)] = 0.0
     return weights
@@ -84,7 +82,9 @@ class GraphTransform:
     weighting : {"log1p", "fisher_z", "none"}
         See :func:`edge_weights`.
     sparsify : {"topk", "proportional"}
-        See :data:`SPARSIFY`.
+        ``topk`` keeps each region's k strongest connections (per subject, nothing fitted);
+        ``proportional`` keeps the connections stronger than the training fold's threshold that
+        leaves ``density`` of all region pairs on average (:data:`connex.registry.SPARSIFY`).
     k : int
         Connections kept per region for ``topk`` (the union over both ends is kept, so the
         graph stays undirected).
@@ -118,16 +118,15 @@ class GraphTransform:
 
     def fit(self, matrices: np.ndarray) -> GraphTransform:
         """Learn the scaler and thresholds from training matrices ``(s, n, n)``."""
-        if self.sparsify not in SPARSIFY:
-            raise ValueError(f"sparsify must be one of {SPARSIFY}; {self.sparsify!r} was provided.")
+        check_choice("sparsify", self.sparsify, SPARSIFY)
         weights = edge_weights(matrices, self.weighting)
         n = weights.shape[-1]
         if self.k < 1:
-            raise ValueError(f"k must be at least 1; {self.k} was provided.")
+            raise ConfigError(f"k must be at least 1; {self.k} was provided.")
         # k >= n - 1 keeps every connection (a full graph), as small atlases need
         self.k_ = min(self.k, n - 1)
         if not 0 < self.density <= 1:
-            raise ValueError(f"density must be in (0, 1]; {self.density} was provided.")
+            raise ConfigError(f"density must be in (0, 1]; {self.density} was provided.")
         self.mean_ = weights.mean(0)
         scale = weights.std(0)
         self.scale_ = np.where(scale > 1e-12, scale, 1.0)

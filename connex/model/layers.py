@@ -14,9 +14,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv, GCNConv, GINEConv, SAGEConv
 
+from connex.errors import ConfigError, check_choice
 from connex.model.graphs import GraphBatch
+from connex.registry import BACKBONES as BACKBONE_NAMES
 
 _GAT_HEADS = 4
+
+#: How a convolution takes the edge weights (:class:`ConvLayer`).
+EDGE_INPUTS = ("edge_weight", "edge_attr", None)
 
 
 class ConvLayer(nn.Module):
@@ -35,9 +40,7 @@ class ConvLayer(nn.Module):
 
     def __init__(self, conv: nn.Module, edge_input: str | None):
         super().__init__()
-        if edge_input not in ("edge_weight", "edge_attr", None):
-            raise ValueError("edge_input must be 'edge_weight', 'edge_attr' or None; "
-                             f"{edge_input!r} was provided.")
+        check_choice("edge_input", edge_input, EDGE_INPUTS)
         self.conv = conv
         self.edge_input = edge_input
 
@@ -92,7 +95,8 @@ def sage_layer(dim: int) -> ConvLayer:
     return ConvLayer(SAGEConv(dim, dim), None)
 
 
-#: Backbone convolutions by name: ``factory(d) -> ConvLayer`` of width ``d``.
+#: Backbone convolutions by name (:data:`connex.registry.BACKBONES`, in its order):
+#: ``factory(d) -> ConvLayer`` of width ``d``.
 BACKBONES: dict[str, Callable[[int], ConvLayer]] = {
     "gcn": gcn_layer,
     "gat": gat_layer,
@@ -102,9 +106,7 @@ BACKBONES: dict[str, Callable[[int], ConvLayer]] = {
 
 
 def backbone_factory(kind: str) -> Callable[[int], ConvLayer]:
-    if kind not in BACKBONES:
-        raise ValueError(f"backbone must be one of {sorted(BACKBONES)}; {kind!r} was provided.")
-    return BACKBONES[kind]
+    return BACKBONES[check_choice("backbone", kind, BACKBONE_NAMES)]
 
 
 class GraphBackbone(nn.Module):
@@ -129,7 +131,7 @@ class GraphBackbone(nn.Module):
         super().__init__()
         factory = backbone_factory(kind)
         if layers < 1:
-            raise ValueError(f"layers must be at least 1; {layers} was provided.")
+            raise ConfigError(f"layers must be at least 1; {layers} was provided.")
         self.kind = kind
         self.input = nn.Linear(in_dim, hidden)
         self.convs = nn.ModuleList(factory(hidden) for _ in range(layers))

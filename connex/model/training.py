@@ -21,9 +21,11 @@ import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from connex.errors import check_choice
 from connex.inputs.io import atomic_path
 from connex.model.architectures import joint_loss
 from connex.model.graphs import SubjectGraphs, collate
+from connex.registry import MONITORS
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +144,7 @@ def train_model(model: torch.nn.Module, graphs: dict[str, SubjectGraphs], y: np.
     that phase (so that the mask it reports is the one it predicts with). Otherwise it ends in
     the state with the best validation score.
     """
-    if params.monitor not in ("auc", "loss"):
-        raise ValueError(f"monitor must be 'auc' or 'loss'; {params.monitor!r} was provided.")
+    check_choice("monitor", params.monitor, MONITORS)
     device = resolve_device(params.device)
     amp = params.mixed_precision and device.type == "cuda"
     seed_everything(params.seed)

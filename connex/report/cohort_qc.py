@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,20 +60,41 @@ def qc_sidecars(derivatives: str | Path, subject: str, *, atlas: str, task: str,
                 fc_measure: str = "correlation") -> dict[str, Path]:
     """The JSON files the QC table reads for one participant, by stage (label without ``sub-``)."""
     def path(datatype, suffix, **entities):
-        return bids_path(derivatives, subject, datatype, suffix, ".json", **entities)
+        return bids_path(derivatives, subject=subject, datatype=datatype, suffix=suffix, extension=".json", **entities)
 
     return {
         "anat_registration": path("anat", "qc", desc="registration"),
         "anat_atlas": path("anat", "dseg", space="T1w", atlas=atlas),
         "dwi_preproc": path("dwi", "dwi", space="dwi", desc="preproc"),
         "dwi_tractography": path("dwi", "tractography", space="dwi"),
-        "dwi_connectome": sidecar_path(bids_path(derivatives, subject, "dwi", "relmat", ".tsv", atlas=atlas,
-                                                 meas=sc_weight)),
+        "dwi_connectome": sidecar_path(bids_path(derivatives, subject=subject, datatype="dwi", suffix="relmat",
+                                                 extension=".tsv", atlas=atlas, meas=sc_weight)),
         "bold_preproc": path("func", "bold", task=task, space="bold", desc="preproc"),
         "bold_censoring": path("func", "outliers", task=task),
-        "bold_connectome": sidecar_path(bids_path(derivatives, subject, "func", "relmat", ".tsv", task=task,
-                                                  atlas=atlas, meas=fc_measure)),
+        "bold_connectome": sidecar_path(bids_path(derivatives, subject=subject, datatype="func", suffix="relmat",
+                                                  extension=".tsv", task=task, atlas=atlas, meas=fc_measure)),
     }
+
+
+def sidecars_written(subject: str, *, anat: Collection[str], sc: Collection[str], fc: Collection[str],
+                     fc_kept: Collection[str], fmriprep: bool) -> dict[str, bool]:
+    """Whether this run writes each sidecar of :func:`qc_sidecars` for one participant (label
+    without ``sub-``), from the participants of each stage.
+
+    Parameters
+    ----------
+    anat, sc : collection of str
+        Participants with a usable T1w (the anatomy stage) and with usable DWI (the SC stage).
+    fc, fc_kept : collection of str
+        Participants whose BOLD run the FC stage scrubs, and those whose run it keeps (only they
+        get a connectome).
+    fmriprep : bool
+        BOLD preprocessed by fMRIPrep: ConneX writes no preprocessing sidecar of its own.
+    """
+    return {"anat_registration": subject in anat, "anat_atlas": subject in anat,
+            "dwi_preproc": subject in sc, "dwi_tractography": subject in sc, "dwi_connectome": subject in sc,
+            "bold_preproc": subject in fc and not fmriprep, "bold_censoring": subject in fc,
+            "bold_connectome": subject in fc_kept}
 
 
 def read_sidecars(sidecars: dict[str, Path]) -> dict[str, dict | None]:

@@ -8,7 +8,7 @@ import matplotlib
 import nibabel as nib
 import numpy as np
 
-from connex.inputs.checks import read_gradients, read_sidecar
+from connex.inputs.checks import B0_THRESHOLD, read_gradients, read_sidecar
 from connex.inputs.io import atomic_path
 
 # The figures are files: a non-interactive backend, chosen before pyplot is imported.
@@ -16,8 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def plot_subject_inputs(bids_dir: str | Path, participant_id: str, t1w: str | None, dwi: str | None,
-                        bold: str | None, out_png: str | Path, *, reason: str | None = None) -> Path:
+def plot_subject_inputs(*, bids_dir: str | Path, participant_id: str, t1w: str | None, dwi: str | None,
+                        bold: str | None, out_png: str | Path, reason: str | None = None) -> Path:
     """One figure of a participant's raw inputs: T1w in three planes, the first DWI series
     (mean b=0, mean diffusion-weighted) and the first BOLD series (mean image, global signal).
 
@@ -41,18 +41,19 @@ def plot_subject_inputs(bids_dir: str | Path, participant_id: str, t1w: str | No
         path = bids_dir / dwi.split(";")[0]
         data = _canonical(path)
         bvals, _ = read_gradients(path, data.shape[3])
-        b0 = data[..., bvals <= 50].mean(-1)
-        weighted = data[..., bvals > 50].mean(-1) if (bvals > 50).any() else np.zeros_like(b0)
-        _show(axes[0, 3], _mid_slice(b0, 2), f"DWI mean b=0 ({(bvals <= 50).sum()} vols)")
-        shells = ", ".join(f"{b:g}" for b in np.unique(np.round(bvals[bvals > 50], -2)))
-        _show(axes[1, 0], _mid_slice(weighted, 2), f"DWI mean b={shells} ({(bvals > 50).sum()} vols)")
+        is_b0, is_weighted = bvals <= B0_THRESHOLD, bvals > B0_THRESHOLD
+        b0 = data[..., is_b0].mean(-1)
+        weighted = data[..., is_weighted].mean(-1) if is_weighted.any() else np.zeros_like(b0)
+        _show(axes[0, 3], _mid_slice(b0, 2), f"DWI mean b=0 ({is_b0.sum()} vols)")
+        shells = ", ".join(f"{b:g}" for b in np.unique(np.round(bvals[is_weighted], -2)))
+        _show(axes[1, 0], _mid_slice(weighted, 2), f"DWI mean b={shells} ({is_weighted.sum()} vols)")
     else:
         _missing(axes[0, 3], "DWI")
 
     if bold:
         path = bids_dir / bold.split(";")[0]
         data = _canonical(path)
-        repetition_time = read_sidecar(path, bids_dir).get("RepetitionTime", float("nan"))
+        repetition_time = read_sidecar(path, bids_dir=bids_dir).get("RepetitionTime", float("nan"))
         mean = data.mean(-1)
         _show(axes[1, 1], _mid_slice(mean, 2), f"BOLD mean ({data.shape[3]} vols, TR {repetition_time} s)")
         brain = mean > np.percentile(mean, 60)
@@ -94,7 +95,7 @@ def _missing(axis, what: str) -> None:
               transform=axis.transAxes)
 
 
-def plot_registration(t1w: str | Path, brain_mask: str | Path, atlas_labels: str | Path, out_png: str | Path, *,
+def plot_registration(*, t1w: str | Path, brain_mask: str | Path, atlas_labels: str | Path, out_png: str | Path,
                       title: str) -> Path:
     """Brain-mask outline (red) and atlas region boundaries (coloured) over the T1w in three
     planes, through the centre of the brain mask."""

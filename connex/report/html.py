@@ -31,8 +31,8 @@ img { max-width: 100%; border: 1px solid #ddd; }
 """
 
 
-def write_report(availability_tsv: str | Path, qc_figures: dict[str, list[str | Path]], out_html: str | Path,
-                 *, title: str = "ConneX report", dataset: str = "", qc_tsv: str | Path | None = None,
+def write_report(*, availability_tsv: str | Path, qc_figures: dict[str, list[str | Path]], out_html: str | Path,
+                 title: str = "ConneX report", dataset: str = "", qc_tsv: str | Path | None = None,
                  metrics_tsv: str | Path | None = None, model_figures: list[str | Path] = ()) -> Path:
     """Write the report: cohort summary, the availability table, the cohort QC table with outliers
     flagged, the model's results, and each participant's QC numbers and figures.
@@ -100,7 +100,8 @@ def _image(figure: Path) -> str:
 def _qc_html(qc: pd.DataFrame) -> str:
     """The cohort QC table: one row per participant, flagged values in red, the reasons at the end."""
     header = "<th>participant</th>" + "".join(
-        f"<th>{html.escape(m.label)}{f' ({m.unit})' if m.unit else ''}</th>" for m in MEASURES.values()) + "<th>flags</th>"
+        f"<th>{html.escape(m.label)}{f' ({m.unit})' if m.unit else ''}</th>"
+        for m in MEASURES.values()) + "<th>flags</th>"
     rows = []
     for _, row in qc.iterrows():
         flags = str(row["flags"]) if isinstance(row["flags"], str) else ""

@@ -6,13 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-#: The weights of a structural connectome, as written (``meas-<name>``).
-WEIGHTS = {
-    "count": "number of streamlines joining the two regions",
-    "countvolnorm": "streamline count divided by the sum of the two regions' volumes (per ml)",
-    "length": "mean length (mm) of the streamlines joining the two regions",
-    "fa": "mean FA along the streamlines joining the two regions",
-}
+from connex.registry import SC_WEIGHTS
 
 
 def assignment_labels(labels: np.ndarray, voxel_mm: float, radius_mm: float) -> np.ndarray:
@@ -37,7 +31,8 @@ def connectome(streamlines: list[np.ndarray], labels: np.ndarray, affine: np.nda
     fa : ndarray (X, Y, Z)
         Sampled (trilinear) along each streamline for the ``fa`` weight.
 
-    Returns the matrices (``WEIGHTS``) and figures (streamlines assigned, regions without voxels).
+    Returns the matrices (:data:`connex.registry.SC_WEIGHTS`) and figures (streamlines assigned,
+    regions without voxels).
     """
     labels = np.asarray(labels)
     if labels.min() < 0 or labels.max() > n_regions:
@@ -56,7 +51,8 @@ def connectome(streamlines: list[np.ndarray], labels: np.ndarray, affine: np.nda
         lengths = np.array([np.linalg.norm(np.diff(s, axis=0), axis=1).sum() for s in streamlines])
         points = np.concatenate(streamlines)
         counts = np.array([len(s) for s in streamlines])
-        samples = ndimage.map_coordinates(fa, (points @ to_voxel[:3, :3].T + to_voxel[:3, 3]).T, order=1, mode="nearest")
+        samples = ndimage.map_coordinates(fa, (points @ to_voxel[:3, :3].T + to_voxel[:3, 3]).T, order=1,
+                                          mode="nearest")
         mean_fa = np.add.reduceat(samples, np.r_[0, np.cumsum(counts)[:-1]]) / counts
     else:
         pairs = np.zeros((0, 2), dtype=int)
@@ -81,4 +77,4 @@ def connectome(streamlines: list[np.ndarray], labels: np.ndarray, affine: np.nda
     figures = {"streamlines": len(streamlines), "streamlines_assigned": int(valid.sum()),
                "fraction_assigned": round(float(valid.mean()) if len(valid) else 0.0, 4),
                "edges_nonzero": int((np.triu(count, 1) > 0).sum()), "regions_without_voxels": empty}
-    return {name: matrices[name] for name in WEIGHTS}, figures
+    return {name: matrices[name] for name in SC_WEIGHTS}, figures

@@ -35,10 +35,9 @@ import numpy as np
 from nibabel import orientations
 
 from connex.anat.coreg import register_to_t1w
-from connex.errors import BIDSError
-from connex.inputs.checks import check_gradients, read_gradients
-
-DENOISE_METHODS = ("mppca", "none")
+from connex.errors import BIDSError, check_choice
+from connex.inputs.checks import B0_THRESHOLD, check_gradients, read_gradients
+from connex.registry import DENOISE_METHODS
 
 
 @dataclass
@@ -72,7 +71,7 @@ class DWISeries:
         return gradient_table(self.bvals, bvecs=self.bvecs, b0_threshold=b0_threshold)
 
 
-def load_dwi(path: str | Path, *, b0_threshold: float = 50.0) -> DWISeries:
+def load_dwi(path: str | Path, *, b0_threshold: float = B0_THRESHOLD) -> DWISeries:
     """Load a DWI series with its .bval/.bvec, check it, and reorient it to RAS.
 
     BIDS b-vectors follow FSL: voxel axes, with x flipped when the affine has a positive
@@ -124,15 +123,13 @@ def fsl_bvecs(series: DWISeries) -> np.ndarray:
 
 
 def denoise(series: DWISeries, method: str, *, b0_threshold: float) -> DWISeries:
-    """MP-PCA (Veraart 2016) or nothing."""
+    """MP-PCA (Veraart 2016) or nothing (:data:`connex.registry.DENOISE_METHODS`)."""
+    check_choice("denoise", method, DENOISE_METHODS)
     if method == "none":
         return series
-    if method == "mppca":
-        from dipy.denoise.localpca import mppca
+    from dipy.denoise.localpca import mppca
 
-        data = mppca(series.data, patch_radius=2, suppress_warning=True)
-    else:
-        raise ValueError(f"Unknown denoising method {method!r}; expected one of {DENOISE_METHODS}.")
+    data = mppca(series.data, patch_radius=2, suppress_warning=True)
     return replace(series, data=np.asarray(data, dtype=np.float32))
 
 
@@ -215,7 +212,7 @@ class DWIPreprocResult:
 
 def preprocess_dwi(paths: list[str | Path], t1w_preproc: nib.Nifti1Image, t1w_mask: nib.Nifti1Image, *,
                    denoise_method: str = "mppca", gibbs: bool = False, motion_correction: bool = True,
-                   b0_threshold: float = 50.0) -> DWIPreprocResult:
+                   b0_threshold: float = B0_THRESHOLD) -> DWIPreprocResult:
     """Steps 1-6 of the module docstring for one subject's runs."""
     metrics: dict = {"runs": [str(p) for p in paths], "denoise": denoise_method, "gibbs_unringing": gibbs,
                      "motion_correction": motion_correction, "b0_threshold": b0_threshold,

@@ -1,5 +1,6 @@
 """The structural-connectome stage, step by step as the workflow runs it: each function reads
-its inputs, calls :mod:`connex.dwi` and :mod:`connex.tractography`, and writes whole outputs."""
+its inputs, calls :mod:`connex.structural.preprocess`, :mod:`connex.structural.tracking` and
+:mod:`connex.structural.connectome`, and writes whole outputs."""
 
 from __future__ import annotations
 
@@ -14,18 +15,17 @@ from connex.anat.atlases import Atlas, atlas_positions
 from connex.anat.coreg import t1w_to_epi
 from connex.inputs.io import atomic_path, save_nifti, write_array, write_json, write_tsv
 from connex.inputs.paths import sidecar_path
+from connex.registry import SC_WEIGHT_DESCRIPTIONS, TISSUES
 from connex.report.figures import plot_structural_connectome
-from connex.structural.connectome import WEIGHTS, connectome
+from connex.structural.connectome import connectome
 from connex.structural.preprocess import DWISeries, fit_tensor, fsl_bvecs, fsl_to_voxel_axes, preprocess_dwi
 from connex.structural.tracking import TrackingParams, fit_fodf, load_tractogram, save_tractogram, track
 
 log = logging.getLogger(__name__)
 
-TISSUES = ("GM", "WM", "CSF")
 
-
-def run_preprocessing(dwi_paths: list[str], t1w_preproc: str, t1w_mask: str, tissue_maps: dict[str, str],
-                      out: dict[str, str], *, denoise: str, gibbs: bool, motion_correction: bool,
+def run_preprocessing(*, dwi_paths: list[str], t1w_preproc: str, t1w_mask: str, tissue_maps: dict[str, str],
+                      out: dict[str, str], denoise: str, gibbs: bool, motion_correction: bool,
                       b0_threshold: float) -> dict:
     """Preprocess one subject's DWI runs, bring the mask and tissue maps into DWI space, fit DTI.
 
@@ -55,7 +55,8 @@ def run_preprocessing(dwi_paths: list[str], t1w_preproc: str, t1w_mask: str, tis
     save_nifti(nib.Nifti1Image(maps["MD"], series.affine), out["md"])
     motion = pd.DataFrame(result.motion, columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"])
     write_tsv(motion, out["motion"])
-    metrics = {**result.metrics, "brain_mask_ml": round(float(mask.sum() * abs(np.linalg.det(series.affine[:3, :3])) / 1000), 1),
+    metrics = {**result.metrics,
+               "brain_mask_ml": round(float(mask.sum() * abs(np.linalg.det(series.affine[:3, :3])) / 1000), 1),
                "median_fa_in_mask": round(float(np.median(maps["FA"][mask])), 4),
                "Transforms": {"T1w_to_dwi": Path(out["xfm"]).name,
                               "Format": "4x4 RAS matrix mapping T1w world points to DWI world points (it "
@@ -73,8 +74,8 @@ def load_preprocessed(dwi: str, bval: str, bvec: str) -> DWISeries:
                      bvecs=bvecs, source=str(dwi))
 
 
-def run_tractography(dwi: str, bval: str, bvec: str, mask: str, fa: str, tissue_maps: dict[str, str],
-                     tractogram: str, sidecar: str, *, params: TrackingParams, b0_threshold: float) -> dict:
+def run_tractography(*, dwi: str, bval: str, bvec: str, mask: str, fa: str, tissue_maps: dict[str, str],
+                     tractogram: str, sidecar: str, params: TrackingParams, b0_threshold: float) -> dict:
     """Fit the fODF model and track; writes the tractogram (.trk) and its JSON sidecar."""
     series = load_preprocessed(dwi, bval, bvec)
     reference = nib.load(mask)
@@ -94,10 +95,10 @@ def run_tractography(dwi: str, bval: str, bvec: str, mask: str, fa: str, tissue_
     return metrics
 
 
-def run_connectome(tractogram: str, mask: str, fa: str, xfm: str, atlas: Atlas, atlas_t1w: str,
-                   out_matrices: dict[str, str], out_dseg: str, out_figure: str, *, assignment_radius_mm: float,
+def run_connectome(*, tractogram: str, mask: str, fa: str, xfm: str, atlas: Atlas, atlas_t1w: str,
+                   out_matrices: dict[str, str], out_dseg: str, out_figure: str, assignment_radius_mm: float,
                    self_loops: bool, tracking: dict, title: str) -> tuple[dict[str, np.ndarray], dict]:
-    """The atlas in DWI space, one connectome matrix per weight (``WEIGHTS``), full atlas size in
+    """The atlas in DWI space, one connectome matrix per weight (``SC_WEIGHTS``), full atlas size in
     atlas order, with JSON sidecars, and the QC figure."""
     reference = nib.load(mask)
     labels = t1w_to_epi(nib.load(atlas_t1w), np.loadtxt(xfm), reference.shape, reference.affine,
@@ -116,7 +117,7 @@ def run_connectome(tractogram: str, mask: str, fa: str, xfm: str, atlas: Atlas, 
                     atlas.name, len(missing), ", ".join(missing))
     for weight, path in out_matrices.items():
         write_array(matrices[weight], names, path)
-        write_json({"Atlas": atlas.name, "Weight": weight, "Description": WEIGHTS[weight],
+        write_json({"Atlas": atlas.name, "Weight": weight, "Description": SC_WEIGHT_DESCRIPTIONS[weight],
                     "RegionsWithoutVoxels": missing, "SelfLoops": self_loops,
                     "AssignmentRadiusMM": assignment_radius_mm, **figures, "Tractography": tracking,
                     "Sources": [tractogram, atlas_t1w]}, sidecar_path(path))

@@ -28,9 +28,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-MODELS = ("csd", "csa")
-ALGORITHMS = ("deterministic", "probabilistic")
-STOPPING = ("fa", "cmc")
+from connex.errors import check_choice
+from connex.registry import FODF_MODELS, STOPPING_CRITERIA, TRACKING_ALGORITHMS
 
 
 @dataclass(frozen=True)
@@ -50,10 +49,9 @@ class TrackingParams:
     random_seed: int = 0
 
     def __post_init__(self):
-        for name, value, allowed in (("model", self.model, MODELS), ("algorithm", self.algorithm, ALGORITHMS),
-                                     ("stopping", self.stopping, STOPPING)):
-            if value not in allowed:
-                raise ValueError(f"Unknown {name} {value!r}; expected one of {allowed}.")
+        check_choice("model", self.model, FODF_MODELS)
+        check_choice("algorithm", self.algorithm, TRACKING_ALGORITHMS)
+        check_choice("stopping", self.stopping, STOPPING_CRITERIA)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -124,7 +122,8 @@ def track(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affine: np.nd
         ThresholdStoppingCriterion,
     )
 
-    getter = DeterministicMaximumDirectionGetter if params.algorithm == "deterministic" else ProbabilisticDirectionGetter
+    getter = (DeterministicMaximumDirectionGetter if params.algorithm == "deterministic"
+              else ProbabilisticDirectionGetter)
     directions = getter.from_shcoeff(shm_coeff, max_angle=params.max_angle, sphere=default_sphere)
     voxel_mm = float(np.abs(np.linalg.det(affine[:3, :3])) ** (1 / 3))
     if params.stopping == "cmc":

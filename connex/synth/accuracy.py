@@ -55,12 +55,13 @@ def sc_accuracy(bids_dir: Path, derivatives: Path, atlas: str = "synth", weight:
     aucs, rhos, matrices, labels = [], [], [], []
     for pid, diagnosis in zip(participants["participant_id"], participants["diagnosis"]):
         subject = pid[4:]
-        path = bids_path(derivatives, subject, "dwi", "relmat", ".tsv", atlas=atlas, meas=weight)
+        path = bids_path(derivatives, subject=subject, datatype="dwi", suffix="relmat", extension=".tsv", atlas=atlas,
+                         meas=weight)
         if not path.exists():
             continue
         estimated = pd.read_csv(path, sep="\t").to_numpy(float)
-        true = pd.read_csv(bids_path(truth_dir, subject, None, "relmat", ".tsv", atlas=atlas, meas="bundlestrength",
-                                     desc="true"), sep="\t").to_numpy(float)
+        true = pd.read_csv(bids_path(truth_dir, subject=subject, datatype=None, suffix="relmat", extension=".tsv",
+                                     atlas=atlas, meas="bundlestrength", desc="true"), sep="\t").to_numpy(float)
         upper = np.triu_indices(len(true), 1)
         is_edge = true[upper] > 0
         aucs.append(roc_auc_score(is_edge, estimated[upper]))
@@ -77,7 +78,8 @@ def sc_accuracy(bids_dir: Path, derivatives: Path, atlas: str = "synth", weight:
     t = np.nan_to_num(t, nan=-np.inf)
     order = np.argsort(-t)
     rank = {k: r + 1 for r, k in enumerate(order)}
-    effect_ranks = sorted(rank[position[(min(i, j), max(i, j))]] for i, j in zip(effect["region_i"], effect["region_j"]))
+    effect_ranks = sorted(rank[position[(min(i, j), max(i, j))]]
+                          for i, j in zip(effect["region_i"], effect["region_j"]))
     return {"subjects": len(aucs), "auc_median": float(np.median(aucs)), "auc_min": float(np.min(aucs)),
             "spearman_median": float(np.median(rhos)), "effect_edge_ranks": effect_ranks, "n_edges": len(order)}
 
@@ -90,8 +92,8 @@ def upper_correlation(estimated: np.ndarray, true: np.ndarray) -> float:
 def true_fc(bids_dir: Path, subject: str, atlas: str, task: str) -> np.ndarray:
     from connex.inputs.paths import bids_path
 
-    truth = bids_path(bids_dir / "derivatives" / "groundtruth", subject, None, "relmat", ".tsv", task=task, atlas=atlas,
-                      meas="correlation", desc="true")
+    truth = bids_path(bids_dir / "derivatives" / "groundtruth", subject=subject, datatype=None, suffix="relmat",
+                      extension=".tsv", task=task, atlas=atlas, meas="correlation", desc="true")
     return pd.read_csv(truth, sep="\t").to_numpy(float)
 
 
@@ -107,7 +109,8 @@ def fc_accuracy(bids_dir: Path, derivatives: Path, atlas: str = "synth", task: s
     scores, vectors, labels = [], [], []
     for pid, diagnosis in zip(participants["participant_id"], participants["diagnosis"]):
         subject = pid[4:]
-        path = bids_path(derivatives, subject, "func", "relmat", ".tsv", task=task, atlas=atlas, meas="correlation")
+        path = bids_path(derivatives, subject=subject, datatype="func", suffix="relmat", extension=".tsv", task=task,
+                         atlas=atlas, meas="correlation")
         if not path.exists():
             continue
         estimated = pd.read_csv(path, sep="\t").to_numpy(float)

@@ -21,11 +21,7 @@ at the end, so ``OUT`` appears whole or not at all.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -36,7 +32,7 @@ from dipy.core.gradients import GradientTable
 
 from connex import __version__
 from connex.anat.templates import MNI_SPACE, MNITemplate, head_model, load_mni_template
-from connex.inputs.io import save_nifti, write_array, write_json, write_text, write_tsv
+from connex.inputs.io import save_nifti, staged_folder, write_array, write_json, write_text, write_tsv
 from connex.inputs.paths import bids_path
 from connex.synth.atlas import Parcellation, make_parcellation
 from connex.synth.diffusion import bundle_curves, make_gradient_table, render_dwi
@@ -178,7 +174,7 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig | None = None, *,
                    group=group, curves=bundle_curves(parcellation, group, template),
                    gtab=make_gradient_table(np.random.default_rng([config.seed, 4]), n_b0=config.n_b0,
                                             n_directions=config.n_directions, bvalues=config.bvalues))
-    with _staged(out_dir) as stage:
+    with staged_folder(out_dir) as stage:
         truth = stage / "derivatives" / "groundtruth"
         _write_dataset_files(stage, truth, config, participants, parcellation, group)
         rows = list(participants.itertuples())
@@ -221,25 +217,25 @@ def _write_subject_images(stage: Path, truth: Path, row, site: pd.Series, scene:
                           voxel_mm=config.t1w_voxel_mm, margin_mm=4, orientation="RAS")
     t1w = render_t1w(scene.head, template, t1_grid, subject_to_mni, rng,
                      intensity_scale=site.intensity_scale, noise_sd=0.02 * site.noise_factor)
-    _save(t1w, t1_grid.affine, bids_path(stage, subject, "anat", "T1w", ".nii.gz"),
+    _save(t1w, t1_grid.affine, bids_path(stage, subject=subject, datatype="anat", suffix="T1w", extension=".nii.gz"),
           zooms=(config.t1w_voxel_mm,) * 3)
     write_json({**scanner, "RepetitionTime": 2.3, "EchoTime": 0.003, "InversionTime": 0.9, "FlipAngle": 8},
-               bids_path(stage, subject, "anat", "T1w", ".json"))
+               bids_path(stage, subject=subject, datatype="anat", suffix="T1w", extension=".json"))
 
     dwi_grid = grid_around(template.brain_mask, template.affine, subject_to_mni,
                            voxel_mm=config.dwi_voxel_mm, margin_mm=8, orientation="LAS")
     strengths = networks.sc[group.sc_edges[:, 0], group.sc_edges[:, 1]]
     dwi = render_dwi(template, dwi_grid, subject_to_mni, scene.curves, strengths, scene.gtab, rng,
                      intensity_scale=site.intensity_scale, snr=config.dwi_snr / site.noise_factor)
-    _save(dwi, dwi_grid.affine, bids_path(stage, subject, "dwi", "dwi", ".nii.gz"),
+    _save(dwi, dwi_grid.affine, bids_path(stage, subject=subject, datatype="dwi", suffix="dwi", extension=".nii.gz"),
           zooms=(config.dwi_voxel_mm,) * 3 + (DWI_REPETITION_TIME,))
     write_text(" ".join(f"{b:g}" for b in scene.gtab.bvals) + "\n",
-               bids_path(stage, subject, "dwi", "dwi", ".bval"))
+               bids_path(stage, subject=subject, datatype="dwi", suffix="dwi", extension=".bval"))
     write_text("\n".join(" ".join(f"{v:.6f}" for v in axis) for axis in scene.gtab.bvecs.T) + "\n",
-               bids_path(stage, subject, "dwi", "dwi", ".bvec"))
+               bids_path(stage, subject=subject, datatype="dwi", suffix="dwi", extension=".bvec"))
     write_json({**scanner, "RepetitionTime": DWI_REPETITION_TIME, "EchoTime": 0.08,
                 "PhaseEncodingDirection": "j-", "TotalReadoutTime": 0.05},
-               bids_path(stage, subject, "dwi", "dwi", ".json"))
+               bids_path(stage, subject=subject, datatype="dwi", suffix="dwi", extension=".json"))
 
     bold_grid = grid_around(template.brain_mask, template.affine, subject_to_mni,
                             voxel_mm=config.bold_voxel_mm, margin_mm=8, orientation="LAS")
@@ -251,11 +247,12 @@ def _write_subject_images(stage: Path, truth: Path, row, site: pd.Series, scene:
     bold = render_bold(template, scene.parcellation, bold_grid, subject_to_mni, networks, motion, rng,
                        intensity_scale=site.intensity_scale, noise=bold_noise,
                        repetition_time=config.repetition_time)
-    _save(bold, bold_grid.affine, bids_path(stage, subject, "func", "bold", ".nii.gz", task=TASK),
+    _save(bold, bold_grid.affine,
+          bids_path(stage, subject=subject, datatype="func", suffix="bold", extension=".nii.gz", task=TASK),
           zooms=(config.bold_voxel_mm,) * 3 + (config.repetition_time,))
     write_json({**scanner, "TaskName": TASK, "RepetitionTime": config.repetition_time, "EchoTime": 0.03,
                 "PhaseEncodingDirection": "j-"},
-               bids_path(stage, subject, "func", "bold", ".json", task=TASK))
+               bids_path(stage, subject=subject, datatype="func", suffix="bold", extension=".json", task=TASK))
 
     _write_subject_truth(truth, subject, scene.parcellation, networks, subject_to_mni, motion)
 
@@ -281,7 +278,7 @@ def generate_connectomes(out_dir: str | Path, config: SynthConfig | None = None,
     false_rate = 3.0 * np.exp(-distance / 20.0)
     np.fill_diagonal(false_rate, 0.0)
 
-    with _staged(out_dir) as stage:
+    with staged_folder(out_dir) as stage:
         truth = stage / "derivatives" / "groundtruth"
         _write_dataset_files(stage, truth, config, participants, parcellation, group,
                              dataset_type="derivative")
@@ -300,9 +297,10 @@ def generate_connectomes(out_dir: str | Path, config: SynthConfig | None = None,
             fc = np.corrcoef(observed.T)
             np.fill_diagonal(fc, 1.0)
             _write_matrix(counts.astype(float), names,
-                          bids_path(stage, subject, "dwi", "relmat", ".tsv", atlas=ATLAS_NAME, meas="count"))
-            _write_matrix(fc, names, bids_path(stage, subject, "func", "relmat", ".tsv", task=TASK,
-                                               atlas=ATLAS_NAME, meas="correlation"))
+                          bids_path(stage, subject=subject, datatype="dwi", suffix="relmat", extension=".tsv",
+                                    atlas=ATLAS_NAME, meas="count"))
+            _write_matrix(fc, names, bids_path(stage, subject=subject, datatype="func", suffix="relmat",
+                                               extension=".tsv", task=TASK, atlas=ATLAS_NAME, meas="correlation"))
             _write_subject_truth(truth, subject, parcellation, networks, None, None)
     log.info("Wrote connectomes of %d synthetic subjects to %s", config.n_subjects, out_dir)
     return out_dir
@@ -343,19 +341,23 @@ def _write_dataset_files(stage: Path, truth: Path, config: SynthConfig, particip
 def _write_subject_truth(truth: Path, subject: str, parcellation: Parcellation, networks,
                          subject_to_mni: np.ndarray | None, motion: np.ndarray | None) -> None:
     names = parcellation.table["name"].tolist()
-    _write_matrix(networks.sc, names, bids_path(truth, subject, None, "relmat", ".tsv",
-                                                atlas=ATLAS_NAME, meas="bundlestrength", desc="true"))
-    _write_matrix(networks.fc, names, bids_path(truth, subject, None, "relmat", ".tsv", task=TASK,
-                                                atlas=ATLAS_NAME, meas="correlation", desc="true"))
+    _write_matrix(networks.sc, names, bids_path(truth, subject=subject, datatype=None, suffix="relmat",
+                                                extension=".tsv", atlas=ATLAS_NAME, meas="bundlestrength", desc="true"))
+    _write_matrix(networks.fc, names, bids_path(truth, subject=subject, datatype=None, suffix="relmat",
+                                                extension=".tsv", task=TASK, atlas=ATLAS_NAME, meas="correlation",
+                                                desc="true"))
     write_array(networks.timeseries, names,
-                bids_path(truth, subject, None, "timeseries", ".tsv", task=TASK, atlas=ATLAS_NAME, desc="true"))
+                bids_path(truth, subject=subject, datatype=None, suffix="timeseries", extension=".tsv", task=TASK,
+                          atlas=ATLAS_NAME, desc="true"))
     if subject_to_mni is not None:
         write_text("\n".join(" ".join(f"{v:.8f}" for v in row) for row in subject_to_mni) + "\n",
-                   bids_path(truth, subject, None, "xfm", ".txt", from_="T1w", to=MNI_SPACE, mode="world"))
+                   bids_path(truth, subject=subject, datatype=None, suffix="xfm", extension=".txt", from_="T1w",
+                             to=MNI_SPACE, mode="world"))
     if motion is not None:
         columns = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
         write_tsv(pd.DataFrame(motion, columns=columns),
-                  bids_path(truth, subject, None, "timeseries", ".tsv", task=TASK, desc="truemotion"))
+                  bids_path(truth, subject=subject, datatype=None, suffix="timeseries", extension=".tsv", task=TASK,
+                            desc="truemotion"))
 
 
 def _write_matrix(matrix: np.ndarray, names: list[str], target: Path) -> None:
@@ -378,19 +380,3 @@ def _check_new_folder(out_dir: str | Path) -> Path:
         raise FileExistsError(f"{out_dir} already exists and is not empty; the synthetic cohort is "
                               "only written to a new folder (it never writes into an existing dataset).")
     return out_dir
-
-
-@contextlib.contextmanager
-def _staged(target: Path) -> Iterator[Path]:
-    """A temporary folder beside ``target``, renamed to ``target`` if the block succeeds and
-    removed if it fails, so the dataset appears whole or not at all."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    if target.exists():
-        target.rmdir()  # empty, checked by _check_new_folder
-    stage.rename(target)

@@ -10,6 +10,7 @@ from dipy.sims.voxel import add_noise
 from scipy import ndimage
 
 from connex.anat.templates import MNITemplate
+from connex.inputs.checks import B0_THRESHOLD
 from connex.synth.atlas import Parcellation
 from connex.synth.images import T2_BRIGHTNESS, Grid, apply_affine, sample_tissues
 from connex.synth.networks import GroupNetworks
@@ -40,7 +41,7 @@ def make_gradient_table(rng: np.random.Generator, *, n_b0: int, n_directions: in
     for position in positions:
         bvals = np.insert(bvals, position, 0.0)
         bvecs = np.insert(bvecs, position, [0.0, 0.0, 0.0], axis=0)
-    return gradient_table(bvals, bvecs=bvecs, b0_threshold=50)
+    return gradient_table(bvals, bvecs=bvecs, b0_threshold=B0_THRESHOLD)
 
 
 # Bundle routing (see bundle_curves): candidate waypoints per bundle, how deep long association

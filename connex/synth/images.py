@@ -179,7 +179,8 @@ def render_bold(template: MNITemplate, parcellation: Parcellation, grid: Grid,
     volume[air] = np.abs(rng.normal(0, 1000.0 * intensity_scale / noise.thermal_snr,
                                     (air.sum(), n_volumes)))
     centre_mm = apply_affine(grid.affine, np.argwhere(in_brain).mean(0, keepdims=True))[0]
-    jump = np.r_[0.0, np.abs(np.diff(motion[:, :3], axis=0)).sum(1) + 50 * np.abs(np.diff(motion[:, 3:], axis=0)).sum(1)]
+    jump = np.r_[0.0, np.abs(np.diff(motion[:, :3], axis=0)).sum(1)
+                 + 50 * np.abs(np.diff(motion[:, 3:], axis=0)).sum(1)]
     for index in range(n_volumes):
         moved = rigid_matrix(motion[index], centre_mm)
         to_static = np.linalg.inv(grid.affine) @ np.linalg.inv(moved) @ grid.affine

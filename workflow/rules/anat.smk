@@ -1,5 +1,9 @@
 # Anatomy stage: T1w bias correction, brain extraction, registration to MNI152, tissue maps,
 # and every atlas in each subject's T1w space.
+from connex.anat.templates import MNI_SPACE
+
+
+include: "functions/anat.smk"
 
 
 rule preprocess_anat:
@@ -7,21 +11,19 @@ rule preprocess_anat:
     input:
         t1w=subject_t1w,
     output:
+        **{tissue: deriv("{subject}", "anat", "probseg", ".nii.gz", label=tissue) for tissue in TISSUES},
         preproc=deriv("{subject}", "anat", "T1w", ".nii.gz", desc="preproc"),
         mask=deriv("{subject}", "anat", "mask", ".nii.gz", desc="brain"),
         affine=deriv("{subject}", "anat", "xfm", ".txt", from_="T1w", to=MNI_SPACE, mode="image", desc="affine"),
         warp=deriv("{subject}", "anat", "xfm", ".nii.gz", from_="T1w", to=MNI_SPACE, mode="image", desc="warp"),
         inverse_warp=deriv("{subject}", "anat", "xfm", ".nii.gz", from_=MNI_SPACE, to="T1w", mode="image", desc="warp"),
-        gm=deriv("{subject}", "anat", "probseg", ".nii.gz", label="GM"),
-        wm=deriv("{subject}", "anat", "probseg", ".nii.gz", label="WM"),
-        csf=deriv("{subject}", "anat", "probseg", ".nii.gz", label="CSF"),
         metrics=deriv("{subject}", "anat", "qc", ".json", desc="registration"),
+    log:
+        log_path("preprocess_anat", "subject"),
+    benchmark:
+        benchmark_path("preprocess_anat", "subject")
     conda:
         "../../environment.yml"
-    log:
-        str(LOGS / "preprocess_anat" / "sub-{subject}.log"),
-    benchmark:
-        str(BENCHMARKS / "preprocess_anat" / "sub-{subject}.tsv")
     threads: 1
     resources:
         mem_mb=3000,
@@ -43,18 +45,18 @@ rule atlas_to_t1w:
         dseg=deriv("{subject}", "anat", "dseg", ".nii.gz", space="T1w", atlas="{atlas}"),
         sidecar=deriv("{subject}", "anat", "dseg", ".json", space="T1w", atlas="{atlas}"),
         figure=deriv("{subject}", "figures", "qc", ".png", atlas="{atlas}", desc="registration"),
-    params:
-        atlas=atlas_params,
+    log:
+        log_path("atlas_to_t1w", "subject", "atlas"),
+    benchmark:
+        benchmark_path("atlas_to_t1w", "subject", "atlas")
     conda:
         "../../environment.yml"
-    log:
-        str(LOGS / "atlas_to_t1w" / "sub-{subject}_atlas-{atlas}.log"),
-    benchmark:
-        str(BENCHMARKS / "atlas_to_t1w" / "sub-{subject}_atlas-{atlas}.tsv")
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        atlas=atlas_params,
     script:
         "../scripts/atlas_to_t1w.py"
 
@@ -66,18 +68,18 @@ rule atlas_table:
     output:
         table=group("atlas-{atlas}_dseg.tsv"),
         description=group("atlas-{atlas}_dseg.json"),
-    params:
-        atlas=atlas_params,
+    log:
+        log_path("atlas_table", "atlas"),
+    benchmark:
+        benchmark_path("atlas_table", "atlas")
     conda:
         "../../environment.yml"
-    log:
-        str(LOGS / "atlas_table" / "atlas-{atlas}.log"),
-    benchmark:
-        str(BENCHMARKS / "atlas_table" / "atlas-{atlas}.tsv")
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        atlas=atlas_params,
     script:
         "../scripts/atlas_table.py"
 

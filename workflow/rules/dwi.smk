@@ -2,17 +2,19 @@
 # and atlas. Each step is one job per subject (and atlas), so any of them reruns on its own.
 
 
+include: "functions/dwi.smk"
+
+
 rule preprocess_dwi:
     """Denoise, unring, motion-correct and combine the DWI runs; b=0 -> T1w registration; brain
     mask and tissue maps in DWI space; DTI (FA, MD)."""
     input:
         unpack(subject_dwi_runs),
+        **{tissue: rules.preprocess_anat.output[tissue] for tissue in TISSUES},
         preproc=rules.preprocess_anat.output.preproc,
         mask=rules.preprocess_anat.output.mask,
-        gm=rules.preprocess_anat.output.gm,
-        wm=rules.preprocess_anat.output.wm,
-        csf=rules.preprocess_anat.output.csf,
     output:
+        **{tissue: deriv("{subject}", "dwi", "probseg", ".nii.gz", space="dwi", label=tissue) for tissue in TISSUES},
         dwi=deriv("{subject}", "dwi", "dwi", ".nii.gz", space="dwi", desc="preproc"),
         bval=deriv("{subject}", "dwi", "dwi", ".bval", space="dwi", desc="preproc"),
         bvec=deriv("{subject}", "dwi", "dwi", ".bvec", space="dwi", desc="preproc"),
@@ -22,24 +24,21 @@ rule preprocess_dwi:
         motion=deriv("{subject}", "dwi", "motion", ".tsv", space="dwi", desc="volumes"),
         fa=deriv("{subject}", "dwi", "dwimap", ".nii.gz", space="dwi", model="tensor", param="fa"),
         md=deriv("{subject}", "dwi", "dwimap", ".nii.gz", space="dwi", model="tensor", param="md"),
-        GM=deriv("{subject}", "dwi", "probseg", ".nii.gz", space="dwi", label="GM"),
-        WM=deriv("{subject}", "dwi", "probseg", ".nii.gz", space="dwi", label="WM"),
-        CSF=deriv("{subject}", "dwi", "probseg", ".nii.gz", space="dwi", label="CSF"),
+    log:
+        log_path("preprocess_dwi", "subject"),
+    benchmark:
+        benchmark_path("preprocess_dwi", "subject")
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         denoise=config["sc"]["denoise"],
         gibbs=config["sc"]["gibbs_unringing"],
         motion_correction=config["sc"]["motion_correction"],
         b0_threshold=config["sc"]["b0_threshold"],
-    conda:
-        "../../environment.yml"
-    log:
-        str(LOGS / "preprocess_dwi" / "sub-{subject}.log"),
-    benchmark:
-        str(BENCHMARKS / "preprocess_dwi" / "sub-{subject}.tsv")
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
     script:
         "../scripts/preprocess_dwi.py"
 
@@ -47,32 +46,28 @@ rule preprocess_dwi:
 rule tractography:
     """fODF model (CSD or CSA) and deterministic or probabilistic tracking (a .trk tractogram)."""
     input:
+        **{tissue: rules.preprocess_dwi.output[tissue] for tissue in TISSUES},
         dwi=rules.preprocess_dwi.output.dwi,
         bval=rules.preprocess_dwi.output.bval,
         bvec=rules.preprocess_dwi.output.bvec,
         mask=rules.preprocess_dwi.output.mask,
         fa=rules.preprocess_dwi.output.fa,
-        GM=rules.preprocess_dwi.output.GM,
-        WM=rules.preprocess_dwi.output.WM,
-        CSF=rules.preprocess_dwi.output.CSF,
     output:
         tractogram=deriv("{subject}", "dwi", "tractography", ".trk", space="dwi"),
         sidecar=deriv("{subject}", "dwi", "tractography", ".json", space="dwi"),
-    params:
-        tracking={k: config["sc"][k] for k in ("model", "algorithm", "stopping", "seeds_per_voxel",
-                                              "seed_fa_threshold", "fa_threshold", "step_mm", "max_angle",
-                                              "min_length_mm", "max_length_mm", "random_seed")},
-        b0_threshold=config["sc"]["b0_threshold"],
+    log:
+        log_path("tractography", "subject"),
+    benchmark:
+        benchmark_path("tractography", "subject")
     conda:
         "../../environment.yml"
-    log:
-        str(LOGS / "tractography" / "sub-{subject}.log"),
-    benchmark:
-        str(BENCHMARKS / "tractography" / "sub-{subject}.tsv")
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        tracking=tracking_params(),
+        b0_threshold=config["sc"]["b0_threshold"],
     script:
         "../scripts/tractography.py"
 
@@ -92,21 +87,21 @@ rule structural_connectome:
         **{f"sidecar_{w}": json_beside(sc_matrix("{subject}", "{atlas}", w)) for w in SC_WEIGHTS},
         dseg=deriv("{subject}", "dwi", "dseg", ".nii.gz", space="dwi", atlas="{atlas}"),
         figure=deriv("{subject}", "figures", "qc", ".png", atlas="{atlas}", desc="sc"),
+    log:
+        log_path("structural_connectome", "subject", "atlas"),
+    benchmark:
+        benchmark_path("structural_connectome", "subject", "atlas")
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=15,
     params:
         atlas=atlas_params,
         weights=SC_WEIGHTS,
         assignment_radius_mm=config["sc"]["assignment_radius_mm"],
         self_loops=config["sc"]["self_loops"],
-    conda:
-        "../../environment.yml"
-    log:
-        str(LOGS / "structural_connectome" / "sub-{subject}_atlas-{atlas}.log"),
-    benchmark:
-        str(BENCHMARKS / "structural_connectome" / "sub-{subject}_atlas-{atlas}.tsv")
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=15,
     script:
         "../scripts/structural_connectome.py"
 

@@ -3,39 +3,41 @@
 # series and one matrix per measure. One job per subject (and atlas).
 
 
+include: "functions/func.smk"
+
+
 rule preprocess_bold:
     """Dummy scans, slice timing, realignment, BOLD -> T1w registration, masks and tissue maps in
     BOLD space, confounds (fMRIPrep column names)."""
     input:
+        **{tissue: rules.preprocess_anat.output[tissue] for tissue in TISSUES},
         bold=subject_bold,
         preproc=rules.preprocess_anat.output.preproc,
         mask=rules.preprocess_anat.output.mask,
-        gm=rules.preprocess_anat.output.gm,
-        wm=rules.preprocess_anat.output.wm,
-        csf=rules.preprocess_anat.output.csf,
     output:
+        **{
+            tissue: deriv("{subject}", "func", "probseg", ".nii.gz", task=TASK, space="bold", label=tissue)
+            for tissue in TISSUES
+        },
         bold=deriv("{subject}", "func", "bold", ".nii.gz", task=TASK, space="bold", desc="preproc"),
         sidecar=deriv("{subject}", "func", "bold", ".json", task=TASK, space="bold", desc="preproc"),
         mask=deriv("{subject}", "func", "mask", ".nii.gz", task=TASK, space="bold", desc="brain"),
         xfm=deriv("{subject}", "func", "xfm", ".txt", task=TASK, from_="T1w", to="bold", mode="image"),
         confounds=deriv("{subject}", "func", "timeseries", ".tsv", task=TASK, desc="confounds"),
         confounds_json=deriv("{subject}", "func", "timeseries", ".json", task=TASK, desc="confounds"),
-        GM=deriv("{subject}", "func", "probseg", ".nii.gz", task=TASK, space="bold", label="GM"),
-        WM=deriv("{subject}", "func", "probseg", ".nii.gz", task=TASK, space="bold", label="WM"),
-        CSF=deriv("{subject}", "func", "probseg", ".nii.gz", task=TASK, space="bold", label="CSF"),
-    params:
-        bids_dir=str(BIDS_DIR),
-        **{k: config["fc"][k] for k in ("dummy_scans", "min_volumes", "slice_timing", "n_compcor")},
+    log:
+        log_path("preprocess_bold", "subject"),
+    benchmark:
+        benchmark_path("preprocess_bold", "subject")
     conda:
         "../../environment.yml"
-    log:
-        str(LOGS / "preprocess_bold" / "sub-{subject}.log"),
-    benchmark:
-        str(BENCHMARKS / "preprocess_bold" / "sub-{subject}.tsv")
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        **{k: config["fc"][k] for k in ("dummy_scans", "min_volumes", "slice_timing", "n_compcor")},
+        bids_dir=str(BIDS_DIR),
     script:
         "../scripts/preprocess_bold.py"
 
@@ -47,18 +49,18 @@ checkpoint bold_censoring:
     output:
         outliers=deriv("{subject}", "func", "outliers", ".tsv", task=TASK),
         sidecar=deriv("{subject}", "func", "outliers", ".json", task=TASK),
-    params:
-        cleaning=CLEANING,
+    log:
+        log_path("bold_censoring", "subject"),
+    benchmark:
+        benchmark_path("bold_censoring", "subject")
     conda:
         "../../environment.yml"
-    log:
-        str(LOGS / "bold_censoring" / "sub-{subject}.log"),
-    benchmark:
-        str(BENCHMARKS / "bold_censoring" / "sub-{subject}.tsv")
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
+    params:
+        cleaning=CLEANING,
     script:
         "../scripts/bold_censoring.py"
 
@@ -72,27 +74,27 @@ rule functional_connectome:
         decision=rules.bold_censoring.output.sidecar,
         atlas_files=atlas_input_files,
     output:
-        timeseries=fc_timeseries("{subject}", "{atlas}"),
         **{f"meas_{m}": fc_matrix("{subject}", "{atlas}", m) for m in FC_MEASURES},
         **{f"sidecar_{m}": json_beside(fc_matrix("{subject}", "{atlas}", m)) for m in FC_MEASURES},
+        timeseries=fc_timeseries("{subject}", "{atlas}"),
         timeseries_sidecar=json_beside(fc_timeseries("{subject}", "{atlas}")),
         figure=deriv("{subject}", "figures", "qc", ".png", task=TASK, atlas="{atlas}", desc="fc"),
+    log:
+        log_path("functional_connectome", "subject", "atlas"),
+    benchmark:
+        benchmark_path("functional_connectome", "subject", "atlas")
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=15,
     params:
         atlas=atlas_params,
         cleaning=CLEANING,
         measures=FC_MEASURES,
         fisher_z=config["fc"]["fisher_z"],
         estimator=config["fc"]["covariance_estimator"],
-    conda:
-        "../../environment.yml"
-    log:
-        str(LOGS / "functional_connectome" / "sub-{subject}_atlas-{atlas}.log"),
-    benchmark:
-        str(BENCHMARKS / "functional_connectome" / "sub-{subject}_atlas-{atlas}.tsv")
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=15,
     script:
         "../scripts/functional_connectome.py"
 

@@ -1,25 +1,28 @@
 # Input stage: the synthetic demo cohort, the BIDS inventory, and per-subject input QC.
 
 
+include: "functions/inputs.smk"
+
+
 rule synthesize_demo:
     """Generate the synthetic demo cohort (only when bids_dir is "demo")."""
     output:
         bids=directory(str(BIDS_DIR)),
+    log:
+        log_path("synthesize_demo"),
+    benchmark:
+        benchmark_path("synthesize_demo")
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         subjects=config["demo"]["subjects"],
         seed=config["demo"]["seed"],
         sites=config["demo"]["sites"],
         regions=config["demo"]["regions"],
-    conda:
-        "../../environment.yml"
-    log:
-        str(LOGS / "synthesize_demo.log"),
-    benchmark:
-        str(BENCHMARKS / "synthesize_demo" / "group.tsv")
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
     script:
         "../scripts/synthesize_demo.py"
 
@@ -31,6 +34,16 @@ checkpoint bids_inventory:
     output:
         table=group("availability.tsv"),
         description=str(DERIVATIVES / "dataset_description.json"),
+    log:
+        log_path("bids_inventory"),
+    benchmark:
+        benchmark_path("bids_inventory")
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
     params:
         bids_dir=bids_root,
         task=config["bold_task"],
@@ -40,16 +53,6 @@ checkpoint bids_inventory:
         include=config["participants"]["include"],
         exclude=config["participants"]["exclude"],
         strict=config["strict_inputs"],
-    conda:
-        "../../environment.yml"
-    log:
-        str(LOGS / "bids_inventory.log"),
-    benchmark:
-        str(BENCHMARKS / "bids_inventory" / "group.tsv")
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=30,
     script:
         "../scripts/bids_inventory.py"
 
@@ -61,20 +64,20 @@ rule input_qc:
         images=subject_raw_files,
     output:
         figure=deriv("{subject}", "figures", "qc", ".png", desc="inputs"),
-    params:
-        bids_dir=str(BIDS_DIR),
-        participant_id="sub-{subject}",
-        files=subject_qc_params,
+    log:
+        log_path("input_qc", "subject"),
+    benchmark:
+        benchmark_path("input_qc", "subject")
     conda:
         "../../environment.yml"
-    log:
-        str(LOGS / "input_qc" / "sub-{subject}.log"),
-    benchmark:
-        str(BENCHMARKS / "input_qc" / "sub-{subject}.tsv")
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        bids_dir=str(BIDS_DIR),
+        participant_id="sub-{subject}",
+        files=subject_qc_params,
     script:
         "../scripts/input_qc.py"
 

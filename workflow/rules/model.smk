@@ -1,6 +1,9 @@
 # Model stages: connectome dataset, cross-validation splits, one job per split, results.
 
 
+include: "functions/model.smk"
+
+
 rule connectome_dataset:
     """Pair each labelled participant's SC and FC with label, site, age and sex (group/dataset.npz);
     group/dataset.tsv lists every participant, included or not, and why."""
@@ -9,6 +12,16 @@ rule connectome_dataset:
     output:
         dataset=group("dataset.npz"),
         table=group("dataset.tsv"),
+    log:
+        log_path("connectome_dataset"),
+    benchmark:
+        benchmark_path("connectome_dataset")
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         location=model_dataset_params,
         atlas=MODEL_ATLAS,
@@ -19,16 +32,6 @@ rule connectome_dataset:
         classes=config["classes"],
         site_column=config["site_column"],
         missing_modality=MODEL["missing_modality"],
-    conda:
-        "../../environment.yml"
-    log:
-        str(LOGS / "connectome_dataset.log"),
-    benchmark:
-        str(BENCHMARKS / "connectome_dataset" / "group.tsv")
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
     script:
         "../scripts/connectome_dataset.py"
 
@@ -39,18 +42,18 @@ checkpoint cv_splits:
         dataset=rules.connectome_dataset.output.dataset,
     output:
         splits=group("splits.tsv"),
-    params:
-        cv=MODEL["cv"],
+    log:
+        log_path("cv_splits"),
+    benchmark:
+        benchmark_path("cv_splits")
     conda:
         "../../environment.yml"
-    log:
-        str(LOGS / "cv_splits.log"),
-    benchmark:
-        str(BENCHMARKS / "cv_splits" / "group.tsv")
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        cv=MODEL["cv"],
     script:
         "../scripts/cv_splits.py"
 
@@ -61,12 +64,22 @@ rule train_fold:
         dataset=rules.connectome_dataset.output.dataset,
         splits=rules.cv_splits.output.splits,
     output:
+        **{f"checkpoint_{m}": group(f"checkpoints/split-{{split}}_model-{m}.pt") for m in GRAPH_MODELS},
         predictions=fold_file("predictions"),
         importance=fold_file("importance"),
         history=fold_file("history"),
         permutations=fold_file("permutations"),
         info=fold_file("info", ".json"),
-        **{f"checkpoint_{m}": group(f"checkpoints/split-{{split}}_model-{m}.pt") for m in GRAPH_MODELS},
+    log:
+        log_path("train_fold", "split"),
+    benchmark:
+        benchmark_path("train_fold", "split")
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=train_fold_runtime,
     params:
         models=MODEL["compare"],
         graph={**MODEL["graph"], "weighting": model_weighting()},
@@ -74,16 +87,6 @@ rule train_fold:
         training=MODEL["training"],
         cv=MODEL["cv"],
         checkpoint_dir=checkpoint_folder,
-    conda:
-        "../../environment.yml"
-    log:
-        str(LOGS / "train_fold" / "split-{split}.log"),
-    benchmark:
-        str(BENCHMARKS / "train_fold" / "split-{split}.tsv")
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=train_fold_runtime,
     script:
         "../scripts/train_fold.py"
 
@@ -104,12 +107,12 @@ rule model_results:
         roc=group("figures/roc.png"),
         confusion=group("figures/confusion.png"),
         importance=group("figures/importance.png"),
+    log:
+        log_path("model_results"),
+    benchmark:
+        benchmark_path("model_results")
     conda:
         "../../environment.yml"
-    log:
-        str(LOGS / "model_results.log"),
-    benchmark:
-        str(BENCHMARKS / "model_results" / "group.tsv")
     threads: 1
     resources:
         mem_mb=2000,

@@ -1,4 +1,7 @@
-# Report stage: the cohort QC table and one self-contained HTML page.
+# Report stage: the cohort QC table, one self-contained HTML page, and the targets of `all`.
+
+
+include: "functions/report.smk"
 
 
 rule cohort_qc:
@@ -8,18 +11,18 @@ rule cohort_qc:
         cohort_qc_inputs,
     output:
         table=group("qc.tsv"),
-    params:
-        sidecars=cohort_qc_params,
+    log:
+        log_path("cohort_qc"),
+    benchmark:
+        benchmark_path("cohort_qc")
     conda:
         "../../environment.yml"
-    log:
-        str(LOGS / "cohort_qc.log"),
-    benchmark:
-        str(BENCHMARKS / "cohort_qc" / "group.tsv")
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        sidecars=cohort_qc_params,
     script:
         "../scripts/cohort_qc.py"
 
@@ -36,17 +39,17 @@ rule report:
         fc_figures=all_fc_figures,
     output:
         html=group("report.html"),
-    params:
-        dataset=str(BIDS_DIR),
+    log:
+        log_path("report"),
+    benchmark:
+        benchmark_path("report")
     conda:
         "../../environment.yml"
-    log:
-        str(LOGS / "report.log"),
-    benchmark:
-        str(BENCHMARKS / "report" / "group.tsv")
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        dataset=str(BIDS_DIR),
     script:
         "../scripts/report.py"

@@ -12,11 +12,13 @@ from connex.report.figures import plot_registration
 spec = snakemake.params.atlas
 atlas = load_atlas(spec["name"], custom=spec["custom"], synth_dir=spec["synth_dir"])
 mask = nib.load(snakemake.input.mask)
-registration = Registration.load(snakemake.input.affine, snakemake.input.warp, snakemake.input.inverse_warp, mask)
+registration = Registration.load(affine=snakemake.input.affine, warp=snakemake.input.warp,
+                                 inverse_warp=snakemake.input.inverse_warp, t1w=mask)
 labels, report = atlas_to_t1w(atlas, mask, registration)
 save_nifti(labels, snakemake.output.dseg)
 write_json({**report, "Sources": [snakemake.input.preproc, snakemake.input.affine, snakemake.input.inverse_warp]},
            snakemake.output.sidecar)
-plot_registration(snakemake.input.preproc, snakemake.input.mask, snakemake.output.dseg, snakemake.output.figure,
+plot_registration(t1w=snakemake.input.preproc, brain_mask=snakemake.input.mask, atlas_labels=snakemake.output.dseg,
+                  out_png=snakemake.output.figure,
                   title=f"sub-{snakemake.wildcards.subject}: brain mask (red) and atlas {atlas.name} "
                         f"({report['NumberOfRegionsPresent']}/{atlas.n_regions} regions) in T1w space")

@@ -10,4 +10,4 @@ table = build_inventory(params.bids_dir, task=params.task, label_column=params.l
                         classes=tuple(params.classes), site_column=params.site_column or None,
                         include=params.include, exclude=params.exclude, strict=params.strict)
 write_tsv(table, snakemake.output.table)
-write_derivatives_description(snakemake.output.description, params.bids_dir)
+write_derivatives_description(target=snakemake.output.description, bids_dir=params.bids_dir)

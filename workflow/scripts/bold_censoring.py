@@ -6,5 +6,5 @@ from connex.functional.connectivity import CleaningParams
 from connex.functional.stage import run_censoring
 
 inp, out = snakemake.input, snakemake.output
-run_censoring(inp.confounds, inp.sidecar, inp.bold, out.outliers, out.sidecar,
+run_censoring(confounds=inp.confounds, sidecar=inp.sidecar, bold=inp.bold, out_tsv=out.outliers, out_json=out.sidecar,
               params=CleaningParams(**snakemake.params.cleaning))

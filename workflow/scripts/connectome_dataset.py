@@ -11,4 +11,4 @@ dataset, table = build_dataset(location["root"], atlas=params.atlas, sc_weight=p
                                participants_dir=location["participants_dir"], files=location["files"],
                                label_column=params.label_column, classes=tuple(params.classes),
                                site_column=params.site_column, missing_modality=params.missing_modality)
-write_dataset(dataset, table, out.dataset, out.table)
+write_dataset(dataset, table, out_npz=out.dataset, out_tsv=out.table)

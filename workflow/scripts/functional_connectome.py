@@ -9,8 +9,9 @@ from connex.functional.stage import run_functional_connectome
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
 spec = params.atlas
 atlas = load_atlas(spec["name"], custom=spec["custom"], synth_dir=spec["synth_dir"])
-run_functional_connectome(inp.bold, inp.mask, inp.confounds, inp.outliers, inp.sidecar, atlas, out.timeseries,
-                          {m: out[f"meas_{m}"] for m in params.measures}, out.figure,
+run_functional_connectome(bold=inp.bold, mask=inp.mask, confounds=inp.confounds, outliers=inp.outliers,
+                          sidecar=inp.sidecar, atlas=atlas, out_timeseries=out.timeseries,
+                          out_matrices={m: out[f"meas_{m}"] for m in params.measures}, out_figure=out.figure,
                           params=CleaningParams(**params.cleaning), fisher_z=params.fisher_z,
                           estimator=params.estimator, title=f"sub-{snakemake.wildcards.subject}",
                           atlas_t1w=inp.get("atlas_t1w"), xfm=inp.get("xfm"))

@@ -2,12 +2,14 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
+from connex.registry import TISSUES
 from connex.structural.stage import run_preprocessing
 
 out = snakemake.output
-run_preprocessing(list(snakemake.input.dwi), snakemake.input.preproc, snakemake.input.mask,
-                  {"GM": snakemake.input.gm, "WM": snakemake.input.wm, "CSF": snakemake.input.csf},
-                  {key: out[key] for key in ("dwi", "bval", "bvec", "sidecar", "mask", "xfm", "motion", "fa", "md",
-                                             "GM", "WM", "CSF")},
+run_preprocessing(dwi_paths=list(snakemake.input.dwi), t1w_preproc=snakemake.input.preproc,
+                  t1w_mask=snakemake.input.mask,
+                  tissue_maps={tissue: snakemake.input[tissue] for tissue in TISSUES},
+                  out={key: out[key] for key in ("dwi", "bval", "bvec", "sidecar", "mask", "xfm", "motion", "fa",
+                                                 "md", *TISSUES)},
                   denoise=snakemake.params.denoise, gibbs=snakemake.params.gibbs,
                   motion_correction=snakemake.params.motion_correction, b0_threshold=snakemake.params.b0_threshold)

@@ -11,6 +11,7 @@ figures = {}
 for figure in [*snakemake.input.figures, *snakemake.input.anat_figures, *snakemake.input.sc_figures,
                *snakemake.input.fc_figures]:
     figures.setdefault(Path(figure).name.split("_")[0], []).append(figure)
-write_report(snakemake.input.table, figures, snakemake.output.html, dataset=snakemake.params.dataset,
+write_report(availability_tsv=snakemake.input.table, qc_figures=figures, out_html=snakemake.output.html,
+             dataset=snakemake.params.dataset,
              qc_tsv=snakemake.input.qc,
              metrics_tsv=snakemake.input.get("metrics"), model_figures=list(snakemake.input.get("model_figures", [])))

@@ -12,6 +12,7 @@ spec = params.atlas
 atlas = load_atlas(spec["name"], custom=spec["custom"], synth_dir=spec["synth_dir"])
 with open(inp.tracking) as handle:
     tracking = json.load(handle)
-run_connectome(inp.tractogram, inp.mask, inp.fa, inp.xfm, atlas, inp.atlas_t1w, {w: out[f"meas_{w}"] for w in params.weights},
-               out.dseg, out.figure, assignment_radius_mm=params.assignment_radius_mm, self_loops=params.self_loops,
+run_connectome(tractogram=inp.tractogram, mask=inp.mask, fa=inp.fa, xfm=inp.xfm, atlas=atlas, atlas_t1w=inp.atlas_t1w,
+               out_matrices={w: out[f"meas_{w}"] for w in params.weights}, out_dseg=out.dseg, out_figure=out.figure,
+               assignment_radius_mm=params.assignment_radius_mm, self_loops=params.self_loops,
                tracking=tracking, title=f"sub-{snakemake.wildcards.subject}")

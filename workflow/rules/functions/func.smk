@@ -1,0 +1,93 @@
+# Input functions of the functional connectome stage's rules (workflow/rules/func.smk).
+import json
+from pathlib import Path
+
+from snakemake.logging import logger
+
+from connex.errors import BIDSError
+from connex.functional.stage import find_fmriprep_run
+
+
+def subject_bold(wildcards):
+    """The first BOLD run of the task the inventory found for one participant."""
+    return str(BIDS_DIR / subject_inventory_row(wildcards)["bold"].split(";")[0])
+
+
+def fmriprep_run(subject):
+    """One participant's fMRIPrep run of the task (raises BIDSError when there is none)."""
+    return find_fmriprep_run(FMRIPREP_DIR, subject, task=TASK, space=config["fc"]["fmriprep_space"])
+
+
+def preprocessed_bold(wildcards):
+    """The preprocessed run, its brain mask, confounds and sidecar: ConneX's, or fMRIPrep's."""
+    if FMRIPREP_DIR:
+        found = fmriprep_run(wildcards.subject)
+        return {k: found[k] for k in ("bold", "mask", "confounds", "sidecar")}
+    outputs = rules.preprocess_bold.output
+    return {"bold": outputs.bold, "mask": outputs.mask, "confounds": outputs.confounds, "sidecar": outputs.sidecar}
+
+
+def fc_atlas_inputs(wildcards):
+    """The atlas in T1w space and the T1w -> BOLD transform (none for fMRIPrep's MNI-space runs)."""
+    if FMRIPREP_DIR:
+        return {}
+    return {
+        "atlas_t1w": deriv(wildcards.subject, "anat", "dseg", ".nii.gz", space="T1w", atlas=wildcards.atlas),
+        "xfm": rules.preprocess_bold.output.xfm,
+    }
+
+
+def fc_timeseries(subject, atlas):
+    """Path of one participant's region time series."""
+    return deriv(subject, "func", "timeseries", ".tsv", task=TASK, atlas=atlas)
+
+
+def fc_matrix(subject, atlas, measure):
+    """Path of one functional connectome."""
+    return deriv(subject, "func", "relmat", ".tsv", task=TASK, atlas=atlas, meas=measure)
+
+
+def fc_candidates():
+    """Participants whose BOLD goes into the FC stage (fMRIPrep mode: every listed participant
+    with an fMRIPrep run; the others are logged)."""
+    if not FMRIPREP_DIR:
+        return subjects_with("use_fc")
+    found = []
+    for pid in inventory()["participant_id"].unique():
+        try:
+            fmriprep_run(pid[4:])
+            found.append(pid[4:])
+        except BIDSError as error:
+            logger.warning(f"{pid}: left out of the FC stage: {error}")
+    return sorted(found)
+
+
+def fc_kept_subjects():
+    """Participants whose run passed scrubbing (reads each bold_censoring checkpoint)."""
+    kept = []
+    for subject in fc_candidates():
+        decision = checkpoints.bold_censoring.get(subject=subject).output.sidecar
+        if json.loads(Path(decision).read_text())["Included"]:
+            kept.append(subject)
+    return kept
+
+
+def all_fc_decisions(wildcards):
+    """Every candidate's scrubbing decision (and, without fMRIPrep, its preprocessed run), named up
+    front so that all BOLD jobs run in parallel (asked only through the checkpoint, they would
+    come one subject at a time)."""
+    subjects = fc_candidates()
+    preprocessed = [] if FMRIPREP_DIR else outputs_of(rules.preprocess_bold, subjects)
+    return preprocessed + [deriv(s, "func", "outliers", ".json", task=TASK) for s in subjects]
+
+
+def all_fc_outputs(wildcards):
+    """Every functional connectome of the runs kept after scrubbing."""
+    return [fc_matrix(s, a, m) for s in fc_kept_subjects() for a in ATLASES for m in FC_MEASURES]
+
+
+def all_fc_figures(wildcards):
+    """The FC QC figure of every run kept after scrubbing, every atlas."""
+    return [
+        deriv(s, "figures", "qc", ".png", task=TASK, atlas=a, desc="fc") for s in fc_kept_subjects() for a in ATLASES
+    ]

@@ -1,0 +1,107 @@
+# Input functions of the model stages' rules (workflow/rules/model.smk).
+from pathlib import Path
+
+import pandas as pd
+from snakemake.logging import logger
+
+from connex.evaluation.splits import can_cross_validate, min_subjects_per_class, trainings_per_split
+from connex.model.weighting import modality_weighting
+
+
+def model_weighting():
+    """Edge weighting of each modality; the FC stage's matrices already hold Fisher z values when
+    fc.fisher_z is on (a connectomes_dir's are read as they are)."""
+    return modality_weighting(MODEL["fc_measure"], fc_is_fisher_z=config["fc"]["fisher_z"] and not CONNECTOMES_DIR)
+
+
+def model_connectome_files(wildcards):
+    """participant_id -> {"sc": path, "fc": path} of the connectomes this workflow makes for the
+    labelled participants (empty with connectomes_dir: the dataset stage searches that folder)."""
+    if CONNECTOMES_DIR:
+        return {}
+    table = inventory()
+    labelled = set(table.loc[table["use_model"], "participant_id"])
+    files = {}
+    for subject in subjects_with("use_sc"):
+        if f"sub-{subject}" in labelled:
+            files.setdefault(f"sub-{subject}", {})["sc"] = sc_matrix(subject, MODEL_ATLAS, MODEL["sc_weight"])
+    for subject in fc_kept_subjects():
+        if f"sub-{subject}" in labelled:
+            files.setdefault(f"sub-{subject}", {})["fc"] = fc_matrix(subject, MODEL_ATLAS, MODEL["fc_measure"])
+    return files
+
+
+def model_dataset_inputs(wildcards):
+    """The connectome files (or, with connectomes_dir, its participants.tsv) the dataset reads."""
+    if CONNECTOMES_DIR:  # every relmat of the atlas, so that a changed matrix reruns the model stages
+        files = sorted(str(p) for p in Path(CONNECTOMES_DIR).glob(f"sub-*/**/*_atlas-{MODEL_ATLAS}_*relmat.tsv"))
+        return {"participants": str(Path(CONNECTOMES_DIR) / "participants.tsv"), "connectomes": files}
+    files = model_connectome_files(wildcards)
+    return {
+        "participants": rules.synthesize_demo.output.bids if IS_DEMO else str(BIDS_DIR / "participants.tsv"),
+        "connectomes": sorted(p for f in files.values() for p in f.values()),
+    }
+
+
+def model_dataset_params(wildcards, input):
+    """Where participants.tsv and the connectomes are, and which files to read."""
+    if CONNECTOMES_DIR:
+        return {"root": CONNECTOMES_DIR, "participants_dir": CONNECTOMES_DIR, "files": None}
+    return {"root": str(DERIVATIVES), "participants_dir": str(BIDS_DIR), "files": model_connectome_files(wildcards)}
+
+
+def model_splits():
+    """Split names (after the cv_splits checkpoint has run)."""
+    table = pd.read_csv(checkpoints.cv_splits.get().output.splits, sep="\t", usecols=["split"])
+    return sorted(table["split"].unique())
+
+
+def fold_file(kind, extension=".tsv"):
+    """Path pattern of one split's table (wildcard split)."""
+    return group(f"folds/split-{{split}}_{kind}{extension}")
+
+
+def all_fold_files(kind):
+    """An input function: one kind of table of every split."""
+
+    def files(wildcards):
+        return [fold_file(kind).format(split=s) for s in model_splits()]
+
+    return files
+
+
+def train_fold_runtime(wildcards):
+    """Minutes a split's job may run: an hour for the six models, times the trainings of each
+    (permutations, or a nested search); a cluster kills a job past its runtime."""
+    cv = MODEL["cv"]
+    return 60 * trainings_per_split(search=cv["search"], inner_folds=cv["inner_folds"], permutations=cv["permutations"])
+
+
+def checkpoint_folder(wildcards, output):
+    """Folder of a split's model checkpoints (None when no graph model is compared)."""
+    files = [output[f"checkpoint_{m}"] for m in GRAPH_MODELS]
+    return str(Path(files[0]).parent) if files else None
+
+
+_MODEL_WARNED = []
+
+
+def model_is_possible():
+    """Whether the labelled participants of the inventory can fill the cross-validation. If not
+    (an unlabelled or one-class dataset, such as a single volunteer), the model stages are left
+    out of `all` and of the report with one warning, and the connectome stages still run."""
+    if CONNECTOMES_DIR:
+        return True
+    table = inventory()
+    counts = table.loc[table["use_model"], "label"].value_counts()
+    cv = MODEL["cv"]
+    possible = can_cross_validate(counts, scheme=cv["scheme"], n_folds=cv["folds"])
+    if not possible and not _MODEL_WARNED:
+        _MODEL_WARNED.append(True)
+        needed = min_subjects_per_class(cv["scheme"], cv["folds"])
+        logger.warning(
+            f"Model stages left out: the labelled participants are {counts.to_dict() or 'none'}; "
+            f"{cv['folds']}-fold cross-validation needs at least {needed} of each of "
+            f"{config['classes']}. `snakemake model` runs them anyway (and says why they fail)."
+        )
+    return possible

@@ -1,0 +1,61 @@
+# Input functions of the report's rules (workflow/rules/report.smk), and the targets of `all`.
+from connex.report.cohort_qc import qc_sidecars, sidecars_written
+
+
+def cohort_qc_params(wildcards):
+    """participant_id -> {stage: JSON path} of the QC sidecars this run makes for each participant
+    (only those: a stale file of a stage that no longer runs for a participant is never read)."""
+    stages = {
+        "anat": set(subjects_with("use_anat")),
+        "sc": set(subjects_with("use_sc")),
+        "fc": set(fc_candidates()),
+        "fc_kept": set(fc_kept_subjects()),
+    }
+    # The matrices the model reads, where this run makes them.
+    atlas = MODEL_ATLAS if MODEL_ATLAS in ATLASES else ATLASES[0]
+    fc_measure = MODEL["fc_measure"] if MODEL["fc_measure"] in FC_MEASURES else FC_MEASURES[0]
+    table = {}
+    for pid in inventory()["participant_id"].unique():
+        subject = pid[4:]
+        files = qc_sidecars(
+            DERIVATIVES, subject, atlas=atlas, task=TASK, sc_weight=MODEL["sc_weight"], fc_measure=fc_measure
+        )
+        written = sidecars_written(subject, **stages, fmriprep=bool(FMRIPREP_DIR))
+        table[pid] = {stage: str(path) for stage, path in files.items() if written[stage]}
+    return table
+
+
+def cohort_qc_inputs(wildcards):
+    """Every QC sidecar the cohort QC table reads."""
+    return sorted({path for files in cohort_qc_params(wildcards).values() for path in files.values()})
+
+
+def report_model_inputs(wildcards):
+    """The model results the report shows (none when the model stages cannot run)."""
+    if not model_is_possible():
+        return {}
+    out = rules.model_results.output
+    return {"metrics": out.metrics, "model_figures": [out.roc, out.confusion, out.importance]}
+
+
+def all_static_outputs(wildcards):
+    """Targets of `all` known before any checkpoint: the report (metrics.tsv with connectomes_dir).
+    Kept apart from the per-subject targets, so a dry run lists them."""
+    if CONNECTOMES_DIR:
+        return [rules.model_results.output.metrics]
+    return [rules.report.output.html]
+
+
+def all_subject_outputs(wildcards):
+    """Every per-subject output and metrics.tsv (after the inventory checkpoint); none with
+    connectomes_dir."""
+    if CONNECTOMES_DIR:
+        return []
+    model = [rules.model_results.output.metrics] if model_is_possible() else []
+    return [
+        *all_anat_outputs(wildcards),
+        *all_sc_outputs(wildcards),
+        *all_fc_decisions(wildcards),
+        *all_fc_outputs(wildcards),
+        *model,
+    ]
