@@ -192,34 +192,28 @@ def test_graph_defaults_are_the_schema_defaults(schema):
     assert_defaults(schema, keyword_defaults(build_graphs), keys)
 
 
-#: ConneX's constructor defaults that differ from the config's tuned ones (the workflow always
-#: passes every architecture key, so these apply only to direct use of the class).
-CONNEX_DIFFERENT = {"hidden": 64, "layers": 2, "dropout": 0.2}
-
-
-def test_known_differences_from_the_schema(schema):
-    """Keyword defaults that differ from the schema's; the workflow always passes these keys."""
+def test_preprocessing_defaults_are_the_schema_defaults(schema):
     from connex.functional.preprocess import preprocess_bold
     from connex.structural.preprocess import preprocess_dwi
 
-    assert keyword_defaults(preprocess_dwi)["motion_correction"] is True
-    assert default(schema, "sc.motion_correction") is False
-    assert keyword_defaults(preprocess_bold)["slice_timing"] is False
-    assert default(schema, "fc.slice_timing") is True
-    assert_defaults(schema, keyword_defaults(preprocess_bold), {"dummy_scans": "fc.dummy_scans",
+    assert_defaults(schema, keyword_defaults(preprocess_dwi), {"motion_correction": "sc.motion_correction",
+                                                               "gibbs": "sc.gibbs_unringing",
+                                                               "denoise_method": "sc.denoise"})
+    assert_defaults(schema, keyword_defaults(preprocess_bold), {"slice_timing": "fc.slice_timing",
+                                                                "dummy_scans": "fc.dummy_scans",
                                                                 "min_volumes": "fc.min_volumes",
                                                                 "n_compcor": "fc.n_compcor"})
 
 
-def test_architecture_defaults_are_the_schema_defaults(schema):
-    from connex.model.architectures import ConneX
+@pytest.mark.parametrize("model", ["ConneX", "EarlyFusionGNN"])
+def test_architecture_defaults_are_the_schema_defaults(schema, model):
+    from connex.model import architectures
 
-    python = keyword_defaults(ConneX.__init__)
+    python = keyword_defaults(getattr(architectures, model).__init__)
     properties = schema["properties"]["model"]["properties"]["architecture"]["properties"]
-    assert set(properties) <= set(python)
-    assert {name: python[name] for name in CONNEX_DIFFERENT} == CONNEX_DIFFERENT
-    assert_defaults(schema, python, {name: f"model.architecture.{name}" for name in properties
-                                     if name not in CONNEX_DIFFERENT})
+    if model == "ConneX":
+        assert set(properties) <= set(python)
+    assert_defaults(schema, python, {name: f"model.architecture.{name}" for name in properties if name in python})
 
 
 def test_dwi_and_connectome_defaults_are_the_schema_defaults(schema):

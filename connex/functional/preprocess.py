@@ -58,7 +58,7 @@ class BoldPreprocResult:
 
 def preprocess_bold(path: str | Path, metadata: dict, t1w_preproc: nib.Nifti1Image, t1w_mask: nib.Nifti1Image,
                     tissue_maps: dict[str, nib.Nifti1Image], *, dummy_scans: int = 0, min_volumes: int = 10,
-                    slice_timing: bool = False, n_compcor: int = 10) -> BoldPreprocResult:
+                    slice_timing: bool = True, n_compcor: int = 10) -> BoldPreprocResult:
     """Steps 1-6 of the module docstring for one run."""
     seconds: dict[str, float] = {}
     start = time.perf_counter()

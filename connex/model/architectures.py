@@ -87,8 +87,8 @@ class ConneX(nn.Module):
         One per modality and ``"fused"``.
     """
 
-    def __init__(self, n_regions: int, in_dims: dict[str, int], *, backbone: str = "gcn", hidden: int = 64,
-                 layers: int = 2, dropout: float = 0.2, attention_heads: int = 4, mixer_blocks: int = 2,
+    def __init__(self, n_regions: int, in_dims: dict[str, int], *, backbone: str = "gcn", hidden: int = 32,
+                 layers: int = 1, dropout: float = 0.3, attention_heads: int = 4, mixer_blocks: int = 2,
                  mixer_expansion: int = 2, edge_mask: bool = False, pooling: str = "region",
                  n_classes: int = 2):
         super().__init__()
@@ -173,8 +173,8 @@ class EarlyFusionGNN(nn.Module):
         As in :class:`ConneX`.
     """
 
-    def __init__(self, n_regions: int, in_dim: int, *, backbone: str = "gcn", hidden: int = 64,
-                 layers: int = 2, dropout: float = 0.2, pooling: str = "region", n_classes: int = 2):
+    def __init__(self, n_regions: int, in_dim: int, *, backbone: str = "gcn", hidden: int = 32,
+                 layers: int = 1, dropout: float = 0.3, pooling: str = "region", n_classes: int = 2):
         super().__init__()
         self.n_regions = n_regions
         self.backbone = GraphBackbone(in_dim, hidden, kind=backbone, layers=layers, dropout=dropout)

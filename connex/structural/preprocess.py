@@ -211,7 +211,7 @@ class DWIPreprocResult:
 
 
 def preprocess_dwi(paths: list[str | Path], t1w_preproc: nib.Nifti1Image, t1w_mask: nib.Nifti1Image, *,
-                   denoise_method: str = "mppca", gibbs: bool = False, motion_correction: bool = True,
+                   denoise_method: str = "mppca", gibbs: bool = False, motion_correction: bool = False,
                    b0_threshold: float = B0_THRESHOLD) -> DWIPreprocResult:
     """Steps 1-6 of the module docstring for one subject's runs."""
     metrics: dict = {"runs": [str(p) for p in paths], "denoise": denoise_method, "gibbs_unringing": gibbs,
