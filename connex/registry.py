@@ -74,6 +74,9 @@ CORRELATION_MEASURES = ("correlation", "partialcorrelation")
 #: A labelled subject without a modality (``model.missing_modality``): left out, or an error.
 MISSING_POLICIES = ("exclude", "error")
 
+#: A connectome with NaN cells (``model.missing_edges``): subject left out, NaN edges set to 0, or an error.
+MISSING_EDGE_POLICIES = ("exclude", "zero", "error")
+
 #: How a raw matrix becomes edge weights (:func:`connex.model.graphs.edge_weights`).
 EDGE_WEIGHTINGS = ("log1p", "fisher_z", "none")
 
@@ -137,3 +140,26 @@ MODEL_SPECS = {spec.name: spec for spec in (
 MODELS = tuple(MODEL_SPECS)
 GRAPH_MODELS = tuple(name for name, spec in MODEL_SPECS.items() if spec.kind == "graph")
 LINEAR_MODELS = tuple(name for name, spec in MODEL_SPECS.items() if spec.kind == "linear")
+
+
+def usable_models(requested: list[str] | tuple[str, ...], modalities: list[str] | tuple[str, ...]
+                  ) -> tuple[list[str], list[str]]:
+    """Which of the ``requested`` models a cohort with these ``modalities`` can train.
+
+    A graph model needs every modality it reads (``connex`` needs SC and FC; ``connex_fc`` only
+    FC); a linear baseline reads the edges of whichever of its modalities the cohort has (FC
+    edges alone on an FC-only cohort, SC and FC edges side by side otherwise).
+
+    Returns
+    -------
+    kept, left_out : list of str
+        In the order requested.
+    """
+    present = set(modalities)
+    kept, left_out = [], []
+    for name in requested:
+        spec = MODEL_SPECS[name]
+        needed = set(spec.modalities)
+        ok = needed <= present if spec.kind == "graph" else bool(needed & present)
+        (kept if ok else left_out).append(name)
+    return kept, left_out

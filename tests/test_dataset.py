@@ -264,3 +264,52 @@ def test_negative_sc_and_three_classes_are_errors(tmp_path, rng):
         build_dataset(tmp_path, atlas="toy")
     with pytest.raises(ValueError, match="binary classifier"):
         build_dataset(tmp_path, atlas="toy", classes=("HC", "SZ", "BP"))
+
+
+def test_fc_only_cohort_reads_fc_alone_and_saves_its_modalities(tmp_path, rng):
+    make_connectomes(tmp_path, rng, labels=("HC", "SZ") * 3)
+    for sc in tmp_path.glob("sub-*/dwi/*_relmat.tsv"):  # an FC-only cohort: no SC at all
+        sc.unlink()
+    with pytest.raises(ConnectomeError, match="0 usable; left out: {'missing SC': 6}"):
+        build_dataset(tmp_path, atlas="toy")  # the paired default still needs SC
+    dataset, table = build_dataset(tmp_path, atlas="toy", modalities=["fc"])
+    assert dataset.modalities == ("fc",) and len(dataset.subjects) == 6 and table["included"].all()
+    expected = read_relmat(tmp_path / "sub-03" / "func" / "sub-03_task-rest_atlas-toy_meas-correlation_relmat.tsv")[0]
+    assert np.array_equal(dataset.matrices("fc")[2], expected) and dataset.sc.shape == (6, 0, 0)
+    with pytest.raises(ConfigError, match="'modality' must be one of {'fc'}; 'sc' was provided."):
+        dataset.matrices("sc")
+    again = ConnectomeDataset.load(dataset.save(tmp_path / "dataset.npz"))
+    assert again.modalities == ("fc",) and np.array_equal(again.fc, dataset.fc)
+    with pytest.raises(ConfigError, match="'modalities' must be one of"):
+        build_dataset(tmp_path, atlas="toy", modalities=["dti"])
+
+
+def test_sc_only_subject_is_used_by_an_sc_only_model_and_left_out_of_a_paired_one(tmp_path, rng):
+    make_connectomes(tmp_path, rng, labels=("HC", "SZ") * 3)
+    (tmp_path / "sub-04" / "func" / "sub-04_task-rest_atlas-toy_meas-correlation_relmat.tsv").unlink()
+    paired, table = build_dataset(tmp_path, atlas="toy")
+    assert "sub-04" not in paired.subjects and table.set_index("participant_id").loc["sub-04", "reason"] == "missing FC"
+    sc_only, _ = build_dataset(tmp_path, atlas="toy", modalities=("sc",))
+    assert "sub-04" in sc_only.subjects and sc_only.modalities == ("sc",) and sc_only.fc.shape == (6, 0, 0)
+
+
+def test_nan_edges_leave_the_subject_out_or_become_zero_as_the_policy_says(tmp_path, rng):
+    make_connectomes(tmp_path, rng, labels=("HC", "SZ") * 3)
+    path = tmp_path / "sub-05" / "func" / "sub-05_task-rest_atlas-toy_meas-correlation_relmat.tsv"
+    fc, _ = read_relmat(path)
+    lines = path.read_text().splitlines()  # region 3 without signal: its row and column are n/a
+    cells = [line.split("\t") for line in lines]
+    for i in range(1, N + 1):
+        cells[i][2] = cells[3][i - 1] = "n/a"
+    path.write_text("\n".join("\t".join(row) for row in cells) + "\n")
+    dataset, table = build_dataset(tmp_path, atlas="toy")
+    reason = table.set_index("participant_id").loc["sub-05", "reason"]
+    assert "sub-05" not in dataset.subjects and reason == f"NaN edges (FC {path}: {2 * N - 1} NaN cells)"
+    zeroed, _ = build_dataset(tmp_path, atlas="toy", missing_edges="zero")
+    matrix = zeroed.matrices("fc")[zeroed.subjects.index("sub-05")]
+    assert (matrix[2] == 0).all() and (matrix[:, 2] == 0).all()
+    keep = np.ones(N, bool)
+    keep[2] = False
+    assert np.array_equal(matrix[np.ix_(keep, keep)], fc[np.ix_(keep, keep)])
+    with pytest.raises(ConnectomeError, match="sub-05: .*NaN or Inf value"):
+        build_dataset(tmp_path, atlas="toy", missing_edges="error")

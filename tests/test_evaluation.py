@@ -8,7 +8,14 @@ import torch
 from connex.errors import ConfigError, ConnectomeError
 from connex.evaluation.baselines import edge_vectors, fit_linear
 from connex.evaluation.folds import build_graphs, run_fold
-from connex.evaluation.metrics import classification_metrics, fold_metrics, summarise_metrics
+from connex.evaluation.metrics import (
+    BASELINE_COLUMNS,
+    classification_metrics,
+    compare_to_baseline,
+    corrected_resampled_ttest,
+    fold_metrics,
+    summarise_metrics,
+)
 from connex.evaluation.splits import (
     can_cross_validate,
     make_splits,
@@ -176,6 +183,55 @@ def test_summary_gives_mean_and_sd_over_splits_and_a_permutation_p_value():
     assert summary["p_value"] == pytest.approx((1 + 1) / (1 + 4))  # one permutation reaches 0.9
 
 
+def test_corrected_resampled_ttest_by_hand():
+    from scipy import stats
+
+    d = np.array([0.1, 0.2, 0.0, 0.1])  # mean 0.1, sample variance 0.02 / 3
+    t, p = corrected_resampled_ttest(d, test_fraction=0.2)  # n_test / n_train = 0.2 / 0.8
+    expected_t = 0.1 / np.sqrt((1 / 4 + 0.25) * (0.02 / 3))
+    assert t == pytest.approx(expected_t) and t == pytest.approx(np.sqrt(3))
+    assert p == pytest.approx(2 * stats.t.sf(expected_t, df=3))
+    # the plain one-sample t-test ignores the overlap of training sets: here (1/J + 1/4) / (1/J) = 2,
+    # so its t is sqrt(2) times larger, and it would call the difference significant at 0.1
+    plain = stats.ttest_1samp(d, 0.0)
+    assert plain.statistic == pytest.approx(0.1 / np.sqrt(0.02 / 3 / 4)) == pytest.approx(t * np.sqrt(2))
+    assert plain.pvalue < 0.1 < p
+    assert corrected_resampled_ttest(-d, test_fraction=0.2) == pytest.approx((-t, p))  # two-sided
+    assert all(np.isnan(corrected_resampled_ttest(np.full(4, 0.1), test_fraction=0.2)))  # no variance
+    assert all(np.isnan(corrected_resampled_ttest(np.array([0.1]), test_fraction=0.2)))
+    with pytest.raises(ValueError, match="'test_fraction' must be between 0 and 1"):
+        corrected_resampled_ttest(d, test_fraction=1.0)
+    with pytest.raises(ValueError, match="without NaN"):
+        corrected_resampled_ttest(np.array([0.1, np.nan]), test_fraction=0.2)
+
+
+def test_graph_models_are_compared_to_the_best_baseline_split_by_split():
+    splits = ["r01f01", "r01f02", "r01f03", "r01f04", "r02f01"]
+    auc = {"connex": [0.8, 0.8, 0.8, 0.85, 0.9],
+           "connex_fc": [0.6, np.nan, 0.9, 0.75, 0.5],  # one class in its r01f02 test fold
+           "logistic_regression": [0.7, 0.6, 0.8, 0.75, np.nan],  # mean 0.7125 over its 4 defined splits
+           "linear_svm": [0.6, 0.6, 0.7, 0.7, 0.9]}  # mean 0.7
+    per_fold = pd.DataFrame([{"model": m, "split": s, "n_test": 10, "roc_auc": a}
+                             for m, values in auc.items() for s, a in zip(splits, values)])
+    table = compare_to_baseline(per_fold, n_subjects=50).set_index("model")
+    assert list(table.reset_index().columns) == ["model", *BASELINE_COLUMNS]
+    assert table.index.tolist() == ["connex", "connex_fc", "logistic_regression", "linear_svm"]
+    connex = table.loc["connex"]  # r02f01 dropped: the baseline's AUC is undefined there
+    assert connex["best_baseline"] == "logistic_regression" and connex["n_splits_paired"] == 4
+    assert connex["auc_diff_mean"] == pytest.approx(0.1)  # differences 0.1, 0.2, 0.0, 0.1
+    assert connex["auc_diff_std"] == pytest.approx(np.sqrt(0.02 / 3))
+    assert connex["splits_won"] == 3 and connex["splits_tied"] == 1
+    t, p = corrected_resampled_ttest(np.array([0.1, 0.2, 0.0, 0.1]), test_fraction=10 / 50)
+    assert connex["auc_diff_t"] == pytest.approx(t) and connex["auc_diff_p"] == pytest.approx(p)
+    fc = table.loc["connex_fc"]  # differences -0.1, 0.1, 0.0 on r01f01, r01f03, r01f04
+    assert fc["n_splits_paired"] == 3 and fc["auc_diff_mean"] == pytest.approx(0.0)
+    assert fc["splits_won"] == 1 and fc["splits_tied"] == 1
+    assert table.loc[["logistic_regression", "linear_svm"]].isna().all().all()  # baselines: empty
+    # without a baseline the columns are still there, empty
+    alone = compare_to_baseline(per_fold[per_fold["model"] == "connex"], n_subjects=50)
+    assert list(alone.columns) == ["model", *BASELINE_COLUMNS] and alone.iloc[0, 1:].isna().all()
+
+
 def test_device_auto_is_cpu_without_cuda():
     if torch.cuda.is_available():
         assert resolve_device("auto").type == "cuda"
@@ -265,3 +321,24 @@ def test_saliency_in_batches_equals_one_batch_and_leaves_no_parameter_gradients(
     assert all(np.allclose(small[k], whole[k], atol=1e-6) for k in small)
     assert np.allclose(small["fc"], small["fc"].T) and small["fc"].max() > 0
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_fc_only_dataset_trains_the_fc_models_on_fc_edges_alone(rng):
+    torch.set_num_threads(1)
+    paired = toy_dataset(rng, n_subjects=40)
+    n_subjects = len(paired.subjects)
+    dataset = ConnectomeDataset(participants=paired.participants, classes=paired.classes, regions=paired.regions,
+                                sc=np.zeros((n_subjects, 0, 0)), fc=paired.fc, modalities=("fc",))
+    iu = np.triu_indices(N, 1)
+    assert np.allclose(edge_vectors(dataset), np.arctanh(np.clip(paired.fc[:, iu[0], iu[1]], -0.999999, 0.999999)))
+    assert edge_vectors(dataset).shape == (n_subjects, N * (N - 1) // 2)
+    splits = make_splits(dataset, n_folds=4, n_repeats=1)
+    models = ["connex_fc", "logistic_regression", "linear_svm"]
+    out = run_fold(dataset, splits, "r01f01", models=models, graph_params=GRAPH, model_params=SMALL,
+                   train_params=FAST)
+    assert sorted(set(out["predictions"]["model"])) == sorted(models)
+    coefficients = out["importance"][out["importance"]["model"] == "logistic_regression"]
+    assert set(coefficients["modality"]) == {"fc"} and len(coefficients) == len(iu[0])
+    with pytest.raises(ConfigError, match=r"\['connex'\] need a modality this dataset lacks"):
+        run_fold(dataset, splits, "r01f01", models=["connex"], graph_params=GRAPH, model_params=SMALL,
+                 train_params=FAST)

@@ -31,6 +31,8 @@ ENUMS = {
     "fc.covariance_estimator": registry.COVARIANCE_ESTIMATORS,
     "model.sc_weight": registry.SC_WEIGHTS,
     "model.fc_measure": registry.FC_MEASURES,
+    "model.modalities[]": registry.MODALITIES,
+    "model.missing_edges": registry.MISSING_EDGE_POLICIES,
     "model.missing_modality": registry.MISSING_POLICIES,
     "model.compare[]": registry.MODELS,
     "model.graph.sparsify": registry.SPARSIFY,
@@ -257,3 +259,11 @@ def test_synthetic_cohort_defaults_are_the_demo_defaults(schema):
     # n_subjects is 8 (the `connex synth` default) where the workflow's demo makes 6.
     assert fields["n_subjects"] == 8 and default(schema, "demo.subjects") == 6
     assert_defaults(schema, fields, {"seed": "demo.seed", "n_sites": "demo.sites", "n_regions": "demo.regions"})
+
+
+def test_usable_models_follow_the_cohorts_modalities():
+    everything = list(registry.MODELS)
+    assert registry.usable_models(everything, ["sc", "fc"]) == (everything, [])
+    assert registry.usable_models(everything, ["fc"]) == (
+        ["connex_fc", "logistic_regression", "linear_svm"], ["connex", "connex_sc", "early_fusion"])
+    assert registry.usable_models(["linear_svm", "connex_sc"], ("sc",)) == (["linear_svm", "connex_sc"], [])

@@ -5,12 +5,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from connex.inputs.bids import build_inventory  # noqa: E402
 from connex.inputs.io import write_tsv  # noqa: E402
 from connex.report.cohort_qc import cohort_qc_table  # noqa: E402
-from connex.report.html import write_report  # noqa: E402
+from connex.report.html import _metrics_html, write_report  # noqa: E402
 from tests.browser import CHROMIUM, screenshot  # noqa: E402
 from tests.test_cohort_qc import write_subject  # noqa: E402
 
@@ -51,3 +52,23 @@ def test_report_renders_in_headless_chromium(tiny_cohort, tmp_path):
     assert ink.mean() > 0.005  # text and tables drawn, not a blank page
     flagged = np.abs(picture[..., :3] - FLAGGED_RGB).max(-1) < 0.02
     assert flagged.sum() > 200  # the flagged cell's red background, as the browser drew it
+
+
+def test_metrics_table_shows_each_graph_models_difference_to_the_best_baseline(tmp_path):
+    metrics = ("roc_auc", "balanced_accuracy", "accuracy", "sensitivity", "specificity", "f1")
+    table = pd.DataFrame({"model": ["connex", "connex_sc", "logistic_regression"], "n_splits": 15,
+                          **{f"{m}_{s}": 0.5 for m in metrics for s in ("mean", "std")},
+                          "best_baseline": ["logistic_regression", "logistic_regression", None],
+                          "n_splits_paired": pd.array([15, 14, None], dtype="Int64"),
+                          "auc_diff_mean": [0.031, -0.02, np.nan], "auc_diff_std": [0.05, 0.04, np.nan],
+                          "splits_won": pd.array([9, 5, None], dtype="Int64"),
+                          "splits_tied": pd.array([0, 2, None], dtype="Int64"),
+                          "auc_diff_t": [1.3, -0.9, np.nan], "auc_diff_p": [0.2113, 0.38, np.nan]})
+    page = _metrics_html(write_tsv(table, tmp_path / "metrics.tsv"))  # written with n/a, as metrics.tsv is
+    assert "<th>vs best linear baseline</th>" in page
+    assert "<td>+0.031 AUC vs logistic regression (wins 9/15 splits, p = 0.21)</td>" in page
+    assert "<td>-0.020 AUC vs logistic regression (wins 5/14 splits, 2 tied, p = 0.38)</td>" in page
+    assert page.count("<td></td>") == 1  # the baseline's own row
+    assert "corrected resampled t-test" in page and "picked on the same test folds" in page
+    old = _metrics_html(write_tsv(table.iloc[:, :14], tmp_path / "old.tsv"))  # before the comparison existed
+    assert "best linear baseline" not in old and "<td>0.500 ± 0.500</td>" in old

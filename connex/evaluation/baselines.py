@@ -14,16 +14,17 @@ from sklearn.svm import LinearSVC
 from connex.errors import check_choice
 from connex.model.dataset import ConnectomeDataset
 from connex.model.graphs import WEIGHTING, edge_weights
-from connex.registry import LINEAR_MODELS, MODALITIES
+from connex.registry import LINEAR_MODELS
 
 
 def edge_vectors(dataset: ConnectomeDataset, weighting: dict[str, str] | None = None) -> np.ndarray:
-    """Vectorised upper triangles of SC and FC edge weights (default log1p SC, Fisher-z FC),
-    ``(s, n (n - 1))``: the features of the linear baselines."""
+    """Vectorised upper triangles of the dataset's SC and FC edge weights (default log1p SC,
+    Fisher-z FC), side by side in :data:`connex.registry.MODALITIES` order, ``(s, m n (n - 1) / 2)``
+    for ``m`` modalities: the features of the linear baselines."""
     weighting = {**WEIGHTING, **(weighting or {})}
     n = len(dataset.regions)
     iu = np.triu_indices(n, 1)
-    parts = [edge_weights(dataset.matrices(m), weighting[m])[:, iu[0], iu[1]] for m in MODALITIES]
+    parts = [edge_weights(dataset.matrices(m), weighting[m])[:, iu[0], iu[1]] for m in dataset.modalities]
     return np.concatenate(parts, axis=1)
 
 

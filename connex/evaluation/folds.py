@@ -41,7 +41,7 @@ from connex.model.training import (
     train_model,
     validation_split,
 )
-from connex.registry import FUSED, GRAPH_MODELS, LINEAR_MODELS, MODALITIES, MODEL_SPECS, MODELS
+from connex.registry import FUSED, GRAPH_MODELS, LINEAR_MODELS, MODEL_SPECS, MODELS, usable_models
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def build_graphs(dataset: ConnectomeDataset, train: np.ndarray, *, sparsify: str
     """
     weighting = {**WEIGHTING, **(weighting or {})}
     graphs = {}
-    for modality in MODALITIES:
+    for modality in dataset.modalities:
         transform = GraphTransform(weighting[modality], sparsify=sparsify, k=k, density=density, clip=clip)
         transform.fit(dataset.matrices(modality)[train])
         graphs[modality] = transform.transform(dataset.matrices(modality))
@@ -119,6 +119,10 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
     """
     for name in models:
         check_choice("models", name, MODELS)
+    usable, left_out = usable_models(models, dataset.modalities)
+    if left_out:
+        raise ConfigError(f"{left_out} need a modality this dataset lacks (it has {list(dataset.modalities)}); "
+                          f"the models it can train are {usable}.")
     if search and permutations:
         raise ConfigError("A permutation test with a nested search would need the search rerun for every "
                           "permutation (otherwise the null is a different procedure); use one or the other.")
@@ -157,10 +161,9 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
             estimator = fit_linear(name, X, y, train, seed)
             score, predicted = linear_scores(estimator, X[test])
             if name == "logistic_regression":
-                coef = np.abs(estimator[-1].coef_.ravel())
-                half = len(iu[0])
-                importance.append(edge_table(name, "sc", "coefficient", coef[:half], iu))
-                importance.append(edge_table(name, "fc", "coefficient", coef[half:], iu))
+                coef = np.abs(estimator[-1].coef_.ravel()).reshape(len(dataset.modalities), len(iu[0]))
+                for modality, values in zip(dataset.modalities, coef, strict=True):
+                    importance.append(edge_table(name, modality, "coefficient", values, iu))
         info[f"{name}_seconds"] = round(time.perf_counter() - start, 2)
         predictions.append(pd.DataFrame({
             "split": split, "model": name, "participant_id": np.array(dataset.subjects)[test],

@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix
 
 from connex.evaluation.importance import region_importance
-from connex.evaluation.metrics import fold_metrics, roc_points, summarise_metrics
+from connex.evaluation.metrics import compare_to_baseline, fold_metrics, roc_points, summarise_metrics
 from connex.inputs.io import atomic_path, write_tsv
 from connex.registry import MODALITIES
 
@@ -39,12 +39,17 @@ def write_results(*, prediction_files: list, importance_files: list, permutation
                   importance_png: str | Path) -> pd.DataFrame:
     """Aggregate the folds of a cross-validation and write every cohort-level result.
 
-    Returns the summary table (``metrics.tsv``: mean and standard deviation over splits).
+    Returns the summary table (``metrics.tsv``: mean and standard deviation over splits, then
+    each graph model's paired AUC difference to the best linear baseline,
+    :data:`connex.evaluation.metrics.BASELINE_COLUMNS`).
     """
     predictions = _read_all(prediction_files)
     per_split = fold_metrics(predictions)
     permutations = _read_all(permutation_files)
     summary = summarise_metrics(per_split, permutations if len(permutations) else None)
+    # every subject is in a test fold once per repeat (k-fold) or once (leave-site-out)
+    n_subjects = predictions["participant_id"].nunique()
+    summary = summary.merge(compare_to_baseline(per_split, n_subjects=n_subjects), on="model", how="left")
     write_tsv(summary, metrics_tsv)
     write_tsv(per_split, metrics_per_split_tsv)
     write_tsv(predictions, predictions_tsv)
@@ -64,6 +69,10 @@ def write_results(*, prediction_files: list, importance_files: list, permutation
     for row in summary.itertuples():
         log.info("%-20s AUC %.3f +- %.3f, balanced accuracy %.3f +- %.3f", row.model, row.roc_auc_mean,
                  row.roc_auc_std, row.balanced_accuracy_mean, row.balanced_accuracy_std)
+        if isinstance(row.best_baseline, str):
+            log.info("%-20s vs %s: AUC difference %+.3f, won %s of %s splits (%s tied), corrected t-test p %.3g",
+                     "", row.best_baseline, row.auc_diff_mean, row.splits_won, row.n_splits_paired,
+                     row.splits_tied, row.auc_diff_p)
     return summary
 
 

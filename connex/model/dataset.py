@@ -26,7 +26,7 @@ import pandas as pd
 from connex.errors import ConfigError, ConnectomeError, check_choice
 from connex.inputs.bids import read_participants
 from connex.inputs.io import atomic_path, write_tsv
-from connex.registry import MISSING_POLICIES, MODALITIES
+from connex.registry import MISSING_EDGE_POLICIES, MISSING_POLICIES, MODALITIES
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,10 @@ class ConnectomeDataset:
     regions : list of str
         Region names in atlas order (``n``).
     sc, fc : ndarray (s, n, n)
-        Raw matrices as read (the graph transform is fitted later, per training fold).
+        Raw matrices as read (the graph transform is fitted later, per training fold); ``(s, 0, 0)``
+        for a modality the dataset does not have.
+    modalities : tuple of str
+        The modalities it has (``model.modalities``), in :data:`connex.registry.MODALITIES` order.
     """
 
     participants: pd.DataFrame
@@ -59,6 +62,7 @@ class ConnectomeDataset:
     sc: np.ndarray
     fc: np.ndarray
     metadata: dict = field(default_factory=dict)
+    modalities: tuple[str, ...] = MODALITIES
 
     @property
     def y(self) -> np.ndarray:
@@ -71,6 +75,7 @@ class ConnectomeDataset:
 
     def matrices(self, modality: str) -> np.ndarray:
         """The raw matrices of ``"sc"`` or ``"fc"``, ``(s, n, n)``."""
+        check_choice("modality", modality, self.modalities)
         return {"sc": self.sc, "fc": self.fc}[modality]
 
     def save(self, target: str | Path) -> Path:
@@ -80,7 +85,7 @@ class ConnectomeDataset:
                 np.savez_compressed(handle, sc=self.sc, fc=self.fc, regions=np.array(self.regions),
                                     classes=np.array(self.classes),
                                     participants=self.participants.to_csv(sep="\t", index=False),
-                                    metadata=repr(self.metadata))
+                                    metadata=repr(self.metadata), modalities=np.array(self.modalities))
         return Path(target)
 
     @classmethod
@@ -91,12 +96,19 @@ class ConnectomeDataset:
         with np.load(path, allow_pickle=False) as data:
             participants = pd.read_csv(StringIO(str(data["participants"])), sep="\t", dtype={
                 "participant_id": str, "label": str, "site": str, "sex": str})
+            # datasets written before model.modalities existed hold both
+            modalities = tuple(data["modalities"].tolist()) if "modalities" in data else MODALITIES
             return cls(participants=participants, classes=data["classes"].tolist(),
-                       regions=data["regions"].tolist(), sc=data["sc"], fc=data["fc"])
+                       regions=data["regions"].tolist(), sc=data["sc"], fc=data["fc"], modalities=modalities)
 
 
-def read_relmat(path: str | Path, *, subject: str = "", symmetric: bool = True) -> tuple[np.ndarray, list[str] | None]:
+def read_relmat(path: str | Path, *, subject: str = "", symmetric: bool = True, allow_nan: bool = False
+                ) -> tuple[np.ndarray, list[str] | None]:
     """Read one connectivity matrix TSV, with or without a header row of region names.
+
+    ``allow_nan``: return NaN cells (``n/a``, ``nan``: an edge of a region without signal, such as
+    XCP-D's low-coverage parcels) as NaN for the caller's policy, instead of raising. Inf is always
+    an error.
 
     Returns
     -------
@@ -107,7 +119,7 @@ def read_relmat(path: str | Path, *, subject: str = "", symmetric: bool = True) 
     Raises
     ------
     ConnectomeError
-        Unreadable, not square, non-numeric cells, NaN or Inf, or (``symmetric``) not symmetric;
+        Unreadable, not square, non-numeric cells, NaN (unless ``allow_nan``) or Inf, or (``symmetric``) not symmetric;
         the message names the subject and the file.
     """
     path = Path(path)
@@ -138,14 +150,14 @@ def read_relmat(path: str | Path, *, subject: str = "", symmetric: bool = True) 
     if regions is not None and len(regions) != matrix.shape[0]:
         raise ConnectomeError(f"{who}{path}: {len(regions)} region names in the header for a "
                               f"{matrix.shape[0]} x {matrix.shape[1]} matrix.")
-    bad = ~np.isfinite(matrix)
+    bad = np.isinf(matrix) if allow_nan else ~np.isfinite(matrix)
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise ConnectomeError(f"{who}{path}: {bad.sum()} NaN or Inf value(s) (first at row {i + 1}, "
                               f"column {j + 1}); a connectome must be finite.")
     if symmetric:
         scale = max(np.abs(matrix).max(), 1e-12)
-        asym = np.abs(matrix - matrix.T).max()
+        asym = np.nanmax(np.abs(matrix - matrix.T)) if not np.isnan(matrix).all() else 0.0
         if asym > _SYMMETRY_TOLERANCE * scale:
             i, j = np.unravel_index(np.argmax(np.abs(matrix - matrix.T)), matrix.shape)
             raise ConnectomeError(f"{who}{path}: the matrix is not symmetric (row {i + 1}, column {j + 1}: "
@@ -213,9 +225,11 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
                   task: str | None = "rest", participants_dir: str | Path | None = None,
                   label_column: str = "diagnosis", classes: tuple[str, ...] = ("HC", "SZ"),
                   site_column: str | None = "site", missing_modality: str = "exclude",
-                  subjects: list[str] | None = None, files: dict[str, dict[str, str]] | None = None
+                  subjects: list[str] | None = None, files: dict[str, dict[str, str]] | None = None,
+                  modalities: tuple[str, ...] | list[str] = MODALITIES, missing_edges: str = "exclude"
                   ) -> tuple[ConnectomeDataset, pd.DataFrame]:
-    """Pair every labelled participant's SC and FC matrices.
+    """Pair every labelled participant's SC and FC matrices (or read the one modality of a
+    one-modality cohort).
 
     Parameters
     ----------
@@ -228,7 +242,7 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
     label_column, classes, site_column
         As in :func:`connex.bids.read_participants`; ``age`` and ``sex`` columns are kept when present.
     missing_modality : {"exclude", "error"}
-        A labelled subject without one of the two connectomes is left out (logged, with the
+        A labelled subject without one of the ``modalities`` is left out (logged, with the
         reason in the returned table) or is an error.
     subjects : list of str, optional
         Restrict to these participant labels (without ``sub-``).
@@ -236,6 +250,13 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
         participant_id -> {"sc": path, "fc": path}: the exact files to read (the workflow passes
         the connectomes it made, so a stale file of an excluded run is never picked up); a
         participant or modality absent from it counts as missing. Default: search ``root``.
+    missing_edges : {"exclude", "zero", "error"}
+        A matrix with NaN cells (a region without signal in that subject): the subject is left out
+        with the reason (``exclude``), the NaN edges are set to 0, no connection (``zero``), or the
+        run stops (``error``).
+    modalities : sequence of str
+        The connectomes to read (``model.modalities``): both, or only ``"fc"`` or ``"sc"``; the
+        other is neither searched for nor required.
 
     Returns
     -------
@@ -250,10 +271,8 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
         Matrices of different sizes or region names, a bad matrix (see :func:`read_relmat`),
         a subject missing a modality under ``"error"``, fewer than two classes left.
     """
-    if len(classes) != 2:
-        raise ConfigError(f"ConneX is a binary classifier: 'classes' must name two labels (control first); "
-                          f"{list(classes)} was provided.")
-    check_choice("missing_modality", missing_modality, MISSING_POLICIES)
+    modalities = _check_options(classes, missing_modality, modalities)
+    check_choice("missing_edges", missing_edges, MISSING_EDGE_POLICIES)
     root = Path(root)
     participants = read_participants(participants_dir or root, label_column=label_column, classes=tuple(classes),
                                      site_column=site_column)
@@ -275,20 +294,26 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
             row["reason"] = f"no {label_column} (n/a)"
             continue
         if files is None:
-            found = {m: find_relmat(root, subject, m, atlas=atlas, meas=measures[m], task=task) for m in MODALITIES}
+            found = {m: find_relmat(root, subject, m, atlas=atlas, meas=measures[m], task=task) for m in modalities}
         else:
-            found = {m: files.get(participant_id, {}).get(m) for m in MODALITIES}
+            found = {m: files.get(participant_id, {}).get(m) for m in modalities}
         missing = [m.upper() for m, f in found.items() if f is None]
         if missing:
+            wanted = ", ".join(f"{m.upper()} '{measures[m]}'" for m in modalities)
             message = (f"{participant_id}: no {' or '.join(missing)} connectome "
-                       f"(atlas '{atlas}', SC '{sc_weight}', FC '{fc_measure}') under {root / participant_id}")
+                       f"(atlas '{atlas}', {wanted}) under {root / participant_id}")
             if missing_modality == "error":
                 raise ConnectomeError(message + "; set missing_modality: exclude to leave such subjects out.")
             row["reason"] = "missing " + " and ".join(missing)
             log.warning("%s: left out of the model.", message)
             continue
+        read = {m: read_relmat(path, subject=participant_id, allow_nan=missing_edges != "error")
+                for m, path in found.items()}
+        read, row["reason"] = _missing_edges(read, found, missing_edges, participant_id)
+        if read is None:
+            continue
         for modality, path in found.items():
-            matrix, regions = read_relmat(path, subject=participant_id)
+            matrix, regions = read[modality]
             if modality == "sc" and (matrix < 0).any():
                 raise ConnectomeError(f"{participant_id}: {path} has negative values (min {matrix.min():g}); SC "
                                       "weights must be non-negative (counts, densities, lengths, FA).")
@@ -321,11 +346,45 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
     dataset = ConnectomeDataset(
         participants=included.drop(columns=["included", "reason"]),
         classes=list(classes), regions=regions,
-        sc=np.stack(matrices["sc"]), fc=np.stack(matrices["fc"]),
-        metadata={"atlas": atlas, "sc_weight": sc_weight, "fc_measure": fc_measure, "task": task})
+        sc=_stack(matrices["sc"], len(included)), fc=_stack(matrices["fc"], len(included)),
+        metadata={"atlas": atlas, "sc_weight": sc_weight, "fc_measure": fc_measure, "task": task},
+        modalities=modalities)
     log.info("Connectome dataset: %d subjects (%s), %d regions; %d left out.", len(included),
              included["label"].value_counts().to_dict(), n, int((~table["included"]).sum()))
     return dataset, table
+
+
+def _check_options(classes, missing_modality: str, modalities) -> tuple[str, ...]:
+    """Validate :func:`build_dataset`'s choices; the modalities in registry order."""
+    if len(classes) != 2:
+        raise ConfigError(f"ConneX is a binary classifier: 'classes' must name two labels (control first); "
+                          f"{list(classes)} was provided.")
+    check_choice("missing_modality", missing_modality, MISSING_POLICIES)
+    for modality in modalities:
+        check_choice("modalities", modality, MODALITIES)
+    if not modalities:
+        raise ConfigError(f"'modalities' must name at least one of {list(MODALITIES)}; [] was provided.")
+    return tuple(m for m in MODALITIES if m in modalities)
+
+
+def _missing_edges(read: dict, found: dict, policy: str, participant_id: str) -> tuple[dict | None, str]:
+    """Apply ``model.missing_edges`` to one subject's matrices (modality -> (matrix, regions)):
+    ``(read, "")`` as they are or with NaN set to 0, or ``(None, reason)`` when the subject is left out."""
+    nan_cells = {m: int(np.isnan(matrix).sum()) for m, (matrix, _) in read.items()}
+    if not any(nan_cells.values()):
+        return read, ""
+    described = ", ".join(f"{m.upper()} {found[m]}: {count} NaN cells" for m, count in nan_cells.items() if count)
+    if policy == "exclude":
+        log.warning("%s: left out of the model: NaN edges (%s; model.missing_edges: exclude).", participant_id,
+                    described)
+        return None, f"NaN edges ({described})"
+    log.warning("%s: %s set to 0 (model.missing_edges: zero).", participant_id, described)
+    return {m: (np.nan_to_num(matrix, nan=0.0), regions) for m, (matrix, regions) in read.items()}, ""
+
+
+def _stack(matrices: list[np.ndarray], n_subjects: int) -> np.ndarray:
+    """``(s, n, n)``; ``(s, 0, 0)`` for a modality that was not read."""
+    return np.stack(matrices) if matrices else np.zeros((n_subjects, 0, 0))
 
 
 def write_dataset(dataset: ConnectomeDataset, table: pd.DataFrame, *, out_npz: str | Path, out_tsv: str | Path) -> None:

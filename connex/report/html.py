@@ -131,15 +131,39 @@ def _metrics_html(metrics_tsv: str | Path) -> str:
     header = "<th>model</th><th>splits</th>" + "".join(f"<th>{m.replace('_', ' ')}</th>" for m in metrics)
     if "p_value" in table:
         header += "<th>permutation p</th>"
+    paired = "best_baseline" in table  # metrics.tsv written before the comparison existed has none
+    if paired:
+        header += "<th>vs best linear baseline</th>"
     rows = []
     for _, row in table.iterrows():
         cells = f"<td>{html.escape(str(row['model']))}</td><td>{row['n_splits']}</td>"
         cells += "".join(f"<td>{row[m + '_mean']:.3f} ± {row[m + '_std']:.3f}</td>" for m in metrics)
         if "p_value" in table:
             cells += f"<td>{row['p_value']:.3g}</td>"
+        if paired:
+            cells += f"<td>{_baseline_difference(row)}</td>"
         rows.append(f"<tr>{cells}</tr>")
-    return (f"<table><tr>{header}</tr>{''.join(rows)}</table><p>Mean ± standard deviation over the "
-            "test folds of every split; every model was trained and tested on the same splits.</p>")
+    note = ("<p>Mean ± standard deviation over the test folds of every split; every model was trained and "
+            "tested on the same splits.")
+    if paired:
+        note += (" <i>vs best linear baseline</i>: each graph model's test AUC minus that of the linear baseline "
+                 "with the highest mean test AUC, split by split (mean over the splits where both AUCs are "
+                 "defined), with the splits it wins (ties are counted apart) and the two-sided p-value of the "
+                 "corrected resampled t-test (Nadeau &amp; Bengio 2003), which allows for the training subjects "
+                 "the splits share; not corrected for the several models compared. The best baseline is picked "
+                 "on the same test folds, which favours it.")
+    return f"<table><tr>{header}</tr>{''.join(rows)}</table>{note}</p>"
+
+
+def _baseline_difference(row: pd.Series) -> str:
+    """One cell, as "+0.030 AUC vs linear svm (wins 9/15 splits, p = 0.21)"; empty for the baselines."""
+    if not isinstance(row["best_baseline"], str) or pd.isna(row["auc_diff_mean"]):
+        return ""
+    ties = int(row["splits_tied"])
+    p = "n/a" if pd.isna(row["auc_diff_p"]) else f"{row['auc_diff_p']:.2g}"
+    return (f"{row['auc_diff_mean']:+.3f} AUC vs {html.escape(row['best_baseline'].replace('_', ' '))} "
+            f"(wins {int(row['splits_won'])}/{int(row['n_splits_paired'])} splits"
+            f"{f', {ties} tied' if ties else ''}, p = {p})")
 
 
 def _availability_html(table: pd.DataFrame) -> str:

@@ -32,7 +32,10 @@ elif CONNECTOMES_DIR:
     MODEL_ATLAS = detect_atlas(CONNECTOMES_DIR)
 else:
     MODEL_ATLAS = ATLASES[0]
-GRAPH_MODELS = [m for m in MODEL["compare"] if m in registry.GRAPH_MODELS]
+MODEL_MODALITIES = MODEL["modalities"]
+# the models of model.compare the cohort's modalities allow (model stages' rules and functions)
+MODELS_RUN, MODELS_LEFT_OUT = registry.usable_models(MODEL["compare"], MODEL_MODALITIES)
+GRAPH_MODELS = [m for m in MODELS_RUN if m in registry.GRAPH_MODELS]
 
 
 def existing_subjects():

@@ -32,6 +32,8 @@ rule connectome_dataset:
         classes=config["classes"],
         site_column=config["site_column"],
         missing_modality=MODEL["missing_modality"],
+        modalities=MODEL_MODALITIES,
+        missing_edges=MODEL["missing_edges"],
     script:
         "../scripts/connectome_dataset.py"
 
@@ -81,7 +83,7 @@ rule train_fold:
         mem_mb=4000,
         runtime=train_fold_runtime,
     params:
-        models=MODEL["compare"],
+        models=MODELS_RUN,
         graph={**MODEL["graph"], "weighting": model_weighting()},
         architecture=MODEL["architecture"],
         training=MODEL["training"],

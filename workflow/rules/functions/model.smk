@@ -4,8 +4,20 @@ from pathlib import Path
 import pandas as pd
 from snakemake.logging import logger
 
+from connex.errors import ConfigError
 from connex.evaluation.splits import can_cross_validate, min_subjects_per_class, trainings_per_split
 from connex.model.weighting import modality_weighting
+
+if not MODELS_RUN:
+    raise ConfigError(
+        f"model.compare {MODEL['compare']}: none of these models can run on model.modalities "
+        f"{MODEL_MODALITIES} (connex and early_fusion need sc and fc; connex_sc needs sc, connex_fc fc)."
+    )
+if MODELS_LEFT_OUT:
+    logger.warning(
+        f"Models left out: {MODELS_LEFT_OUT} need a modality model.modalities {MODEL_MODALITIES} "
+        f"does not list; comparing {MODELS_RUN}."
+    )
 
 
 def model_weighting():
@@ -22,10 +34,10 @@ def model_connectome_files(wildcards):
     table = inventory()
     labelled = set(table.loc[table["use_model"], "participant_id"])
     files = {}
-    for subject in subjects_with("use_sc"):
+    for subject in subjects_with("use_sc") if "sc" in MODEL_MODALITIES else []:
         if f"sub-{subject}" in labelled:
             files.setdefault(f"sub-{subject}", {})["sc"] = sc_matrix(subject, MODEL_ATLAS, MODEL["sc_weight"])
-    for subject in fc_kept_subjects():
+    for subject in fc_kept_subjects() if "fc" in MODEL_MODALITIES else []:
         if f"sub-{subject}" in labelled:
             files.setdefault(f"sub-{subject}", {})["fc"] = fc_matrix(subject, MODEL_ATLAS, MODEL["fc_measure"])
     return files
