@@ -342,3 +342,17 @@ def test_fc_only_dataset_trains_the_fc_models_on_fc_edges_alone(rng):
     with pytest.raises(ConfigError, match=r"\['connex'\] need a modality this dataset lacks"):
         run_fold(dataset, splits, "r01f01", models=["connex"], graph_params=GRAPH, model_params=SMALL,
                  train_params=FAST)
+
+
+def test_importance_figure_shows_the_fc_only_model_or_no_graph_model(tmp_path):
+    from connex.evaluation.importance import region_importance
+    from connex.evaluation.results import plot_importance
+
+    regions = [f"R{i}" for i in range(N)]
+    iu = np.triu_indices(N, 1)
+    edges = pd.DataFrame({"model": "connex_fc", "modality": "fc", "kind": "saliency", "region_i": iu[0] + 1,
+                          "region_j": iu[1] + 1, "importance": np.arange(len(iu[0]), dtype=float)})
+    plot_importance(edges, region_importance(edges, regions), regions, tmp_path / "fc.png")
+    empty = pd.DataFrame(columns=["model", "modality", "kind", "region_i", "region_j", "importance"])
+    plot_importance(empty, region_importance(empty, regions), regions, tmp_path / "none.png")
+    assert (tmp_path / "fc.png").stat().st_size > 1000 and (tmp_path / "none.png").stat().st_size > 1000

@@ -13,7 +13,7 @@ from sklearn.metrics import confusion_matrix
 from connex.evaluation.importance import region_importance
 from connex.evaluation.metrics import compare_to_baseline, fold_metrics, roc_points, summarise_metrics
 from connex.inputs.io import atomic_path, write_tsv
-from connex.registry import MODALITIES
+from connex.registry import GRAPH_MODELS, MODALITIES
 
 # The figures are files: a non-interactive backend, chosen before pyplot is imported.
 matplotlib.use("Agg")
@@ -121,23 +121,29 @@ def plot_confusion(predictions: pd.DataFrame, classes: list[str], target: str | 
 
 
 def plot_importance(edges: pd.DataFrame, regional: pd.DataFrame, regions: list[str], target: str | Path) -> None:
-    """ConneX edge importance (SC and FC matrices) and its ten most important regions per modality."""
+    """Edge importance (a matrix per modality) of the first graph model compared (ConneX, else its
+    single-modality version or the early-fusion GNN) and its ten most important regions per modality."""
     n = len(regions)
-    connex = edges[edges["model"] == "connex"]
+    shown = next((m for m in GRAPH_MODELS if m in set(edges["model"])), None)
+    label = LABELS.get(shown, "no graph model")
+    connex = edges[edges["model"] == shown]
     kind = "edge_mask" if (connex["kind"] == "edge_mask").any() else "saliency"
-    figure, axes = plt.subplots(2, 2, figsize=(10, 9), gridspec_kw={"height_ratios": [1.2, 1]})
-    for column, modality in enumerate(MODALITIES):
+    modalities = [m for m in MODALITIES if (connex["modality"] == m).any()] or list(MODALITIES)
+    figure, axes = plt.subplots(2, len(modalities), figsize=(5 * len(modalities), 9), squeeze=False,
+                                gridspec_kw={"height_ratios": [1.2, 1]})
+    for column, modality in enumerate(modalities):
         table = connex[(connex["modality"] == modality) & (connex["kind"] == kind)]
         matrix = np.zeros((n, n))
         matrix[table["region_i"] - 1, table["region_j"] - 1] = table["importance"]
         matrix += matrix.T
         axis = axes[0, column]
         image = axis.imshow(matrix, cmap="magma")
-        axis.set_title(f"ConneX {modality.upper()} edge importance ({kind.replace('_', ' ')})", fontsize=9)
+        axis.set_title(f"{label}: {modality.upper()} edge importance ({kind.replace('_', ' ')})", fontsize=9)
         axis.set(xlabel="region", ylabel="region")
         figure.colorbar(image, ax=axis, fraction=0.046)
-        top = regional[(regional["model"] == "connex") & (regional["modality"] == modality)
-                       & (regional["kind"] == kind)].nlargest(10, "importance")
+        top = regional[(regional["model"] == shown) & (regional["modality"] == modality)
+                       & (regional["kind"] == kind)]
+        top = top.assign(importance=top["importance"].astype(float)).nlargest(10, "importance")
         axes[1, column].barh(top["region_name"][::-1], top["importance"][::-1], color="#4c72b0")
         axes[1, column].set_title(f"Top regions ({modality.upper()})", fontsize=9)
         axes[1, column].tick_params(labelsize=7)
