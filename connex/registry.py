@@ -119,6 +119,12 @@ class ModelSpec:
     heads : tuple of str
         Graph models: the classifier heads of the joint loss (their keys of
         ``model.training.loss_weights``).
+    estimator : {"logistic_regression", "linear_svm"} or None
+        Linear baselines: the classifier (L2, C picked by inner CV on the training fold).
+    features : {"edges", "tangent"} or None
+        Linear baselines: the vectorised edge weights of the modalities the cohort has, or the
+        tangent-space embedding of the FC matrices (reference fitted on the training fold;
+        :mod:`connex.evaluation.tangent`).
     """
 
     name: str
@@ -126,6 +132,8 @@ class ModelSpec:
     modalities: tuple[str, ...]
     architecture: str | None = None
     heads: tuple[str, ...] = ()
+    estimator: str | None = None
+    features: str | None = None
 
 
 #: Every model the evaluation can train, by name, ConneX first (the order of the results).
@@ -134,8 +142,11 @@ MODEL_SPECS = {spec.name: spec for spec in (
     ModelSpec("connex_sc", "graph", ("sc",), "connex", ("sc", FUSED)),
     ModelSpec("connex_fc", "graph", ("fc",), "connex", ("fc", FUSED)),
     ModelSpec("early_fusion", "graph", ("sc", "fc"), "early_fusion", (FUSED,)),
-    ModelSpec("logistic_regression", "linear", ("sc", "fc")),
-    ModelSpec("linear_svm", "linear", ("sc", "fc")),
+    ModelSpec("logistic_regression", "linear", ("sc", "fc"), estimator="logistic_regression", features="edges"),
+    ModelSpec("linear_svm", "linear", ("sc", "fc"), estimator="linear_svm", features="edges"),
+    # Dadi et al. 2019 (NeuroImage 192:115): tangent space + L2 logistic regression, best of 240 FC pipelines
+    ModelSpec("tangent_logistic_regression", "linear", ("fc",), estimator="logistic_regression",
+              features="tangent"),
 )}
 MODELS = tuple(MODEL_SPECS)
 GRAPH_MODELS = tuple(name for name, spec in MODEL_SPECS.items() if spec.kind == "graph")

@@ -333,7 +333,7 @@ def test_fc_only_dataset_trains_the_fc_models_on_fc_edges_alone(rng):
     assert np.allclose(edge_vectors(dataset), np.arctanh(np.clip(paired.fc[:, iu[0], iu[1]], -0.999999, 0.999999)))
     assert edge_vectors(dataset).shape == (n_subjects, N * (N - 1) // 2)
     splits = make_splits(dataset, n_folds=4, n_repeats=1)
-    models = ["connex_fc", "logistic_regression", "linear_svm"]
+    models = ["connex_fc", "logistic_regression", "linear_svm", "tangent_logistic_regression"]
     out = run_fold(dataset, splits, "r01f01", models=models, graph_params=GRAPH, model_params=SMALL,
                    train_params=FAST)
     assert sorted(set(out["predictions"]["model"])) == sorted(models)
@@ -356,3 +356,24 @@ def test_importance_figure_shows_the_fc_only_model_or_no_graph_model(tmp_path):
     empty = pd.DataFrame(columns=["model", "modality", "kind", "region_i", "region_j", "importance"])
     plot_importance(empty, region_importance(empty, regions), regions, tmp_path / "none.png")
     assert (tmp_path / "fc.png").stat().st_size > 1000 and (tmp_path / "none.png").stat().st_size > 1000
+
+
+def test_tangent_baseline_fits_its_reference_on_the_training_fold_and_finds_the_fc_effect(rng):
+    from connex.evaluation.baselines import tangent_vectors
+    from connex.evaluation.tangent import TangentSpace
+
+    dataset = toy_dataset(rng, n_subjects=40)
+    train = np.arange(30)
+    X = tangent_vectors(dataset, train)
+    assert X.shape == (40, N * (N + 1) // 2)
+    assert np.allclose(X, TangentSpace().fit(dataset.fc[train]).transform(dataset.fc))
+    changed = dataset.fc.copy()
+    changed[30:] = np.eye(N)  # what the test subjects hold cannot move the reference
+    moved = ConnectomeDataset(participants=dataset.participants, classes=dataset.classes, regions=dataset.regions,
+                              sc=dataset.sc, fc=changed)
+    assert np.allclose(tangent_vectors(moved, train)[:30], X[:30])
+    splits = make_splits(dataset, n_folds=4, n_repeats=1)
+    out = run_fold(dataset, splits, "r01f01", models=["tangent_logistic_regression"], graph_params=GRAPH,
+                   model_params=SMALL, train_params=FAST)
+    # the toy FC effect (edge 2-3 weaker in SZ) is found on 10 test subjects (measured AUC 1.0)
+    assert fold_metrics(out["predictions"]).set_index("model").loc["tangent_logistic_regression", "roc_auc"] >= 0.8

@@ -95,7 +95,9 @@ def test_model_specs_are_consistent():
     for spec in graph:
         assert registry.FUSED in spec.heads and set(spec.modalities) <= set(registry.MODALITIES), spec
     for spec in linear:
-        assert spec.architecture is None and spec.heads == () and spec.modalities == registry.MODALITIES, spec
+        assert spec.architecture is None and spec.heads == () and set(spec.modalities) <= set(registry.MODALITIES)
+        assert spec.estimator in ("logistic_regression", "linear_svm") and spec.features in ("edges", "tangent")
+    assert registry.MODEL_SPECS["tangent_logistic_regression"].modalities == ("fc",)
 
 
 def test_package_lookups_have_the_registry_keys():
@@ -265,5 +267,7 @@ def test_usable_models_follow_the_cohorts_modalities():
     everything = list(registry.MODELS)
     assert registry.usable_models(everything, ["sc", "fc"]) == (everything, [])
     assert registry.usable_models(everything, ["fc"]) == (
-        ["connex_fc", "logistic_regression", "linear_svm"], ["connex", "connex_sc", "early_fusion"])
-    assert registry.usable_models(["linear_svm", "connex_sc"], ("sc",)) == (["linear_svm", "connex_sc"], [])
+        ["connex_fc", "logistic_regression", "linear_svm", "tangent_logistic_regression"],
+        ["connex", "connex_sc", "early_fusion"])
+    assert registry.usable_models(["linear_svm", "connex_sc", "tangent_logistic_regression"], ("sc",)) == (
+        ["linear_svm", "connex_sc"], ["tangent_logistic_regression"])

@@ -152,7 +152,7 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_cohort_6, 
         assert picture.shape[:2] == (2400, 1400)
         assert (picture[..., :3].mean(-1) < 0.9).mean() > 0.03  # text, tables and figures drawn
     metrics = pd.read_csv(out / "connex" / "group" / "metrics.tsv", sep="\t")
-    assert len(metrics) == 6 and (metrics["n_splits"] == 6).all()  # 3 folds x 2 repeats (config.yaml)
+    assert len(metrics) == 7 and (metrics["n_splits"] == 6).all()  # 7 models, 3 folds x 2 repeats (config.yaml)
     dataset = pd.read_csv(out / "connex" / "group" / "dataset.tsv", sep="\t")
     assert dataset["included"].all() and len(dataset) == 6
     assert (out / "connex" / "dataset_description.json").is_file()
@@ -231,12 +231,12 @@ def test_model_stages_alone_on_connectomes_from_elsewhere(tmp_path):
     group = out / "connex" / "group"
     metrics = pd.read_csv(group / "metrics.tsv", sep="\t")
     assert metrics["model"].tolist() == ["connex", "connex_sc", "connex_fc", "early_fusion",
-                                         "logistic_regression", "linear_svm"]
+                                         "logistic_regression", "linear_svm", "tangent_logistic_regression"]
     assert (metrics["n_splits"] == 4).all() and metrics["roc_auc_mean"].between(0, 1).all()
     per_split = pd.read_csv(group / "metrics_per_split.tsv", sep="\t")
-    assert len(per_split) == 24 and (per_split["n_test"] == 6).all()
+    assert len(per_split) == 4 * 7 and (per_split["n_test"] == 6).all()
     predictions = pd.read_csv(group / "predictions.tsv", sep="\t")
-    assert len(predictions) == 12 * 2 * 6  # every subject tested once per repeat, by every model
+    assert len(predictions) == 12 * 2 * 7  # every subject tested once per repeat, by every model
     splits = pd.read_csv(group / "splits.tsv", sep="\t")
     for split, table in predictions.groupby("split"):
         tested = set(splits.loc[(splits["split"] == split) & (splits["role"] == "test"), "participant_id"])
@@ -246,3 +246,31 @@ def test_model_stages_alone_on_connectomes_from_elsewhere(tmp_path):
     assert len(list((group / "checkpoints").glob("*.pt"))) == 4 * 4
     again = snakemake("--cores", "2", "--configfile", overlay(tmp_path, settings), "--config", f"output_dir={out}")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_fc_only_cohort_runs_the_fc_models_end_to_end(tmp_path):
+    """An FC-only cohort (no SC at all, as most public ones) with model.modalities [fc]: the models
+    that need SC are left out with a warning; ConneX FC only and the baselines run on FC alone."""
+    from connex.synth import SynthConfig
+    from connex.synth.cohort import generate_connectomes
+
+    connectomes = generate_connectomes(tmp_path / "conn", SynthConfig(
+        n_subjects=12, n_regions=10, n_volumes=60, n_sc_effect_edges=2, n_fc_effect_edges=2))
+    for sc in connectomes.glob("sub-*/dwi/*_relmat.tsv"):
+        sc.unlink()
+    settings = {"connectomes_dir": str(connectomes),
+                "model": {"modalities": ["fc"], "cv": {"folds": 2, "repeats": 1},
+                          "training": {"epochs": 4, "patience": 2},
+                          "architecture": {"hidden": 8, "attention_heads": 2, "mixer_blocks": 1}}}
+    out = tmp_path / "out"
+    result = snakemake("--cores", "2", "--configfile", overlay(tmp_path, settings), "--config", f"output_dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Models left out: ['connex', 'connex_sc', 'early_fusion']" in result.stderr
+    group = out / "connex" / "group"
+    metrics = pd.read_csv(group / "metrics.tsv", sep="\t")
+    assert metrics["model"].tolist() == ["connex_fc", "logistic_regression", "linear_svm",
+                                         "tangent_logistic_regression"]
+    assert metrics.loc[0, "best_baseline"] in {"logistic_regression", "linear_svm", "tangent_logistic_regression"}
+    assert pd.read_csv(group / "dataset.tsv", sep="\t")["included"].all()
+    assert sorted(p.name for p in (group / "checkpoints").iterdir()) == [
+        "split-r01f01_model-connex_fc.pt", "split-r01f02_model-connex_fc.pt"]

@@ -12,9 +12,10 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from connex.errors import check_choice
+from connex.evaluation.tangent import TangentSpace, correlation_from_fisher_z
 from connex.model.dataset import ConnectomeDataset
 from connex.model.graphs import WEIGHTING, edge_weights
-from connex.registry import LINEAR_MODELS
+from connex.registry import LINEAR_MODELS, MODEL_SPECS
 
 
 def edge_vectors(dataset: ConnectomeDataset, weighting: dict[str, str] | None = None) -> np.ndarray:
@@ -28,10 +29,35 @@ def edge_vectors(dataset: ConnectomeDataset, weighting: dict[str, str] | None = 
     return np.concatenate(parts, axis=1)
 
 
+def tangent_vectors(dataset: ConnectomeDataset, train: np.ndarray, weighting: dict[str, str] | None = None
+                    ) -> np.ndarray:
+    """Tangent-space embedding of every subject's FC matrix, ``(s, n (n + 1) / 2)``, with the
+    reference (geometric mean) fitted on the ``train`` subjects only.
+
+    Correlations are read as r; FC matrices that already hold Fisher z values (edge weighting
+    ``none`` for a correlation measure: a zero diagonal) are turned back into r first; covariances
+    are used as they are."""
+    weighting = {**WEIGHTING, **(weighting or {})}
+    fc = dataset.matrices("fc")
+    diagonal = np.diagonal(fc, axis1=1, axis2=2)
+    if weighting["fc"] == "none" and np.allclose(diagonal, 0):
+        fc = correlation_from_fisher_z(fc)
+    return TangentSpace().fit(fc[train]).transform(fc)
+
+
+def linear_features(name: str, dataset: ConnectomeDataset, train: np.ndarray,
+                    weighting: dict[str, str] | None = None) -> np.ndarray:
+    """The features a linear baseline reads (its ``features`` in :data:`connex.registry.MODEL_SPECS`)."""
+    spec = MODEL_SPECS[check_choice("model", name, LINEAR_MODELS)]
+    if spec.features == "tangent":
+        return tangent_vectors(dataset, train, weighting)
+    return edge_vectors(dataset, weighting)
+
+
 def fit_linear(name: str, X: np.ndarray, y: np.ndarray, train: np.ndarray, seed: int):
     """Logistic regression or linear SVM with scaling and C chosen by 3-fold CV inside ``train``."""
     check_choice("model", name, LINEAR_MODELS)
-    if name == "logistic_regression":
+    if MODEL_SPECS[name].estimator == "logistic_regression":
         estimator = LogisticRegression(max_iter=5000, random_state=seed)
     else:  # linear_svm
         estimator = LinearSVC(max_iter=20000, dual="auto", random_state=seed)

@@ -25,7 +25,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedKFold
 
 from connex.errors import ConfigError, check_choice
-from connex.evaluation.baselines import edge_vectors, fit_linear, linear_scores
+from connex.evaluation.baselines import fit_linear, linear_features, linear_scores
 from connex.evaluation.importance import edge_table, saliency
 from connex.evaluation.metrics import classification_metrics
 from connex.evaluation.splits import split_indices
@@ -131,7 +131,11 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
     seed = train_params.seed
     fit, val = validation_split(y, train, fraction=val_fraction, seed=seed)
     graphs = build_graphs(dataset, train, **graph_params)
-    X = edge_vectors(dataset, graph_params.get("weighting")) if set(LINEAR_MODELS) & set(models) else None
+    features = {}  # linear baseline -> its features (edge vectors shared, tangent space fitted on train)
+    for name in (m for m in models if m in LINEAR_MODELS):
+        same = next((features[m] for m in features if MODEL_SPECS[m].features == MODEL_SPECS[name].features), None)
+        features[name] = same if same is not None else linear_features(name, dataset, train,
+                                                                        graph_params.get("weighting"))
     predictions, importance, history, info, permuted = [], [], [], {"split": split}, []
     n = len(dataset.regions)
     iu = np.triu_indices(n, 1)
@@ -158,6 +162,7 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
             if checkpoint_dir is not None:
                 save_checkpoint(model, Path(checkpoint_dir) / f"split-{split}_model-{name}.pt")
         else:
+            X = features[name]
             estimator = fit_linear(name, X, y, train, seed)
             score, predicted = linear_scores(estimator, X[test])
             if name == "logistic_regression":
@@ -173,8 +178,8 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
                  classification_metrics(y[test], predicted, score)["roc_auc"], info[f"{name}_seconds"])
         for p in range(permutations):
             permuted.append({"split": split, "model": name, "permutation": p + 1,
-                             "roc_auc": _permuted_auc(name, dataset, X, graphs, y, train, test, fit, val, p,
-                                                      model_params, train_params)})
+                             "roc_auc": _permuted_auc(name, dataset, features.get(name), graphs, y, train, test,
+                                                      fit, val, p, model_params, train_params)})
     info.update(n_train=len(train), n_validation=len(val), n_test=len(test))
     return {"predictions": pd.concat(predictions, ignore_index=True),
             "importance": pd.concat(importance, ignore_index=True) if importance else pd.DataFrame(),

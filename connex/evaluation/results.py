@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 LABELS = {"connex": "ConneX (SC+FC)", "connex_sc": "ConneX SC only", "connex_fc": "ConneX FC only",
           "early_fusion": "Early-fusion GNN", "logistic_regression": "Logistic regression",
-          "linear_svm": "Linear SVM"}
+          "linear_svm": "Linear SVM", "tangent_logistic_regression": "Tangent-space logistic regression"}
 
 
 def _read_all(paths: list[str | Path]) -> pd.DataFrame:
