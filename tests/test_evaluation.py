@@ -372,6 +372,10 @@ def test_tangent_baseline_fits_its_reference_on_the_training_fold_and_finds_the_
     moved = ConnectomeDataset(participants=dataset.participants, classes=dataset.classes, regions=dataset.regions,
                               sc=dataset.sc, fc=changed)
     assert np.allclose(tangent_vectors(moved, train)[:30], X[:30])
+    zero_diagonal = dataset.fc * (1 - np.eye(N))  # r with 0 on the diagonal, as XCP-D writes it
+    written = ConnectomeDataset(participants=dataset.participants, classes=dataset.classes,
+                                regions=dataset.regions, sc=dataset.sc, fc=zero_diagonal)
+    assert np.allclose(tangent_vectors(written, train), X)
     splits = make_splits(dataset, n_folds=4, n_repeats=1)
     out = run_fold(dataset, splits, "r01f01", models=["tangent_logistic_regression"], graph_params=GRAPH,
                    model_params=SMALL, train_params=FAST)

@@ -34,13 +34,17 @@ def tangent_vectors(dataset: ConnectomeDataset, train: np.ndarray, weighting: di
     """Tangent-space embedding of every subject's FC matrix, ``(s, n (n + 1) / 2)``, with the
     reference (geometric mean) fitted on the ``train`` subjects only.
 
-    Correlations are read as r; FC matrices that already hold Fisher z values (edge weighting
-    ``none`` for a correlation measure: a zero diagonal) are turned back into r first; covariances
-    are used as they are."""
+    Correlations (edge weighting ``fisher_z``) are read as r, with the diagonal set to 1 (tools
+    such as XCP-D and the UMCD write 0 there); FC matrices that already hold Fisher z values (edge
+    weighting ``none`` and a zero diagonal) are turned back into r first; covariances are used as
+    they are."""
     weighting = {**WEIGHTING, **(weighting or {})}
     fc = dataset.matrices("fc")
     diagonal = np.diagonal(fc, axis1=1, axis2=2)
-    if weighting["fc"] == "none" and np.allclose(diagonal, 0):
+    if weighting["fc"] == "fisher_z":
+        fc = fc.copy()
+        fc[:, np.arange(fc.shape[1]), np.arange(fc.shape[1])] = 1.0
+    elif weighting["fc"] == "none" and np.allclose(diagonal, 0):
         fc = correlation_from_fisher_z(fc)
     return TangentSpace().fit(fc[train]).transform(fc)
 
