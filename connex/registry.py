@@ -107,6 +107,8 @@ class ModelSpec:
     ----------
     name : str
         As in ``model.compare`` and in the outputs.
+    label : str
+        How figures and the report name it.
     kind : {"graph", "linear"}
         A graph neural network (:mod:`connex.model`), or a linear baseline on the vectorised
         edges (:mod:`connex.evaluation.baselines`).
@@ -128,6 +130,7 @@ class ModelSpec:
     """
 
     name: str
+    label: str
     kind: str
     modalities: tuple[str, ...]
     architecture: str | None = None
@@ -138,15 +141,16 @@ class ModelSpec:
 
 #: Every model the evaluation can train, by name, ConneX first (the order of the results).
 MODEL_SPECS = {spec.name: spec for spec in (
-    ModelSpec("connex", "graph", ("sc", "fc"), "connex", ("sc", "fc", FUSED)),
-    ModelSpec("connex_sc", "graph", ("sc",), "connex", ("sc", FUSED)),
-    ModelSpec("connex_fc", "graph", ("fc",), "connex", ("fc", FUSED)),
-    ModelSpec("early_fusion", "graph", ("sc", "fc"), "early_fusion", (FUSED,)),
-    ModelSpec("logistic_regression", "linear", ("sc", "fc"), estimator="logistic_regression", features="edges"),
-    ModelSpec("linear_svm", "linear", ("sc", "fc"), estimator="linear_svm", features="edges"),
+    ModelSpec("connex", "ConneX (SC+FC)", "graph", ("sc", "fc"), "connex", ("sc", "fc", FUSED)),
+    ModelSpec("connex_sc", "ConneX SC only", "graph", ("sc",), "connex", ("sc", FUSED)),
+    ModelSpec("connex_fc", "ConneX FC only", "graph", ("fc",), "connex", ("fc", FUSED)),
+    ModelSpec("early_fusion", "Early-fusion GNN", "graph", ("sc", "fc"), "early_fusion", (FUSED,)),
+    ModelSpec("logistic_regression", "Logistic regression", "linear", ("sc", "fc"),
+              estimator="logistic_regression", features="edges"),
+    ModelSpec("linear_svm", "Linear SVM", "linear", ("sc", "fc"), estimator="linear_svm", features="edges"),
     # Dadi et al. 2019 (NeuroImage 192:115): tangent space + L2 logistic regression, best of 240 FC pipelines
-    ModelSpec("tangent_logistic_regression", "linear", ("fc",), estimator="logistic_regression",
-              features="tangent"),
+    ModelSpec("tangent_logistic_regression", "Tangent-space logistic regression", "linear", ("fc",),
+              estimator="logistic_regression", features="tangent"),
 )}
 MODELS = tuple(MODEL_SPECS)
 GRAPH_MODELS = tuple(name for name, spec in MODEL_SPECS.items() if spec.kind == "graph")

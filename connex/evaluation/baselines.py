@@ -40,11 +40,10 @@ def tangent_vectors(dataset: ConnectomeDataset, train: np.ndarray, weighting: di
     they are."""
     weighting = {**WEIGHTING, **(weighting or {})}
     fc = dataset.matrices("fc")
-    diagonal = np.diagonal(fc, axis1=1, axis2=2)
     if weighting["fc"] == "fisher_z":
         fc = fc.copy()
         fc[:, np.arange(fc.shape[1]), np.arange(fc.shape[1])] = 1.0
-    elif weighting["fc"] == "none" and np.allclose(diagonal, 0):
+    elif weighting["fc"] == "none" and np.allclose(np.diagonal(fc, axis1=1, axis2=2), 0):
         fc = correlation_from_fisher_z(fc)
     return TangentSpace().fit(fc[train]).transform(fc)
 

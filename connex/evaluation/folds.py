@@ -131,11 +131,13 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
     seed = train_params.seed
     fit, val = validation_split(y, train, fraction=val_fraction, seed=seed)
     graphs = build_graphs(dataset, train, **graph_params)
-    features = {}  # linear baseline -> its features (edge vectors shared, tangent space fitted on train)
-    for name in (m for m in models if m in LINEAR_MODELS):
-        same = next((features[m] for m in features if MODEL_SPECS[m].features == MODEL_SPECS[name].features), None)
-        features[name] = same if same is not None else linear_features(name, dataset, train,
-                                                                        graph_params.get("weighting"))
+    # each kind of linear features once (the edge baselines share theirs; tangent space fitted on train)
+    linear = [m for m in models if m in LINEAR_MODELS]
+    by_kind = {}
+    for name in linear:
+        if MODEL_SPECS[name].features not in by_kind:
+            by_kind[MODEL_SPECS[name].features] = linear_features(name, dataset, train, graph_params.get("weighting"))
+    features = {name: by_kind[MODEL_SPECS[name].features] for name in linear}
     predictions, importance, history, info, permuted = [], [], [], {"split": split}, []
     n = len(dataset.regions)
     iu = np.triu_indices(n, 1)

@@ -13,7 +13,7 @@ from sklearn.metrics import confusion_matrix
 from connex.evaluation.importance import region_importance
 from connex.evaluation.metrics import compare_to_baseline, fold_metrics, roc_points, summarise_metrics
 from connex.inputs.io import atomic_path, write_tsv
-from connex.registry import GRAPH_MODELS, MODALITIES
+from connex.registry import GRAPH_MODELS, MODALITIES, MODEL_SPECS
 
 # The figures are files: a non-interactive backend, chosen before pyplot is imported.
 matplotlib.use("Agg")
@@ -21,9 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-LABELS = {"connex": "ConneX (SC+FC)", "connex_sc": "ConneX SC only", "connex_fc": "ConneX FC only",
-          "early_fusion": "Early-fusion GNN", "logistic_regression": "Logistic regression",
-          "linear_svm": "Linear SVM", "tangent_logistic_regression": "Tangent-space logistic regression"}
+#: How the figures name each model (registry order).
+LABELS = {name: spec.label for name, spec in MODEL_SPECS.items()}
 
 
 def _read_all(paths: list[str | Path]) -> pd.DataFrame:
