@@ -98,6 +98,12 @@ FUSED = "fused"
 #: Cross-validation schemes (``model.cv.scheme``).
 CV_SCHEMES = ("kfold", "leave_site_out")
 
+#: ``model.harmonise.site``: ComBat across sites when the training fold has several (auto), always, never.
+SITE_HARMONISATION = ("auto", "combat", "none")
+
+#: ``model.harmonise.covariates``: participants.tsv columns whose linear effects can be regressed out.
+COVARIATES = ("age", "sex")
+
 
 @dataclass(frozen=True)
 class ModelSpec:

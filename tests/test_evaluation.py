@@ -50,7 +50,7 @@ def toy_dataset(rng, n_subjects=40, n=N, effect=1.5, sites=2) -> ConnectomeDatas
                              sc=sc, fc=fc)
 
 
-FAST = TrainParams(epochs=60, batch_size=16, learning_rate=3e-3, patience=10)
+FAST = TrainParams(epochs=60, batch_size=16, learning_rate=3e-3, patience=10, ensemble=1)
 SMALL = {"hidden": 16, "layers": 1, "attention_heads": 2, "mixer_blocks": 1, "dropout": 0.1}
 GRAPH = {"sparsify": "topk", "k": 3, "density": 0.1}
 
@@ -257,7 +257,7 @@ def test_nested_search_picks_a_candidate_and_the_edge_mask_is_trained(rng):
     torch.set_num_threads(1)
     dataset = toy_dataset(rng, n_subjects=48)
     splits = make_splits(dataset, n_folds=4, n_repeats=1)
-    quick = TrainParams(epochs=8, batch_size=16, learning_rate=3e-3, patience=4, mask_epochs=3)
+    quick = TrainParams(epochs=8, batch_size=16, learning_rate=3e-3, patience=4, mask_epochs=3, ensemble=1)
     out = run_fold(dataset, splits, "r01f01", models=["connex"], graph_params=GRAPH,
                    model_params={**SMALL, "edge_mask": True}, train_params=quick,
                    search={"hidden": [8, 16]}, inner_folds=2)
@@ -381,3 +381,46 @@ def test_tangent_baseline_fits_its_reference_on_the_training_fold_and_finds_the_
                    model_params=SMALL, train_params=FAST)
     # the toy FC effect (edge 2-3 weaker in SZ) is found on 10 test subjects (measured AUC 1.0)
     assert fold_metrics(out["predictions"]).set_index("model").loc["tangent_logistic_regression", "roc_auc"] >= 0.8
+
+
+def test_split_importance_round_trips_through_its_compact_file(tmp_path):
+    from connex.evaluation.importance import edge_table, read_importance, write_importance
+
+    n = 5
+    iu = np.triu_indices(n, 1)
+    table = pd.concat([edge_table("connex", "fc", "saliency", np.arange(10) / 7, iu),
+                       edge_table("logistic_regression", "sc", "coefficient", -np.arange(10.0), iu)],
+                      ignore_index=True)
+    shuffled = table.sample(frac=1.0, random_state=0)  # rows in any order land on their edge
+    back = read_importance(write_importance(shuffled, tmp_path / "importance.npz", n_regions=n))
+    order = ["model", "region_i", "region_j"]
+    pd.testing.assert_frame_equal(back.sort_values(order, ignore_index=True),
+                                  table.sort_values(order, ignore_index=True), check_exact=False, atol=1e-6)
+    empty = read_importance(write_importance(table.iloc[:0], tmp_path / "none.npz", n_regions=n))
+    assert empty.empty and list(empty.columns) == list(table.columns)
+
+
+def test_an_ensemble_over_folds_validates_each_member_on_its_own_fold(rng):
+    from dataclasses import replace
+
+    from connex.evaluation.folds import ensemble_size, fit_graph_model, model_inputs
+
+    torch.set_num_threads(1)
+    dataset = toy_dataset(rng, n_subjects=40)
+    y = dataset.y
+    train = np.arange(30)
+    inputs = model_inputs("connex_fc", build_graphs(dataset, train, **GRAPH))
+    params = replace(FAST, epochs=5, ensemble=3)
+    model, _, results = fit_graph_model("connex_fc", inputs, SMALL, y, train, params, val_fraction=0.2, seed=0)
+    assert len(model.members) == 3 and len(results) == 3
+    # members differ (own seed, own fold) and the ensemble is their mean
+    first, second = (m.state_dict()["heads.fused.output.bias"] for m in model.members[:2])
+    assert not torch.equal(first, second)
+    assert ensemble_size(5, y[:8]) == 4 and ensemble_size(5, np.array([0, 0, 0, 1])) == 1
+    assert ensemble_size("auto", np.arange(199) % 2) == 5 and ensemble_size("auto", np.arange(200) % 2) == 1
+    out = run_fold(dataset, make_splits(dataset, n_folds=4, n_repeats=1), "r01f01", models=["connex_fc"],
+                   graph_params=GRAPH, model_params=SMALL, train_params=params,
+                   harmonise={"site": "auto", "covariates": ["age", "sex"]})
+    assert set(out["history"]["member"]) == {1, 2, 3} and len(out["info"]["connex_fc_best_epoch"]) == 3
+    # two sites of the toy cohort: ComBat on; age and sex are constant there, so not regressed
+    assert out["info"]["harmonised_sites"] == ["S1", "S2"] and out["info"]["regressed_covariates"] == []

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from connex.errors import ConfigError
-from connex.model.architectures import MODELS, ConneX, EarlyFusionGNN, build_model, joint_loss
+from connex.model.architectures import MODELS, ConneX, EarlyFusionGNN, Ensemble, build_model, joint_loss
 from connex.model.fusion import ClassifierHead, CrossModalAttention, MixerBlock
 from connex.model.graphs import GraphTransform, collate, concatenate_graphs
 from connex.model.layers import BACKBONES, EdgeMask, GraphBackbone
@@ -264,3 +264,15 @@ def test_connex_on_cuda(batches):
     target = torch.tensor([0, 1, 1], device="cuda")
     joint_loss(logits, target, {"sc": 1.0, "fc": 1.0, "fused": 1.0}).backward()
     assert model.edge_masks["fc"].logits.grad is not None
+
+
+def test_ensemble_averages_the_members_logits(batches):
+    members = [make_connex(), make_connex(dropout=0.0)]
+    torch.manual_seed(1)
+    for p in members[1].parameters():
+        p.data += 0.1 * torch.randn_like(p)
+    ensemble = Ensemble(members).eval()
+    outs = [m.eval()(batches) for m in members]
+    for head, value in ensemble(batches).items():
+        torch.testing.assert_close(value, (outs[0][head] + outs[1][head]) / 2)
+    assert ensemble.edge_importance() == {}

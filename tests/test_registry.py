@@ -34,6 +34,8 @@ ENUMS = {
     "model.modalities[]": registry.MODALITIES,
     "model.missing_edges": registry.MISSING_EDGE_POLICIES,
     "model.missing_modality": registry.MISSING_POLICIES,
+    "model.harmonise.site": registry.SITE_HARMONISATION,
+    "model.harmonise.covariates[]": registry.COVARIATES,
     "model.compare[]": registry.MODELS,
     "model.graph.sparsify": registry.SPARSIFY,
     "model.architecture.backbone": registry.BACKBONES,
@@ -76,6 +78,7 @@ def test_every_schema_enum_is_a_registry(schema):
 def test_list_defaults_are_the_whole_registry(schema):
     assert default(schema, "model.compare") == list(registry.MODELS)
     assert default(schema, "fc.measures") == list(registry.FC_MEASURES)
+    assert default(schema, "model.harmonise.covariates") == list(registry.COVARIATES)
 
 
 def test_loss_weights_name_every_head(schema):

@@ -26,7 +26,8 @@ from sklearn.model_selection import StratifiedKFold
 
 from connex.errors import ConfigError, check_choice
 from connex.evaluation.baselines import fit_linear, linear_features, linear_scores
-from connex.evaluation.importance import edge_table, saliency
+from connex.evaluation.harmonise import harmonise_dataset
+from connex.evaluation.importance import edge_table, saliency, write_importance
 from connex.evaluation.metrics import classification_metrics
 from connex.evaluation.splits import split_indices
 from connex.inputs.io import write_json, write_tsv
@@ -92,7 +93,8 @@ def make_graph_model(name: str, inputs: dict[str, SubjectGraphs], hyper: dict) -
 def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, models: list[str],
              graph_params: dict, model_params: dict, train_params: TrainParams, val_fraction: float = 0.2,
              search: dict | None = None, inner_folds: int = 3, permutations: int = 0,
-             checkpoint_dir: str | Path | None = None, progress: bool = False) -> dict[str, pd.DataFrame]:
+             harmonise: dict | None = None, checkpoint_dir: str | Path | None = None, progress: bool = False
+             ) -> dict[str, pd.DataFrame]:
     """Train and test every model on one split.
 
     Parameters
@@ -107,6 +109,9 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
         training fold (the test fold is never seen).
     permutations : int
         Retrain every model this many times on permuted training labels (for a p-value).
+    harmonise : dict, optional
+        ``site`` and ``covariates`` of :func:`connex.evaluation.harmonise.harmonise_dataset`
+        (fitted on the training fold, applied to all; default: nothing removed).
     checkpoint_dir : path, optional
         Where each graph model's state dict is saved (``split-<split>_model-<name>.pt``).
 
@@ -129,7 +134,10 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
     train, test = split_indices(dataset, splits, split)
     y = dataset.y
     seed = train_params.seed
-    fit, val = validation_split(y, train, fraction=val_fraction, seed=seed)
+    harmonise = {"site": "none", "covariates": (), **(harmonise or {})}
+    dataset, harmonised = harmonise_dataset(dataset, train, site=harmonise["site"],
+                                            covariates=tuple(harmonise["covariates"]),
+                                            weighting=graph_params.get("weighting"))
     graphs = build_graphs(dataset, train, **graph_params)
     # each kind of linear features once (the edge baselines share theirs; tangent space fitted on train)
     linear = [m for m in models if m in LINEAR_MODELS]
@@ -138,7 +146,7 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
         if MODEL_SPECS[name].features not in by_kind:
             by_kind[MODEL_SPECS[name].features] = linear_features(name, dataset, train, graph_params.get("weighting"))
     features = {name: by_kind[MODEL_SPECS[name].features] for name in linear}
-    predictions, importance, history, info, permuted = [], [], [], {"split": split}, []
+    predictions, importance, history, info, permuted = [], [], [], {"split": split, **harmonised}, []
     n = len(dataset.regions)
     iu = np.triu_indices(n, 1)
 
@@ -151,12 +159,14 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
                 hyper.update(select_hyperparameters(name, dataset, train, graph_params, model_params, train_params,
                                                     search, inner_folds=inner_folds, val_fraction=val_fraction))
                 info[f"{name}_hyperparameters"] = {k: hyper[k] for k in search}
-            model, params, result = fit_graph_model(name, inputs, hyper, y, fit, val, train_params, seed=seed,
-                                                    progress=progress, description=f"{split} {name}")
+            model, params, results = fit_graph_model(name, inputs, hyper, y, train, train_params,
+                                                     val_fraction=val_fraction, seed=seed, progress=progress,
+                                                     description=f"{split} {name}")
             probability = predict_proba(model, inputs, test, params)[:, 1]
             score, predicted = probability, (probability >= 0.5).astype(int)
-            history.append(result.history.assign(model=name))
-            info[f"{name}_best_epoch"] = result.best_epoch
+            history.extend(r.history.assign(model=name, member=i + 1) for i, r in enumerate(results))
+            best_epochs = [r.best_epoch for r in results]
+            info[f"{name}_best_epoch"] = best_epochs[0] if len(best_epochs) == 1 else best_epochs
             for modality, matrix in saliency(model, inputs, test, params).items():
                 importance.append(edge_table(name, modality, "saliency", matrix[iu], iu))
             for modality, matrix in getattr(model, "edge_importance", lambda: {})().items():
@@ -181,8 +191,11 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
         for p in range(permutations):
             permuted.append({"split": split, "model": name, "permutation": p + 1,
                              "roc_auc": _permuted_auc(name, dataset, features.get(name), graphs, y, train, test,
-                                                      fit, val, p, model_params, train_params)})
-    info.update(n_train=len(train), n_validation=len(val), n_test=len(test))
+                                                      val_fraction, p, model_params, train_params)})
+    single = ensemble_size(train_params.ensemble, y[train]) == 1
+    n_validation = len(train) - len(validation_split(y, train, fraction=val_fraction, seed=seed)[0])
+    info.update(n_regions=n, n_train=len(train), n_validation=n_validation if single else len(train),
+                n_test=len(test))
     return {"predictions": pd.concat(predictions, ignore_index=True),
             "importance": pd.concat(importance, ignore_index=True) if importance else pd.DataFrame(),
             "history": pd.concat(history, ignore_index=True) if history else pd.DataFrame(),
@@ -190,18 +203,62 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
             "info": info}
 
 
-def fit_graph_model(name: str, inputs: dict[str, SubjectGraphs], hyper: dict, y: np.ndarray, fit: np.ndarray,
-                    val: np.ndarray, train_params: TrainParams, *, seed: int, **options
-                    ) -> tuple[torch.nn.Module, TrainParams, TrainResult]:
-    """A fresh graph model (initialised from ``seed``) trained on ``fit``, early-stopped on ``val``.
+def fit_graph_model(name: str, inputs: dict[str, SubjectGraphs], hyper: dict, y: np.ndarray, train: np.ndarray,
+                    train_params: TrainParams, *, val_fraction: float, seed: int, **options
+                    ) -> tuple[torch.nn.Module, TrainParams, list[TrainResult]]:
+    """A graph model trained on the ``train`` subjects, early-stopped on validation subjects
+    carved from them.
 
-    Returns the model, the training parameters it used (loss weights of its heads) and the
-    training result. ``options`` go to :func:`connex.training.train_model`.
+    With one member (:func:`ensemble_size` of ``train_params.ensemble``): one model (initialised
+    from ``seed``), validated on a stratified ``val_fraction`` of ``train``. With ``k > 1``
+    members: an ensemble over folds, member ``i`` (seed ``seed + i``) validated on fold ``i`` of a
+    stratified k-fold of ``train`` and trained on the rest, so every training subject serves once
+    for early stopping and all of them for fitting; the ensemble averages the members' logits
+    (:class:`connex.model.architectures.Ensemble`).
+
+    Returns the model, the training parameters it used (loss weights of its heads) and one
+    training result per member. ``options`` go to :func:`connex.training.train_model`.
     """
-    seed_everything(seed)
-    model = make_graph_model(name, inputs, hyper)
+    from connex.model.architectures import Ensemble
+
     params = _params_for(name, train_params)
-    return model, params, train_model(model, inputs, y, fit, val, params, **options)
+    n_members = ensemble_size(train_params.ensemble, y[train])
+    if n_members == 1:
+        parts = [validation_split(y, train, fraction=val_fraction, seed=seed)]
+    else:
+        splitter = StratifiedKFold(n_members, shuffle=True, random_state=seed)
+        parts = [(train[a], train[b]) for a, b in splitter.split(train, y[train])]
+    members, results = [], []
+    for i, (fit, val) in enumerate(parts):
+        seed_everything(seed + i)
+        model = make_graph_model(name, inputs, hyper)
+        results.append(train_model(model, inputs, y, fit, val, replace(params, seed=params.seed + i), **options))
+        members.append(model)
+    return (members[0] if len(members) == 1 else Ensemble(members)), params, results
+
+
+#: ``model.training.ensemble: auto``: members of an ensemble over folds on small training folds,
+#: and the training-fold size from which a single model is trained instead.
+AUTO_ENSEMBLE, AUTO_ENSEMBLE_BELOW = 5, 200
+
+
+def ensemble_size(requested: int | str, y_train: np.ndarray) -> int:
+    """Members an ensemble over folds can have.
+
+    ``requested``: a count, or ``"auto"``: :data:`AUTO_ENSEMBLE` members when the training fold
+    has fewer than :data:`AUTO_ENSEMBLE_BELOW` subjects (there the validation split that early
+    stopping reads is 40 subjects or fewer, and which epoch it picks varies most), else 1. Capped
+    at the training fold's smallest class (each member's validation fold needs one subject of
+    every class); 1 when fewer than two folds are possible (a single model with a validation split).
+    """
+    if requested == "auto":
+        requested = AUTO_ENSEMBLE if len(y_train) < AUTO_ENSEMBLE_BELOW else 1
+    smallest = int(np.bincount(y_train).min()) if len(y_train) else 0
+    members = min(int(requested), smallest)
+    if members < requested:
+        log.info("Ensemble of %d members instead of %d: the training fold's smallest class has %d subjects.",
+                 max(members, 1), requested, smallest)
+    return members if members >= 2 else 1
 
 
 def _params_for(name: str, params: TrainParams) -> TrainParams:
@@ -210,15 +267,15 @@ def _params_for(name: str, params: TrainParams) -> TrainParams:
     return replace(params, loss_weights={h: params.loss_weights[h] for h in heads})
 
 
-def _permuted_auc(name, dataset, X, graphs, y, train, test, fit, val, p, model_params, train_params) -> float:
+def _permuted_auc(name, dataset, X, graphs, y, train, test, val_fraction, p, model_params, train_params) -> float:
     """Test AUC of ``name`` retrained on training labels permuted within the training fold."""
     rng = np.random.default_rng([train_params.seed, 7919, p])
     y_perm = y.copy()
     y_perm[train] = rng.permutation(y[train])
     if name in GRAPH_MODELS:
         inputs = model_inputs(name, graphs)
-        model, params, _ = fit_graph_model(name, inputs, model_params, y_perm, fit, val, train_params,
-                                           seed=train_params.seed + p + 1)
+        model, params, _ = fit_graph_model(name, inputs, model_params, y_perm, train, train_params,
+                                           val_fraction=val_fraction, seed=train_params.seed + p + 1)
         score = predict_proba(model, inputs, test, params)[:, 1]
     else:
         score, _ = linear_scores(fit_linear(name, X, y_perm, train, train_params.seed), X[test])
@@ -239,10 +296,9 @@ def select_hyperparameters(name: str, dataset: ConnectomeDataset, train: np.ndar
         aucs = []
         for inner_train, inner_test in splitter.split(train, y[train]):
             inner_train, inner_test = train[inner_train], train[inner_test]
-            fit, val = validation_split(y, inner_train, fraction=val_fraction, seed=train_params.seed)
             inputs = model_inputs(name, build_graphs(dataset, inner_train, **graph_params))
-            model, params, _ = fit_graph_model(name, inputs, {**model_params, **candidate}, y, fit, val,
-                                               train_params, seed=train_params.seed)
+            model, params, _ = fit_graph_model(name, inputs, {**model_params, **candidate}, y, inner_train,
+                                               train_params, val_fraction=val_fraction, seed=train_params.seed)
             aucs.append(roc_auc_score(y[inner_test], predict_proba(model, inputs, inner_test, params)[:, 1]))
         log.info("%s search %s: inner AUC %.3f", name, candidate, np.mean(aucs))
         if np.mean(aucs) > best_auc:
@@ -252,9 +308,11 @@ def select_hyperparameters(name: str, dataset: ConnectomeDataset, train: np.ndar
 
 def write_fold_outputs(outputs: dict, *, predictions: str | Path, importance: str | Path, history: str | Path,
                        permutations: str | Path, info: str | Path) -> None:
-    """Write one fold's tables (each atomically)."""
+    """Write one fold's tables (each atomically; edge importance as ``.npz``:
+    :func:`connex.evaluation.importance.write_importance`)."""
     write_tsv(outputs["predictions"], predictions)
-    write_tsv(outputs["importance"], importance)
+    n_regions = outputs["info"].get("n_regions")
+    write_importance(outputs["importance"], importance, n_regions=n_regions)
     write_tsv(outputs["history"], history)
     write_tsv(outputs["permutations"], permutations)
     write_json(outputs["info"], info)

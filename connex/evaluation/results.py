@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
 
-from connex.evaluation.importance import region_importance
+from connex.evaluation.importance import read_importance, region_importance
 from connex.evaluation.metrics import compare_to_baseline, fold_metrics, roc_points, summarise_metrics
 from connex.inputs.io import atomic_path, write_tsv
 from connex.registry import GRAPH_MODELS, MODALITIES, MODEL_SPECS
@@ -52,9 +52,7 @@ def write_results(*, prediction_files: list, importance_files: list, permutation
     write_tsv(summary, metrics_tsv)
     write_tsv(per_split, metrics_per_split_tsv)
     write_tsv(predictions, predictions_tsv)
-    edges = _read_all(importance_files)
-    if edges.empty:  # only models without importance (the linear SVM) were compared
-        edges = pd.DataFrame(columns=["model", "modality", "kind", "region_i", "region_j", "importance"])
+    edges = pd.concat([read_importance(f) for f in importance_files], ignore_index=True)
     edge_mean = edges.groupby(["model", "modality", "kind", "region_i", "region_j"], as_index=False
                               )["importance"].agg(["mean", "std"]).rename(columns={"mean": "importance"})
     edge_mean["region_i_name"] = [regions[i - 1] for i in edge_mean["region_i"]]

@@ -202,6 +202,32 @@ class EarlyFusionGNN(nn.Module):
         return {FUSED: self.head(self.pool(self.backbone(graphs[FUSED])))}
 
 
+class Ensemble(nn.Module):
+    """Members trained apart (on different validation splits, from different seeds) that predict
+    together: each head's logits are the mean of the members' logits.
+
+    Parameters
+    ----------
+    members : list of nn.Module
+        Models with the same heads.
+    """
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        if not members:
+            raise ValueError("An ensemble needs at least one member.")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, graphs: dict[str, GraphBatch]) -> dict[str, Tensor]:
+        outputs = [member(graphs) for member in self.members]
+        return {head: torch.stack([out[head] for out in outputs]).mean(0) for head in outputs[0]}
+
+    def edge_importance(self) -> dict[str, np.ndarray]:
+        """The members' edge masks, averaged (empty without ``edge_mask``)."""
+        masks = [getattr(m, "edge_importance", dict)() for m in self.members]
+        return {k: np.mean([m[k] for m in masks], axis=0) for k in masks[0]}
+
+
 def joint_loss(logits: dict[str, Tensor], target: Tensor, weights: dict[str, float]) -> Tensor:
     """Weighted sum of the cross-entropies of every head in ``logits``.
 

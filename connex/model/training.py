@@ -59,6 +59,10 @@ class TrainParams:
     mixed_precision : bool
         bfloat16 autocast on CUDA (ignored on CPU, where it would change the numbers).
     seed : int
+    ensemble : int or "auto"
+        Members of each graph model: 1 (one model), or ``k`` models, each early-stopped on its own
+        fold of a k-fold of the training fold, whose logits are averaged; ``auto``: 5 on training
+        folds under 200 subjects, else 1 (:func:`connex.evaluation.folds.ensemble_size`).
     """
 
     epochs: int = 100
@@ -73,6 +77,7 @@ class TrainParams:
     device: str = "auto"
     mixed_precision: bool = True
     seed: int = 0
+    ensemble: int | str = "auto"
 
 
 def resolve_device(name: str = "auto") -> torch.device:

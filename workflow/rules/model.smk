@@ -68,7 +68,7 @@ rule train_fold:
     output:
         **{f"checkpoint_{m}": group(f"checkpoints/split-{{split}}_model-{m}.pt") for m in GRAPH_MODELS},
         predictions=fold_file("predictions"),
-        importance=fold_file("importance"),
+        importance=fold_file("importance", ".npz"),
         history=fold_file("history"),
         permutations=fold_file("permutations"),
         info=fold_file("info", ".json"),
@@ -88,6 +88,7 @@ rule train_fold:
         architecture=MODEL["architecture"],
         training=MODEL["training"],
         cv=MODEL["cv"],
+        harmonise=MODEL["harmonise"],
         checkpoint_dir=checkpoint_folder,
     script:
         "../scripts/train_fold.py"
@@ -98,7 +99,7 @@ rule model_results:
     input:
         dataset=rules.connectome_dataset.output.dataset,
         predictions=all_fold_files("predictions"),
-        importance=all_fold_files("importance"),
+        importance=all_fold_files("importance", ".npz"),
         permutations=all_fold_files("permutations"),
     output:
         metrics=group("metrics.tsv"),

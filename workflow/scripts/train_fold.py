@@ -21,6 +21,7 @@ outputs = run_fold(ConnectomeDataset.load(inp.dataset), pd.read_csv(inp.splits, 
                    snakemake.wildcards.split, models=params.models, graph_params=params.graph,
                    model_params=params.architecture, train_params=TrainParams(**training),
                    val_fraction=val_fraction, search=params.cv["search"], inner_folds=params.cv["inner_folds"],
-                   permutations=params.cv["permutations"], checkpoint_dir=params.checkpoint_dir)
+                   permutations=params.cv["permutations"], harmonise=params.harmonise,
+                   checkpoint_dir=params.checkpoint_dir)
 write_fold_outputs(outputs, predictions=out.predictions, importance=out.importance, history=out.history,
                    permutations=out.permutations, info=out.info)

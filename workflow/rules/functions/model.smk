@@ -73,11 +73,11 @@ def fold_file(kind, extension=".tsv"):
     return group(f"folds/split-{{split}}_{kind}{extension}")
 
 
-def all_fold_files(kind):
+def all_fold_files(kind, extension=".tsv"):
     """An input function: one kind of table of every split."""
 
     def files(wildcards):
-        return [fold_file(kind).format(split=s) for s in model_splits()]
+        return [fold_file(kind, extension).format(split=s) for s in model_splits()]
 
     return files
 
