@@ -11,6 +11,7 @@ from pathlib import Path
 from connex import __version__
 from connex.errors import ConnexError
 from connex.logs import log_to_console
+from connex.registry import PARTIAL_DWI_POLICIES
 
 log = logging.getLogger("connex")
 
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     inventory.add_argument("--label-column", default="diagnosis")
     inventory.add_argument("--classes", nargs="+", default=["HC", "SZ"])
     inventory.add_argument("--strict", action="store_true", help="stop at the first invalid file")
+    inventory.add_argument("--partial-dwi", choices=PARTIAL_DWI_POLICIES, default="exclude",
+                           help="a participant with a DWI run that fails the check: leave SC out (exclude, the "
+                                "default) or build it from the other runs (use_remaining)")
 
     args = parser.parse_args(argv)
     log_to_console(args.verbose)
@@ -87,7 +91,7 @@ def _inventory(args: argparse.Namespace) -> int:
     from connex.inputs.io import write_tsv
 
     table = build_inventory(args.bids_dir, task=args.task, label_column=args.label_column,
-                            classes=tuple(args.classes), strict=args.strict)
+                            classes=tuple(args.classes), strict=args.strict, partial_dwi=args.partial_dwi)
     write_tsv(table, args.out)
     log.info("%d participant(s); %d with SC inputs, %d with FC inputs, %d to model. Table: %s",
              len(table), table["use_sc"].sum(), table["use_fc"].sum(), table["use_model"].sum(), args.out)

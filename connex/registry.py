@@ -74,6 +74,10 @@ CORRELATION_MEASURES = ("correlation", "partialcorrelation")
 #: A labelled subject without a modality (``model.missing_modality``): left out, or an error.
 MISSING_POLICIES = ("exclude", "error")
 
+#: ``partial_dwi``: a participant one of whose DWI runs fails the input check is left out of SC
+#: (exclude), or its SC is built from the runs that pass (use_remaining).
+PARTIAL_DWI_POLICIES = ("exclude", "use_remaining")
+
 #: A connectome with NaN cells (``model.missing_edges``): subject left out, NaN edges set to 0, or an error.
 MISSING_EDGE_POLICIES = ("exclude", "zero", "error")
 

@@ -3,6 +3,7 @@
 import gzip
 import json
 import logging
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 from connex.errors import BIDSError
 from connex.inputs.bids import build_inventory, read_inventory, read_participants
-from connex.inputs.checks import check_bold, check_dwi, check_nifti, read_gradients, read_sidecar
+from connex.inputs.checks import check_bold, check_dwi, check_nifti, check_t1w, read_gradients, read_sidecar
 from connex.inputs.io import write_tsv
 from tests.conftest import REAL_BIDS
 
@@ -265,3 +266,124 @@ def test_sessions_are_found_one_row_each(tiny_bids):
     assert rows.at["1", "dwi"] == "sub-01/ses-1/dwi/sub-01_ses-1_dwi.nii.gz"
     assert rows.at["1", "use_sc"] and not rows.at["2", "use_sc"] and rows.at["2", "use_fc"]
     assert "sub-01_ses-2_dwi.bval: missing" in rows.at["2", "reason"]
+
+
+# ------------------------------------------------------------------------- voxel checks
+
+def rewrite(path, edit):
+    """Rewrite a NIfTI with ``edit(data)`` applied, same header (dtype float32 when NaN are written)."""
+    image = nib.load(path)
+    data = np.asarray(image.dataobj).astype(np.float32)
+    edit(data)
+    header = image.header.copy()
+    header.set_data_dtype(np.float32)
+    nib.save(nib.Nifti1Image(data, image.affine, header), path)
+
+
+def cut_in_half(path):
+    """The careless copy: the first half of the .nii.gz bytes, as they are (no valid gzip end)."""
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+
+
+def test_a_gzip_cut_in_half_is_caught_whatever_its_last_bytes(tiny_bids):
+    bold = bold_of(tiny_bids)
+    cut_in_half(bold)
+    with pytest.raises(BIDSError, match=r"sub-01_task-rest_bold.nii.gz: truncated or corrupt .*a complete gzip"):
+        check_bold(bold, tiny_bids)
+
+
+def test_a_corrupted_byte_fails_the_crc(tiny_bids):
+    t1w = tiny_bids / "sub-01" / "anat" / "sub-01_T1w.nii.gz"
+    raw = bytearray(t1w.read_bytes())
+    raw[-12] ^= 0xFF  # inside the deflate stream's end or the CRC: the lengths still agree
+    t1w.write_bytes(bytes(raw))
+    with pytest.raises(BIDSError, match=r"sub-01_T1w.nii.gz: truncated or corrupt"):
+        check_t1w(t1w)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.fill(0), r"every voxel of every volume is 0 \(an empty image\); expected an image with contrast"),
+    (lambda d: d.fill(7), r"every voxel .* is 7; expected an image with contrast"),
+    (lambda d: d.__setitem__((1, 1, 1, 2), np.nan), r"1 NaN or Inf voxels in 1 of \d+ volumes \(2\)"),
+    (lambda d: d.__setitem__((..., 3), np.nan), r"1 of \d+ volumes are entirely NaN or Inf \(3\)"),
+    (lambda d: d.__setitem__((..., 4), 0), r"1 of \d+ volumes are constant \(4: blank or dropped volumes\)"),
+])
+def test_bold_voxel_problems_name_the_file_and_the_volumes(tiny_bids, edit, message):
+    bold = bold_of(tiny_bids)
+    rewrite(bold, edit)
+    with pytest.raises(BIDSError, match=r"sub-01_task-rest_bold.nii.gz: " + message):
+        check_bold(bold, tiny_bids)
+
+
+def test_voxel_problems_leave_the_participant_out_of_what_needs_the_file(tiny_bids):
+    rewrite(tiny_bids / "sub-01" / "anat" / "sub-01_T1w.nii.gz", lambda d: d.fill(0))
+    rewrite(bold_of(tiny_bids, "02"), lambda d: d.__setitem__((..., 0), np.inf))
+    table = build_inventory(tiny_bids).set_index("participant_id")
+    assert not table.loc["sub-01", "use_anat"] and not table.loc["sub-01", "use_sc"]
+    assert "sub-01_T1w.nii.gz: every voxel" in table.loc["sub-01", "reason"]
+    assert table.loc["sub-02", "use_sc"] and not table.loc["sub-02", "use_fc"]
+    assert "sub-02_task-rest_bold.nii.gz" in table.loc["sub-02", "reason"]
+    with pytest.raises(BIDSError, match="sub-01_T1w.nii.gz: every voxel"):
+        build_inventory(tiny_bids, strict=True)
+
+
+@pytest.mark.skipif(not REAL_BIDS.is_dir(), reason="needs ../shared/data/bids-xa30")
+@pytest.mark.parametrize("relative, expected", [
+    ("anat/sub-01_T1w.nii.gz", "truncated or corrupt"),
+    ("dwi/sub-01_dir-AP_dwi.nii.gz", "truncated or corrupt"),
+    ("func/sub-01_task-fa_bold.nii.gz", "truncated or corrupt"),
+])
+def test_broken_copies_of_the_real_volunteer_are_caught(tmp_path, relative, expected):
+    import shutil
+
+    bids = Path(shutil.copytree(REAL_BIDS, tmp_path / "bids"))
+    cut_in_half(bids / "sub-01" / relative)
+    row = build_inventory(bids, task="fa").iloc[0]
+    assert f"{Path(relative).name}: {expected}" in row["reason"]
+    modality = {"anat": "use_anat", "dwi": "use_sc", "func": "use_fc"}[relative.split("/")[0]]
+    assert not row[modality] or relative.startswith("dwi")  # one DWI run of two left: see dwi_partial
+
+
+def test_participant_labels_are_checked_before_any_path_is_built(tiny_bids):
+    edit_participants(tiny_bids, lambda t: t.replace({"participant_id": {"sub-01": "sub-../../etc"}}))
+    with pytest.raises(BIDSError, match=r"participants.tsv: participant_id values must be BIDS labels, 'sub-' "
+                                        r"followed by letters and digits only; got \['sub-../../etc'\]"):
+        build_inventory(tiny_bids)
+
+
+def test_a_folder_that_is_not_a_bids_label_is_left_out_with_the_reason(tiny_bids):
+    (tiny_bids / "sub-02_copy").mkdir()
+    table = build_inventory(tiny_bids).set_index("participant_id")
+    assert not table.loc["sub-02_copy", "use_anat"]
+    assert "folder 'sub-02_copy'" in table.loc["sub-02_copy", "reason"] and "letters and digits" in \
+        table.loc["sub-02_copy", "reason"]
+    with pytest.raises(BIDSError, match="'sub-02_copy' .* not a valid BIDS participant label"):
+        build_inventory(tiny_bids, strict=True)
+
+
+def test_a_partial_dwi_set_leaves_sc_out_or_uses_the_other_runs(tiny_bids, caplog):
+    import shutil
+
+    dwi = dwi_of(tiny_bids)
+    second = dwi.with_name(dwi.name.replace("_dwi", "_run-2_dwi"))
+    for ext in (".nii.gz", ".bval", ".bvec"):
+        shutil.copy(str(dwi).replace(".nii.gz", ext), str(second).replace(".nii.gz", ext))
+    str_bvec = str(second).replace(".nii.gz", ".bvec")
+    Path(str_bvec).unlink()
+    row = build_inventory(tiny_bids).set_index("participant_id").loc["sub-01"]
+    assert not row["use_sc"] and row["use_fc"]
+    assert "sub-01_run-2_dwi" in row["reason"] and "SC is left out (partial_dwi: exclude" in row["reason"]
+    row = build_inventory(tiny_bids, partial_dwi="use_remaining").set_index("participant_id").loc["sub-01"]
+    assert row["use_sc"] and row["dwi"] == "sub-01/dwi/sub-01_dwi.nii.gz"
+    assert "SC from sub-01_dwi.nii.gz only; sub-01_run-2_dwi.nii.gz dropped" in caplog.text
+
+
+def test_console_summary_names_what_is_left_out_and_why(tiny_bids):
+    from connex.inputs.bids import console_summary
+
+    cut_in_half(bold_of(tiny_bids, "02"))
+    lines = console_summary(build_inventory(tiny_bids))
+    assert len(lines) == 1
+    assert lines[0].startswith("ConneX input check: sub-02: not used for FC: ")
+    assert "sub-02_task-rest_bold.nii.gz: truncated or corrupt" in lines[0]

@@ -1,6 +1,7 @@
 """Benchmarks: commands that print figures (medians over repeats). Never run as tests.
 
     python -m connex.benchmarks synth [--repeats 3]
+    python -m connex.benchmarks inputs --bids DIR [--task rest] [--repeats 3]
     python -m connex.benchmarks anat --bids results/demo/bids [--subjects 01 02 03] [--repeats 3]
                                      [--real ../shared/data/bids-xa30]
     python -m connex.benchmarks sc --bids results/demo/bids --derivatives results/connex
@@ -22,10 +23,11 @@ from connex.benchmarks.stages import benchmark_anat, benchmark_fc, benchmark_mod
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m connex.benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["synth", "anat", "sc", "fc", "model", "workflow"])
+    parser.add_argument("what", choices=["synth", "inputs", "anat", "sc", "fc", "model", "workflow"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bids", type=Path, default=Path("results/demo/bids"), help="a synthetic cohort")
     parser.add_argument("--subjects", nargs="+", default=["01", "02", "03"])
+    parser.add_argument("--task", default="rest", help="inputs: BOLD task label")
     parser.add_argument("--real", type=Path, default=None, help="a real BIDS dataset (its sub-01)")
     parser.add_argument("--derivatives", type=Path, default=Path("results/connex"),
                         help="sc: the workflow's outputs for --bids (anatomy stage and SC matrices)")
@@ -51,6 +53,10 @@ def main(argv: list[str] | None = None) -> None:
     threadpool_limits(1)  # one BLAS/OpenMP thread: the figures are per core
     if args.what == "synth":
         benchmark_synth(args.repeats)
+    elif args.what == "inputs":
+        from connex.benchmarks.inputs import benchmark_inputs
+
+        benchmark_inputs(args.bids, task=args.task, repeats=args.repeats)
     elif args.what == "anat":
         benchmark_anat(args.bids, args.subjects, args.repeats, args.real)
     elif args.what == "sc":

@@ -16,8 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from connex.errors import BIDSError
+from connex.errors import BIDSError, check_choice
 from connex.inputs.checks import NIFTI_EXTENSIONS, check_bold, check_dwi, check_t1w
+from connex.registry import PARTIAL_DWI_POLICIES
+
+#: A BIDS participant label: ``sub-`` and letters and digits only (no path separators or dots).
+PARTICIPANT_LABEL = re.compile(r"sub-[A-Za-z0-9]+")
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,10 @@ def read_participants(bids_dir: str | Path, *, label_column: str = "diagnosis",
     bad_prefix = sorted(ids[~ids.str.startswith("sub-")])
     if bad_prefix:
         raise BIDSError(f"{path}: participant_id values must start with 'sub-'; got {bad_prefix}.")
+    invalid = sorted(i for i in ids if not PARTICIPANT_LABEL.fullmatch(i))
+    if invalid:  # checked before any path is built from a label
+        raise BIDSError(f"{path}: participant_id values must be BIDS labels, 'sub-' followed by letters and digits "
+                        f"only; got {invalid[:10]}.")
     duplicated = sorted(ids[ids.duplicated()].unique())
     if duplicated:
         raise BIDSError(f"{path}: duplicate participant_id {duplicated}; each participant must appear once.")
@@ -95,8 +103,13 @@ class SubjectInputs:
 
 
 def find_inputs(bids_dir: str | Path, participant_id: str, session: str | None, *, task: str,
-                strict: bool = False) -> SubjectInputs:
-    """Find and check the T1w, DWI runs and BOLD runs of ``task`` for one participant."""
+                strict: bool = False, partial_dwi: str = "exclude") -> SubjectInputs:
+    """Find and check the T1w, DWI runs and BOLD runs of ``task`` for one participant.
+
+    ``partial_dwi`` (:data:`connex.registry.PARTIAL_DWI_POLICIES`): when some DWI runs fail the
+    check and others pass, ``exclude`` keeps none (SC is left out), ``use_remaining`` keeps those
+    that pass."""
+    check_choice("partial_dwi", partial_dwi, PARTIAL_DWI_POLICIES)
     bids_dir = Path(bids_dir)
     folder = bids_dir / participant_id / (f"ses-{session}" if session else "")
     found = SubjectInputs(participant_id, session)
@@ -130,6 +143,15 @@ def find_inputs(bids_dir: str | Path, participant_id: str, session: str | None, 
             found.dwi.append(candidate)
         except BIDSError as error:
             problem("dwi", str(error))
+    if found.dwi and len(found.dwi) < len(dwi_files):
+        dropped = [f.name for f in dwi_files if f not in found.dwi]
+        if partial_dwi == "exclude":
+            problem("dwi", f"DWI run(s) {', '.join(dropped)} failed the check, so SC is left out (partial_dwi: "
+                           f"exclude; use_remaining would build it from {', '.join(f.name for f in found.dwi)})")
+            found.dwi = []
+        else:
+            log.warning("%s: SC from %s only; %s dropped (partial_dwi: use_remaining)", participant_id,
+                        ", ".join(f.name for f in found.dwi), ", ".join(dropped))
 
     bold_files = [f for f in _nifti_files(folder / "func", "bold") if f"_task-{task}_" in f.name]
     if not bold_files:
@@ -156,7 +178,7 @@ def _nifti_files(folder: Path, suffix: str) -> list[Path]:
 def build_inventory(bids_dir: str | Path, *, task: str = "rest", label_column: str = "diagnosis",
                     classes: tuple[str, ...] = ("HC", "SZ"), site_column: str | None = "site",
                     include: list[str] | None = None, exclude: list[str] | None = None,
-                    strict: bool = False) -> pd.DataFrame:
+                    strict: bool = False, partial_dwi: str = "exclude") -> pd.DataFrame:
     """The availability table: one row per participant (and session).
 
     Columns: ``participant_id``, ``session``, ``label``, ``site``, ``t1w``, ``dwi``, ``bold``
@@ -185,6 +207,14 @@ def build_inventory(bids_dir: str | Path, *, task: str = "rest", label_column: s
         in_table = participant_id in participants.index
         label = _value(participants, participant_id, "label")
         site = _value(participants, participant_id, "site")
+        if not PARTICIPANT_LABEL.fullmatch(participant_id):
+            reason = (f"folder {participant_id!r} of {bids_dir} is not a valid BIDS participant label (expected "
+                      "'sub-' followed by letters and digits only)")
+            if strict:
+                raise BIDSError(f"{bids_dir}: {reason}.")
+            log.warning("%s", reason)
+            rows.append(_row(participant_id, None, label, site, None, reason))
+            continue
         if participant_id not in folders:
             reason = f"listed in participants.tsv but there is no folder {bids_dir / participant_id}"
             log.warning("%s: %s", participant_id, reason)
@@ -192,7 +222,8 @@ def build_inventory(bids_dir: str | Path, *, task: str = "rest", label_column: s
             continue
         sessions = sorted(p.name[4:] for p in (bids_dir / participant_id).glob("ses-*") if p.is_dir())
         for session in sessions or [None]:
-            found = find_inputs(bids_dir, participant_id, session, task=task, strict=strict)
+            found = find_inputs(bids_dir, participant_id, session, task=task, strict=strict,
+                                partial_dwi=partial_dwi)
             reasons = [m for messages in found.problems.values() for m in messages]
             if not in_table:
                 message = f"folder {participant_id} is not in participants.tsv (no label: not modelled)"
@@ -233,6 +264,21 @@ def _row(participant_id, session, label, site, found: SubjectInputs | None, reas
         "use_model": label is not None and (use_sc or use_fc),
         "reason": reason or None,
     }
+
+
+def console_summary(table: pd.DataFrame) -> list[str]:
+    """One line per participant (row) of the availability table with something left out: what
+    it will not be used for, and why (the reasons name the files)."""
+    lines = []
+    for row in table.itertuples():
+        if not isinstance(row.reason, str) or not row.reason:
+            continue
+        unused = [stage for stage, use in (("anat", row.use_anat), ("SC", row.use_sc), ("FC", row.use_fc),
+                                            ("model", row.use_model)) if not use]
+        where = f"{row.participant_id}{f' ses-{row.session}' if isinstance(row.session, str) else ''}"
+        lines.append(f"ConneX input check: {where}: {'not used for ' + ', '.join(unused) if unused else 'note'}: "
+                     f"{row.reason}")
+    return lines
 
 
 def _value(table: pd.DataFrame, participant_id: str, column: str) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import struct
+import zlib
 from pathlib import Path
 
 import nibabel as nib
@@ -47,7 +48,7 @@ def check_nifti(path: str | Path, *, ndim: int | tuple[int, ...] | None = None) 
         raise BIDSError(f"{path}: not a valid NIfTI image ({type(error).__name__}: {error}).") from error
     if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
         raise BIDSError(f"{path}: expected a NIfTI-1 or NIfTI-2 image; got {type(image).__name__}.")
-    expected = int(image.header.get_data_offset()) + int(
+    expected = _data_offset(image) + int(
         np.prod(image.shape) * image.header.get_data_dtype().itemsize)
     actual = _uncompressed_size(path) if name.endswith(".gz") else path.stat().st_size
     if actual is not None and actual < expected % (2 ** 32 if name.endswith(".gz") else 2 ** 63):
@@ -72,6 +73,96 @@ def _uncompressed_size(path: Path) -> int | None:
     except (OSError, EOFError, struct.error) as error:
         raise BIDSError(f"{path}: not a valid gzipped NIfTI ({error}).") from error
     return size
+
+
+#: Volumes listed in a voxel-check message, at most.
+_LISTED = 10
+
+
+def check_voxels(path: str | Path, image: nib.Nifti1Image) -> dict:
+    """Read every voxel of a NIfTI file once, one 3-D volume at a time, and check it is usable.
+
+    A ``.nii.gz`` is decompressed to its end, so the gzip stream's CRC-32 and length are verified
+    (a truncated or corrupted copy fails, whatever its last bytes hold); then the image must not
+    be constant (all zero included), and must hold no NaN or Inf voxel; a 4-D series must have no
+    volume that is entirely NaN or constant (a dropped or blank volume). Memory: one volume.
+
+    Returns
+    -------
+    dict
+        ``minimum`` and ``maximum`` of the stored values (before scaling).
+
+    Raises
+    ------
+    BIDSError
+        Naming the file and what was expected.
+    """
+    path = Path(path)
+    shape = image.shape
+    dtype = image.header.get_data_dtype()
+    volume_voxels = int(np.prod(shape[:3]))
+    n_volumes = int(np.prod(shape[3:])) if len(shape) > 3 else 1
+    volume_bytes = volume_voxels * dtype.itemsize
+    opener = gzip.open if path.name.endswith(".gz") else open
+    nonfinite, empty, constant = [], [], []
+    low, high = np.inf, -np.inf
+    try:
+        with opener(path, "rb") as handle:
+            _read_exactly(handle, _data_offset(image), path, "header")
+            for index in range(n_volumes):
+                values = np.frombuffer(_read_exactly(handle, volume_bytes, path, f"volume {index}"), dtype=dtype)
+                if values.dtype.kind in "fc":
+                    finite = np.isfinite(values)
+                    if not finite.all():
+                        nonfinite.append((index, int(values.size - finite.sum())))
+                        if not finite.any():
+                            empty.append(index)
+                            continue
+                        values = values[finite]
+                v_low, v_high = values.min(), values.max()
+                if v_low == v_high:
+                    constant.append(index)
+                low, high = min(low, float(v_low)), max(high, float(v_high))
+            while handle.read(1 << 20):  # to the end: gzip checks its CRC and length there
+                pass
+    except (EOFError, OSError, zlib.error) as error:
+        raise BIDSError(f"{path}: truncated or corrupt ({type(error).__name__}: {error}); "
+                        f"expected a complete {'gzip stream' if opener is gzip.open else 'file'}.") from error
+    volumes = "volume" if n_volumes == 1 else "volumes"
+    if n_volumes > 1 and empty:
+        raise BIDSError(f"{path}: {len(empty)} of {n_volumes} volumes are entirely NaN or Inf "
+                        f"({_listed(empty)}); expected finite values in every volume.")
+    if nonfinite:
+        count = sum(n for _, n in nonfinite)
+        where = f" in {len(nonfinite)} of {n_volumes} volumes ({_listed([i for i, _ in nonfinite])})" \
+            if n_volumes > 1 else ""
+        raise BIDSError(f"{path}: {count} NaN or Inf voxels{where}; expected finite values.")
+    if low == high:
+        raise BIDSError(f"{path}: every voxel of every {volumes[:-1] if n_volumes > 1 else volumes} is {low:g}"
+                        f"{' (an empty image)' if low == 0 else ''}; expected an image with contrast.")
+    if n_volumes > 1 and constant:
+        raise BIDSError(f"{path}: {len(constant)} of {n_volumes} volumes are constant ({_listed(constant)}: "
+                        f"blank or dropped volumes); expected signal in every volume.")
+    return {"minimum": low, "maximum": high}
+
+
+def _data_offset(image: nib.Nifti1Image) -> int:
+    """Where the voxels start: nibabel's reader knows (a header ``vox_offset`` of 0, which some
+    writers leave, means "right after the header" for a single-file NIfTI)."""
+    offset = getattr(image.dataobj, "offset", None)
+    return int(offset if offset is not None else image.header.get_data_offset())
+
+
+def _read_exactly(handle, n_bytes: int, path: Path, what: str) -> bytes:
+    data = handle.read(n_bytes)
+    if len(data) < n_bytes:
+        raise EOFError(f"the data end in {what}, {len(data)} of its {n_bytes} bytes read")
+    return data
+
+
+def _listed(indices: list[int]) -> str:
+    shown = ", ".join(str(i) for i in indices[:_LISTED])
+    return f"{shown}, ..." if len(indices) > _LISTED else shown
 
 
 # ------------------------------------------------------------------------------- sidecars
@@ -191,6 +282,7 @@ def check_gradients(bvals: np.ndarray, bvecs: np.ndarray, source: str, *, b0_thr
 def check_dwi(path: str | Path, *, b0_threshold: float = B0_THRESHOLD) -> dict:
     """Check a DWI series and its gradients; returns ``{"n_volumes", "shape"}``."""
     image = check_nifti(path, ndim=4)
+    check_voxels(path, image)
     bvals, bvecs = read_gradients(path, image.shape[3])
     check_gradients(bvals, bvecs, str(path), b0_threshold=b0_threshold)
     return {"n_volumes": image.shape[3], "shape": image.shape}
@@ -201,6 +293,7 @@ def check_bold(path: str | Path, bids_dir: str | Path) -> dict:
     image = check_nifti(path, ndim=(3, 4))
     if image.ndim == 3:
         raise BIDSError(f"{path}: BOLD must be a 4-D time series; got a 3-D image of shape {image.shape}.")
+    check_voxels(path, image)
     metadata = read_sidecar(path, bids_dir=bids_dir)
     repetition_time = metadata.get("RepetitionTime")
     if not isinstance(repetition_time, (int, float)) or repetition_time <= 0:
@@ -212,4 +305,5 @@ def check_bold(path: str | Path, bids_dir: str | Path) -> dict:
 def check_t1w(path: str | Path) -> dict:
     """Check a T1w image is 3-D; returns ``{"shape"}``."""
     image = check_nifti(path, ndim=3)
+    check_voxels(path, image)
     return {"shape": image.shape}

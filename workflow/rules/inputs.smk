@@ -53,6 +53,7 @@ checkpoint bids_inventory:
         include=config["participants"]["include"],
         exclude=config["participants"]["exclude"],
         strict=config["strict_inputs"],
+        partial_dwi=config["partial_dwi"],
     script:
         "../scripts/bids_inventory.py"
 

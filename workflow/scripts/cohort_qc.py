@@ -1,6 +1,6 @@
 from connex.logs import log_to_file
 
-log_to_file(snakemake.log[0])
+log_to_file(snakemake.log[0], job=f"{snakemake.rule} {dict(snakemake.wildcards)}")
 
 from connex.inputs.io import write_tsv
 from connex.report.cohort_qc import cohort_qc_table

@@ -1,6 +1,6 @@
 from connex.logs import log_to_file
 
-log_to_file(snakemake.log[0])
+log_to_file(snakemake.log[0], job=f"{snakemake.rule} {dict(snakemake.wildcards)}")
 
 from connex.evaluation.splits import make_splits, training_subjects_per_class
 from connex.inputs.io import write_tsv

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from connex.logs import log_to_file
 
-log_to_file(snakemake.log[0])
+log_to_file(snakemake.log[0], job=f"{snakemake.rule} {dict(snakemake.wildcards)}")
 
 from connex.anat.preprocess import load_t1w, register_t1w, save_anat, tissue_maps_to_t1w
 from connex.inputs.io import save_nifti

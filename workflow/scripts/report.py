@@ -2,7 +2,7 @@ from pathlib import Path
 
 from connex.logs import log_to_file
 
-log_to_file(snakemake.log[0])
+log_to_file(snakemake.log[0], job=f"{snakemake.rule} {dict(snakemake.wildcards)}")
 
 from connex.report.html import write_report
 

@@ -2,7 +2,7 @@ import json
 
 from connex.logs import log_to_file
 
-log_to_file(snakemake.log[0])
+log_to_file(snakemake.log[0], job=f"{snakemake.rule} {dict(snakemake.wildcards)}")
 
 from connex.anat.atlases import load_atlas
 from connex.structural.stage import run_connectome
