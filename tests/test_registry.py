@@ -20,6 +20,7 @@ CONFIG = SCHEMA.parents[1] / "config.yaml"
 
 #: Config key -> the registry its enum must equal (same names, same order).
 ENUMS = {
+    "partial_dwi": registry.PARTIAL_DWI_POLICIES,
     "sc.denoise": registry.DENOISE_METHODS,
     "sc.model": registry.FODF_MODELS,
     "sc.algorithm": registry.TRACKING_ALGORITHMS,
