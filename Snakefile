@@ -1,6 +1,10 @@
 # ConneX: BIDS -> structural and functional connectomes -> multimodal graph classifier.
 # Thin entry point: configuration, schema validation, rule files, and the default target.
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
+
+from connex.config import check_config, coerce_booleans, load_schema
 
 min_version("9.0")
 
@@ -8,7 +12,13 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "config/schema/config.schema.yaml")
+# --config strict_inputs=true (or a boolean inside a YAML mapping) arrives as a string: read the
+# schema's booleans first. After validation (defaults filled in): the input folders and the atlas
+# names, so that a wrong setting stops here, before any job (connex/config.py).
+SCHEMA = Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml"
+coerce_booleans(config, load_schema(SCHEMA))
+validate(config, str(SCHEMA))
+check_config(config)
 
 
 include: "workflow/rules/common.smk"
