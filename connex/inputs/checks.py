@@ -128,7 +128,6 @@ def check_voxels(path: str | Path, image: nib.Nifti1Image) -> dict:
     except (EOFError, OSError, zlib.error) as error:
         raise BIDSError(f"{path}: truncated or corrupt ({type(error).__name__}: {error}); "
                         f"expected a complete {'gzip stream' if opener is gzip.open else 'file'}.") from error
-    volumes = "volume" if n_volumes == 1 else "volumes"
     if n_volumes > 1 and empty:
         raise BIDSError(f"{path}: {len(empty)} of {n_volumes} volumes are entirely NaN or Inf "
                         f"({_listed(empty)}); expected finite values in every volume.")
@@ -138,7 +137,7 @@ def check_voxels(path: str | Path, image: nib.Nifti1Image) -> dict:
             if n_volumes > 1 else ""
         raise BIDSError(f"{path}: {count} NaN or Inf voxels{where}; expected finite values.")
     if low == high:
-        raise BIDSError(f"{path}: every voxel of every {volumes[:-1] if n_volumes > 1 else volumes} is {low:g}"
+        raise BIDSError(f"{path}: every voxel{' of every volume' if n_volumes > 1 else ''} is {low:g}"
                         f"{' (an empty image)' if low == 0 else ''}; expected an image with contrast.")
     if n_volumes > 1 and constant:
         raise BIDSError(f"{path}: {len(constant)} of {n_volumes} volumes are constant ({_listed(constant)}: "
