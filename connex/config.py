@@ -32,7 +32,8 @@ SYNTH_TABLE = Path("derivatives") / "groundtruth" / "atlas-synth_dseg.tsv"
 BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
 BIDS_LAYOUT = "expected a folder with participants.tsv and sub-* folders"
-CONNECTOMES_LAYOUT = "expected a folder with participants.tsv and sub-<label>/dwi, sub-<label>/func *_relmat.tsv files"
+CONNECTOMES_LAYOUT = ("expected a folder with sub-<label>/dwi, sub-<label>/func *_relmat.tsv files, and "
+                      "participants.tsv in it or in bids_dir")
 
 
 def load_schema(path: str | Path) -> dict:
@@ -92,7 +93,8 @@ def _coerced(value, spec: dict, key: str):
 def check_paths(config: dict) -> None:
     """The input folders the config names exist: ``bids_dir`` (unless ``demo``) with its
     ``participants.tsv`` and ``fc.fmriprep_dir`` (both unread with ``connectomes_dir``), or
-    ``connectomes_dir`` with its ``participants.tsv``; the files of the custom atlases in use.
+    ``connectomes_dir`` with a ``participants.tsv`` in it or in ``bids_dir``
+    (:func:`participants_folder`); the files of the custom atlases in use.
 
     Raises
     ------
@@ -102,7 +104,9 @@ def check_paths(config: dict) -> None:
     """
     connectomes = config.get("connectomes_dir")
     if connectomes:
-        _check_folder("connectomes_dir", connectomes, "connectomes folder", CONNECTOMES_LAYOUT)
+        if not Path(connectomes).is_dir():
+            raise ConfigError(f"connectomes_dir {connectomes!r}: connectomes folder not found ({CONNECTOMES_LAYOUT}).")
+        participants_folder(connectomes, config.get("bids_dir", "demo"))
         return
     bids = config.get("bids_dir", "demo")
     if bids != "demo":
@@ -118,6 +122,33 @@ def check_paths(config: dict) -> None:
             if not Path(path).is_file():
                 raise ConfigError(f"custom_atlases.{name}.{part} {path!r}: file not found (the atlas's "
                                   f"{'label image, NIfTI in MNI152 space' if part == 'image' else 'region TSV'}).")
+
+
+def participants_folder(connectomes_dir: str | Path, bids_dir: str | Path | None) -> Path:
+    """The folder whose ``participants.tsv`` the model stages read with ``connectomes_dir``: that
+    folder when it has one, else ``bids_dir`` (the raw dataset, not ``demo``; XCP-D and QSIRecon
+    derivatives have no participants.tsv of their own).
+
+    Raises
+    ------
+    ConfigError
+        Neither has one: ``"connectomes_dir '/c': no participants.tsv in this folder nor in bids_dir
+        '/b' (looked for /c/participants.tsv and /b/participants.tsv; ...)."``
+    """
+    own = Path(connectomes_dir) / "participants.tsv"
+    if own.is_file():
+        return Path(connectomes_dir)
+    if bids_dir and str(bids_dir) != "demo":
+        theirs = Path(bids_dir) / "participants.tsv"
+        if theirs.is_file():
+            return Path(bids_dir)
+        raise ConfigError(f"connectomes_dir {str(connectomes_dir)!r}: no participants.tsv in this folder nor in "
+                          f"bids_dir {str(bids_dir)!r} (looked for {own} and {theirs}; the model stages read "
+                          "participant_id and the labels from the first of the two that exists).")
+    raise ConfigError(f"connectomes_dir {str(connectomes_dir)!r}: no participants.tsv in this folder, and no bids_dir "
+                      f"to read it from (looked for {own}; bids_dir is 'demo'). Add a participants.tsv to "
+                      "connectomes_dir, or set bids_dir to the raw BIDS dataset whose participants.tsv lists these "
+                      "subjects.")
 
 
 def _check_folder(key: str, path: str, what: str, layout: str) -> None:

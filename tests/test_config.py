@@ -110,7 +110,7 @@ def test_a_missing_bids_folder_is_named_with_what_was_expected(tmp_path):
 
 def test_a_missing_connectomes_folder_is_named_and_bids_dir_is_then_not_read(tmp_path):
     with pytest.raises(ConfigError, match=r"^connectomes_dir '/no/conn': connectomes folder not found \(expected a "
-                                          r"folder with participants.tsv and sub-<label>/dwi"):
+                                          r"folder with sub-<label>/dwi, .* and participants.tsv in it or in bids_dir"):
         check_paths({"bids_dir": "/no/such/dir", "connectomes_dir": "/no/conn"})
     check_paths({"bids_dir": "/no/such/dir", "connectomes_dir": str(bids_folder(tmp_path / "conn"))})
 

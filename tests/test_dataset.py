@@ -1,5 +1,7 @@
 """The connectome dataset stage and the graphs: reading relmats, policies, bad input, transforms."""
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -313,3 +315,201 @@ def test_nan_edges_leave_the_subject_out_or_become_zero_as_the_policy_says(tmp_p
     assert np.array_equal(matrix[np.ix_(keep, keep)], fc[np.ix_(keep, keep)])
     with pytest.raises(ConnectomeError, match="sub-05: .*NaN or Inf value"):
         build_dataset(tmp_path, atlas="toy", missing_edges="error")
+
+
+# ------------------------------------------------------------------- connectomes from XCP-D
+# Written by hand in XCP-D's documented layout (0.8+: seg-/stat-, a Node column, n/a for the
+# edges of low-coverage parcels, the desc-<N>volumes variant of --create-matrices), not with
+# this project's writer; participants.tsv is in the raw BIDS dataset, as for XCP-D derivatives.
+
+XCPD_ATLAS = "4S156Parcels"
+XCPD_REGIONS = ["LH_Vis_1", "LH_SomMot_1", "RH_Vis_1", "RH_Default_1", "Thal_L", "Cereb_R"]
+
+
+def xcpd_name(pid, ses="1", space="MNI152NLin2009cAsym", extra=""):
+    return f"{pid}_ses-{ses}_task-rest_space-{space}_seg-{XCPD_ATLAS}_stat-pearsoncorrelation{extra}_relmat.tsv"
+
+
+def xcpd_relmat(path, matrix, regions=XCPD_REGIONS):
+    """One relmat as XCP-D writes it: `Node` and the region names above, a `Node` column, n/a."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["\t".join(["Node", *regions])]
+    lines += ["\t".join([name, *("n/a" if np.isnan(v) else f"{v:.6f}" for v in row)])
+              for name, row in zip(regions, matrix)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def xcpd_dataset(tmp_path, rng, sessions=("1", "2"), labels=("HC", "SZ") * 3):
+    """An XCP-D folder (no participants.tsv) and its raw BIDS dataset (participants.tsv only):
+    ``(xcp_d, bids, {(pid, ses): matrix})``."""
+    xcpd, bids = tmp_path / "xcp_d", tmp_path / "bids"
+    bids.mkdir()
+    ids = [f"sub-{i + 1:02d}" for i in range(len(labels))]
+    pd.DataFrame({"participant_id": ids, "diagnosis": labels}).to_csv(bids / "participants.tsv", sep="\t",
+                                                                      index=False)
+    (xcpd / "sub-01").mkdir(parents=True)
+    (xcpd / "dataset_description.json").write_text('{"Name": "XCP-D", "DatasetType": "derivative"}')
+    matrices = {}
+    for pid in ids:
+        for ses in sessions:
+            fc = np.round(random_pair(rng, n=len(XCPD_REGIONS))[1], 6)
+            func = xcpd / pid / f"ses-{ses}" / "func"
+            xcpd_relmat(func / xcpd_name(pid, ses), fc)
+            (func / xcpd_name(pid, ses).replace("pearsoncorrelation_relmat", "mean_timeseries")).write_text("x\n")
+            matrices[pid, ses] = fc
+    return xcpd, bids, matrices
+
+
+def test_read_relmat_takes_xcpds_node_column_and_na_cells(tmp_path, rng):
+    fc = np.round(random_pair(rng, n=len(XCPD_REGIONS))[1], 6)
+    fc[4, :] = fc[:, 4] = np.nan  # Thal_L below the coverage threshold
+    path = tmp_path / xcpd_name("sub-01")
+    xcpd_relmat(path, fc)
+    matrix, regions = read_relmat(path, allow_nan=True)
+    assert regions == XCPD_REGIONS and matrix.shape == (6, 6)
+    assert np.array_equal(np.isnan(matrix), np.isnan(fc)) and np.allclose(matrix, fc, equal_nan=True)
+    with pytest.raises(ConnectomeError, match="NaN or Inf"):
+        read_relmat(path)
+    # an index column of names without a header row, and a numeric header below Node
+    path.write_text("\n".join("\t".join([f"R{i}", *(f"{v:g}" for v in row)]) for i, row in enumerate(fc[:3, :3]))
+                    + "\n")
+    assert read_relmat(path)[1] == ["R0", "R1", "R2"]
+    path.write_text("Node\t1\t2\t3\n" + "\n".join("\t".join([str(i + 1), *(f"{v:g}" for v in row)])
+                                                 for i, row in enumerate(fc[:3, :3])) + "\n")
+    matrix, regions = read_relmat(path)
+    assert regions == ["1", "2", "3"] and np.allclose(matrix, fc[:3, :3])
+    xcpd_relmat(path, fc[:3, :3], regions=["A", "B", "C"])
+    path.write_text(path.read_text().replace("\nB\t", "\nX\t"))
+    with pytest.raises(ConnectomeError, match="the index column names region 2 'X' where the header has 'B'"):
+        read_relmat(path, subject="sub-01")
+
+
+def test_xcpd_outputs_are_read_with_participants_from_bids_dir_and_the_first_session(tmp_path, rng, caplog):
+    xcpd, bids, matrices = xcpd_dataset(tmp_path, rng)
+    with caplog.at_level(logging.INFO, logger="connex.model.dataset"):
+        dataset, table = build_dataset(xcpd, atlas=XCPD_ATLAS, modalities=["fc"], participants_dir=bids)
+    assert dataset.subjects == [f"sub-{i:02d}" for i in range(1, 7)] and dataset.regions == XCPD_REGIONS
+    assert np.allclose(dataset.fc[2], matrices["sub-03", "1"])
+    assert table.set_index("participant_id").loc["sub-03", "fc_file"].endswith(xcpd_name("sub-03", "1"))
+    assert f"Participants: {bids / 'participants.tsv'} (connectomes from {xcpd}: no participants.tsv there)" \
+        in caplog.text
+    assert ("sub-01: FC connectomes match atlas '4S156Parcels' and measure 'correlation' (task 'rest') in sessions "
+            "['1', '2']; reading session 1, the first (model.select.session: null; set it to choose).") in caplog.text
+    second, table = build_dataset(xcpd, atlas=XCPD_ATLAS, modalities=["fc"], participants_dir=bids,
+                                  select={"session": "ses-2"})
+    assert np.allclose(second.fc[2], matrices["sub-03", "2"])
+    assert table.set_index("participant_id").loc["sub-03", "fc_file"].endswith(xcpd_name("sub-03", "2"))
+    from connex.model.dataset import detect_atlas
+
+    assert detect_atlas(xcpd) == XCPD_ATLAS
+
+
+def test_xcpd_variants_are_an_error_naming_what_differs_until_selected(tmp_path, rng, caplog):
+    xcpd, bids, matrices = xcpd_dataset(tmp_path, rng, sessions=("1",))
+    for pid in ("sub-01", "sub-02"):  # an HC and an SZ with the variant
+        xcpd_relmat(xcpd / pid / "ses-1" / "func" / xcpd_name(pid, extra="_desc-100volumes"),
+                    matrices[pid, "1"] * 0.5)
+    func = xcpd / "sub-01" / "ses-1" / "func"
+    with pytest.raises(ConnectomeError) as error:
+        find_relmat(xcpd, "01", "fc", atlas=XCPD_ATLAS, meas="correlation", task="rest")
+    assert str(error.value) == (
+        f"sub-01: 2 FC connectomes match atlas '4S156Parcels' and measure 'correlation' (task 'rest'): "
+        f"{[str(func / xcpd_name('sub-01', extra='_desc-100volumes')), str(func / xcpd_name('sub-01'))]}; they "
+        "differ in desc (None, '100volumes'); choose one with model.select.desc ('' for the file without the "
+        "entity) (README, 'Connectomes from elsewhere').")
+    picked = find_relmat(xcpd, "01", "fc", atlas=XCPD_ATLAS, meas="correlation", task="rest",
+                         select={"desc": "100volumes"})
+    assert picked.name == xcpd_name("sub-01", extra="_desc-100volumes")
+    plain = find_relmat(xcpd, "01", "fc", atlas=XCPD_ATLAS, meas="correlation", select={"desc": ""})
+    assert plain.name == xcpd_name("sub-01")
+    # a CIFTI run too: space and den tell it apart
+    xcpd_relmat(func / xcpd_name("sub-01", space="fsLR", extra="_den-91k"), matrices["sub-01", "1"])
+    with pytest.raises(ConnectomeError, match=r"3 FC connectomes .* differ in den \(None, '91k'\) and desc \(None, "
+                                              r"'100volumes'\) and space \('MNI152NLin2009cAsym', 'fsLR'\); choose one "
+                                              r"with model.select.den, model.select.desc, model.select.space"):
+        find_relmat(xcpd, "01", "fc", atlas=XCPD_ATLAS, meas="correlation")
+    chosen = find_relmat(xcpd, "01", "fc", atlas=XCPD_ATLAS, meas="correlation",
+                         select={"space": "fsLR", "desc": None, "session": None})
+    assert chosen.name == xcpd_name("sub-01", space="fsLR", extra="_den-91k")
+    dataset, _ = build_dataset(xcpd, atlas=XCPD_ATLAS, modalities=["fc"], participants_dir=bids,
+                               select={"space": "MNI152NLin2009cAsym", "desc": "100volumes"})
+    assert dataset.subjects == ["sub-01", "sub-02"]  # the others have no such variant: missing FC
+    assert ("sub-03: no FC connectome (atlas '4S156Parcels', FC 'correlation', model.select {'space': "
+            "'MNI152NLin2009cAsym', 'desc': '100volumes'})") in caplog.text
+    assert np.allclose(dataset.fc[1], matrices["sub-02", "1"] * 0.5, atol=1e-6)
+    with pytest.raises(ConfigError, match=r"'model.select.seg': the seg- entity is not chosen here"):
+        find_relmat(xcpd, "01", "fc", atlas=XCPD_ATLAS, meas="correlation", select={"seg": "Glasser"})
+
+
+def test_xcpd_na_parcels_follow_the_missing_edges_policy(tmp_path, rng):
+    xcpd, bids, matrices = xcpd_dataset(tmp_path, rng, sessions=("1",))
+    fc = matrices["sub-04", "1"].copy()
+    fc[1, :] = fc[:, 1] = np.nan  # LH_SomMot_1 without signal
+    path = xcpd / "sub-04" / "ses-1" / "func" / xcpd_name("sub-04")
+    xcpd_relmat(path, fc)
+    assert "n/a" in path.read_text()
+    dataset, table = build_dataset(xcpd, atlas=XCPD_ATLAS, modalities=["fc"], participants_dir=bids)
+    assert "sub-04" not in dataset.subjects
+    assert table.set_index("participant_id").loc["sub-04", "reason"] == f"NaN edges (FC {path}: 11 NaN cells)"
+    zeroed, _ = build_dataset(xcpd, atlas=XCPD_ATLAS, modalities=["fc"], participants_dir=bids, missing_edges="zero")
+    matrix = zeroed.fc[zeroed.subjects.index("sub-04")]
+    assert (matrix[1] == 0).all() and (matrix[:, 1] == 0).all() and np.allclose(matrix[0, 2], fc[0, 2])
+    with pytest.raises(ConnectomeError, match="sub-04: .*NaN or Inf value"):
+        build_dataset(xcpd, atlas=XCPD_ATLAS, modalities=["fc"], participants_dir=bids, missing_edges="error")
+
+
+def test_no_match_lists_the_relmats_the_subject_has(tmp_path, rng, caplog):
+    xcpd, bids, _ = xcpd_dataset(tmp_path, rng, sessions=("1",))
+    with caplog.at_level(logging.WARNING), pytest.raises(ConnectomeError, match="0 usable"):
+        build_dataset(xcpd, atlas=XCPD_ATLAS, fc_measure="covariance", modalities=["fc"], participants_dir=bids)
+    assert (f"sub-02: no FC connectome (atlas '4S156Parcels', FC 'covariance') under {xcpd / 'sub-02'}; its FC "
+            f"relmats: {xcpd_name('sub-02')}: left out of the model.") in caplog.text
+    with pytest.raises(ConnectomeError, match=r"sub-01: no SC connectome .*; no \*_relmat.tsv in sub-01/dwi or "
+                                              r"sub-01/ses-\*/dwi; set missing_modality: exclude"):
+        build_dataset(xcpd, atlas=XCPD_ATLAS, participants_dir=bids, missing_modality="error")
+
+
+@pytest.mark.parametrize("name", [
+    "sub-01_task-rest_atlas-toy_meas-correlation_relmat.tsv",  # this pipeline's own
+    "sub-01_task-rest_space-MNI152NLin6Asym_atlas-toy_stat-pearsoncorrelation_relmat.tsv",  # XCP-D 0.7
+    "sub-01_task-rest_seg-toy_stat-pearsoncorrelation_relmat.tsv",  # XCP-D 0.8+
+    "sub-01_task-rest_atlas-toy_measure-pearsoncorrelation_relmat.tsv",  # older names
+    "sub-01_task-rest_atlas-toy_desc-pearsoncorrelation_relmat.tsv",
+    "sub-01_task-rest_atlas-toy_meas-PearsonCorrelation_relmat.tsv",  # any case
+])
+def test_other_tools_names_of_atlas_and_measure_are_matched(tmp_path, rng, name):
+    path = tmp_path / "sub-01" / "func" / name
+    write_relmat(path, random_pair(rng)[1])
+    write_relmat(path.with_name(name.replace("rest", "nback")), random_pair(rng)[1])  # another task
+    assert find_relmat(tmp_path, "01", "fc", atlas="toy", meas="correlation", task="rest") == path
+    assert find_relmat(tmp_path, "01", "fc", atlas="toy", meas="partialcorrelation", task="rest") is None
+    assert find_relmat(tmp_path, "01", "fc", atlas="toyx", meas="correlation", task="rest") is None
+
+
+def test_measure_aliases_name_registered_measures():
+    from connex.model.dataset import MEASURE_ALIASES
+    from connex.registry import FC_MEASURES
+
+    assert set(MEASURE_ALIASES.values()) <= set(FC_MEASURES)
+
+
+def test_participants_come_from_bids_dir_when_the_connectomes_folder_has_none(tmp_path):
+    from connex.config import check_paths, participants_folder
+
+    conn, bids = tmp_path / "xcp_d", tmp_path / "bids"
+    conn.mkdir()
+    bids.mkdir()
+    with pytest.raises(ConfigError) as error:
+        participants_folder(conn, bids)
+    assert str(error.value) == (f"connectomes_dir '{conn}': no participants.tsv in this folder nor in bids_dir "
+                                f"'{bids}' (looked for {conn / 'participants.tsv'} and {bids / 'participants.tsv'}; "
+                                "the model stages read participant_id and the labels from the first of the two "
+                                "that exists).")
+    with pytest.raises(ConfigError, match=r"no participants.tsv in this folder, and no bids_dir to read it from "
+                                          r"\(looked for .*; bids_dir is 'demo'\)"):
+        check_paths({"bids_dir": "demo", "connectomes_dir": str(conn)})
+    (bids / "participants.tsv").write_text("participant_id\tdiagnosis\nsub-01\tHC\n")
+    assert participants_folder(conn, bids) == bids
+    check_paths({"bids_dir": str(bids), "connectomes_dir": str(conn)})
+    (conn / "participants.tsv").write_text("participant_id\tdiagnosis\nsub-01\tHC\n")
+    assert participants_folder(conn, bids) == conn  # the connectomes folder's own comes first

@@ -9,9 +9,16 @@ users of other tools can reproduce)::
     <root>/sub-<label>/dwi/sub-<label>_atlas-<atlas>_meas-<weight>_relmat.tsv
     <root>/sub-<label>/func/sub-<label>_task-<task>_atlas-<atlas>_meas-<measure>_relmat.tsv
 
+Other tools' names are read too (:func:`find_relmat` matches BIDS entities, not text): the atlas
+under ``atlas-`` or ``seg-`` (XCP-D 0.8+), the measure under ``meas-``, ``stat-`` or ``measure-``
+(``stat-pearsoncorrelation`` is ``correlation``), or, when none of these is present, a ``desc-``
+that names a measure. Other entities (``ses-``, ``space-``, ``desc-``, ``run-``...) may appear:
+``model.select`` picks among files that differ only in them (the first session by default).
+``participants.tsv`` may instead be in the raw BIDS dataset (``bids_dir``).
+
 A relmat TSV is an ``n x n`` tab-separated matrix in atlas order, with or without a header
-row of region names. Other entities (``ses-``, ``space-``, ``desc-``...) may appear in the
-name; exactly one file per subject and modality must match.
+row of region names, with or without an index column of region names (XCP-D's ``Node``);
+``n/a`` cells are NaN (``model.missing_edges`` decides).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import pandas as pd
 from connex.errors import ConfigError, ConnectomeError, check_choice
 from connex.inputs.bids import read_participants
 from connex.inputs.io import atomic_path, write_tsv
-from connex.registry import MISSING_EDGE_POLICIES, MISSING_POLICIES, MODALITIES
+from connex.registry import FC_MEASURES, MISSING_EDGE_POLICIES, MISSING_POLICIES, MODALITIES, SC_WEIGHTS
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,31 @@ log = logging.getLogger(__name__)
 MODALITY_DATATYPE = {"sc": "dwi", "fc": "func"}
 
 _SYMMETRY_TOLERANCE = 1e-6
+
+#: The entity keys that name a relmat's atlas (XCP-D writes ``seg-`` since its 2024 BIDS renaming).
+ATLAS_ENTITIES = ("atlas", "seg")
+
+#: The entity keys that name a relmat's measure, in the order they are looked for (XCP-D writes
+#: ``stat-``, some older tools ``measure-``); with none of them, a ``desc-`` that names a measure.
+MEASURE_ENTITIES = ("meas", "stat", "measure")
+
+#: Other tools' names of a measure (any case) -> this pipeline's (:data:`FC_MEASURES`,
+#: :data:`SC_WEIGHTS`); a name not listed is compared as it is, in lower case.
+MEASURE_ALIASES = {
+    "pearsoncorrelation": "correlation",  # XCP-D's stat-pearsoncorrelation
+    "pearson": "correlation",
+    "partialcorrelation": "partialcorrelation",
+    "covariance": "covariance",
+}
+
+#: model.select keys that are not the entity's own key in a file name.
+SELECT_ENTITIES = {"session": "ses"}
+
+#: Entities model.select cannot set: other keys choose them (subject, atlas, measure, bold_task).
+_NOT_SELECTABLE = ("sub", "task", *ATLAS_ENTITIES, *MEASURE_ENTITIES)
+
+#: How many of a subject's relmat names a "missing" message lists.
+_LISTED = 8
 
 
 @dataclass
@@ -104,7 +136,9 @@ class ConnectomeDataset:
 
 def read_relmat(path: str | Path, *, subject: str = "", symmetric: bool = True, allow_nan: bool = False
                 ) -> tuple[np.ndarray, list[str] | None]:
-    """Read one connectivity matrix TSV, with or without a header row of region names.
+    """Read one connectivity matrix TSV, with or without a header row of region names, with or
+    without a first column of region names (XCP-D's ``Node`` column: its header cell is ``Node``
+    or empty, or its cells are text; its names must be the header's, in the same order).
 
     ``allow_nan``: return NaN cells (``n/a``, ``nan``: an edge of a region without signal, such as
     XCP-D's low-coverage parcels) as NaN for the caller's policy, instead of raising. Inf is always
@@ -114,13 +148,14 @@ def read_relmat(path: str | Path, *, subject: str = "", symmetric: bool = True, 
     -------
     matrix : ndarray (n, n)
     regions : list of str or None
-        The header's region names (``None`` when the file has no header row).
+        The header's region names, or the index column's (``None`` when the file has neither).
 
     Raises
     ------
     ConnectomeError
-        Unreadable, not square, non-numeric cells, NaN (unless ``allow_nan``) or Inf, or (``symmetric``) not symmetric;
-        the message names the subject and the file.
+        Unreadable, not square, non-numeric cells, NaN (unless ``allow_nan``) or Inf, index column
+        names unlike the header's, or (``symmetric``) not symmetric; the message names the subject and
+        the file.
     """
     path = Path(path)
     who = f"{subject}: " if subject else ""
@@ -130,17 +165,17 @@ def read_relmat(path: str | Path, *, subject: str = "", symmetric: bool = True, 
         raise ConnectomeError(f"{who}{path}: cannot read the connectivity matrix ({error}).") from error
     if not lines:
         raise ConnectomeError(f"{who}{path}: empty file; expected an n x n tab-separated matrix.")
-    first = lines[0].split("\t")
-    if len(lines) == len(first) + 1:  # n names above n rows (even numeric names)
-        regions = first
-    elif len(lines) == len(first):
+    cells, row_names = _index_column([line.split("\t") for line in lines])
+    first = cells[0]
+    if len(cells) == len(first) + 1:  # n names above n rows (even numeric names)
+        regions = [name.strip() for name in first]
+    elif len(cells) == len(first):
         regions = None
     else:  # malformed: guess, so the error below names the real problem
-        regions = (None if all(_is_number(cell) or cell.strip().lower() in ("", "n/a", "na") for cell in first)
-                   else first)
-    rows = lines[1:] if regions is not None else lines
+        regions = None if all(_is_number(cell) or _is_missing(cell) for cell in first) else first
+    rows = cells[1:] if regions is not None else cells
     try:
-        matrix = np.array([[_number(cell) for cell in row.split("\t")] for row in rows], dtype=np.float64)
+        matrix = np.array([[_number(cell) for cell in row] for row in rows], dtype=np.float64)
     except ValueError as error:
         raise ConnectomeError(f"{who}{path}: non-numeric cell ({error}); expected an n x n tab-separated "
                               "matrix of numbers, optionally below one header row of region names.") from error
@@ -150,13 +185,19 @@ def read_relmat(path: str | Path, *, subject: str = "", symmetric: bool = True, 
     if regions is not None and len(regions) != matrix.shape[0]:
         raise ConnectomeError(f"{who}{path}: {len(regions)} region names in the header for a "
                               f"{matrix.shape[0]} x {matrix.shape[1]} matrix.")
+    if row_names is not None and regions is not None and row_names != regions:
+        diff = next(i for i, (a, b) in enumerate(zip(row_names, regions)) if a != b)  # both n long
+        raise ConnectomeError(f"{who}{path}: the index column names region {diff + 1} '{row_names[diff]}' where "
+                              f"the header has '{regions[diff]}'; rows and columns must list the regions in the "
+                              "same order.")
+    regions = regions if regions is not None else row_names
     bad = np.isinf(matrix) if allow_nan else ~np.isfinite(matrix)
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise ConnectomeError(f"{who}{path}: {bad.sum()} NaN or Inf value(s) (first at row {i + 1}, "
                               f"column {j + 1}); a connectome must be finite.")
     if symmetric:
-        scale = max(np.abs(matrix).max(), 1e-12)
+        scale = max(np.nanmax(np.abs(matrix)) if not np.isnan(matrix).all() else 0.0, 1e-12)
         asym = np.nanmax(np.abs(matrix - matrix.T)) if not np.isnan(matrix).all() else 0.0
         if asym > _SYMMETRY_TOLERANCE * scale:
             i, j = np.unravel_index(np.argmax(np.abs(matrix - matrix.T)), matrix.shape)
@@ -167,7 +208,31 @@ def read_relmat(path: str | Path, *, subject: str = "", symmetric: bool = True, 
 
 def _number(cell: str) -> float:
     """A cell's value; empty and n/a cells are NaN (reported as such, not as text)."""
-    return np.nan if cell.strip().lower() in ("", "n/a", "na") else float(cell)
+    return np.nan if _is_missing(cell) else float(cell)
+
+
+def _is_missing(cell: str) -> bool:
+    """An empty or n/a cell (XCP-D writes ``n/a`` for the edges of a low-coverage parcel)."""
+    return cell.strip().lower() in ("", "n/a", "na")
+
+
+def _index_column(cells: list[list[str]]) -> tuple[list[list[str]], list[str] | None]:
+    """Split off a first column of region names: ``(the other cells, its names)``, or ``(cells, None)``
+    when there is none. It is one when every row below the first starts with text (not a number
+    nor n/a), or when the header's first cell is ``Node`` (XCP-D) and every row has as many cells;
+    a file without a header row whose every row starts with a name keeps them all as rows."""
+    if len(cells) < 2 or any(len(row) < 2 for row in cells):
+        return cells, None
+
+    def text(cell: str) -> bool:
+        return not _is_number(cell) and not _is_missing(cell)
+
+    named = all(text(row[0]) for row in cells[1:])
+    if named and text(cells[0][0]) and all(not text(cell) for cell in cells[0][1:]):  # no header row
+        return [row[1:] for row in cells], [row[0].strip() for row in cells]
+    if named or (cells[0][0].strip().lower() == "node" and all(len(row) == len(cells[0]) for row in cells)):
+        return [row[1:] for row in cells], [row[0].strip() for row in cells[1:]]
+    return cells, None
 
 
 def _is_number(text: str) -> bool:
@@ -178,44 +243,159 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def relmat_entities(path: str | Path) -> dict[str, str]:
+    """The BIDS entities of a relmat's name, key -> value (``_``-separated ``key-value`` pairs; the
+    first of a repeated key), with ``ses`` from the folder (``sub-*/ses-*/func``) when the name has none."""
+    path = Path(path)
+    entities: dict[str, str] = {}
+    for part in path.name.removesuffix(".tsv").split("_"):
+        key, dash, value = part.partition("-")
+        if dash and key and value:
+            entities.setdefault(key, value)
+    if "ses" not in entities and path.parent.parent.name.startswith("ses-"):
+        entities["ses"] = path.parent.parent.name[len("ses-"):]
+    return entities
+
+
+def canonical_measure(name: str) -> str:
+    """This pipeline's name of a measure written by another tool (:data:`MEASURE_ALIASES`; any case)."""
+    return MEASURE_ALIASES.get(name.lower(), name.lower())
+
+
+def relmat_atlas(entities: dict[str, str]) -> str | None:
+    """A relmat's atlas: its ``atlas-`` or, without one, ``seg-`` entity."""
+    return next((entities[key] for key in ATLAS_ENTITIES if key in entities), None)
+
+
+def relmat_measure(entities: dict[str, str]) -> tuple[str | None, str | None]:
+    """``(measure, key)``: a relmat's measure (:func:`canonical_measure`) and the entity that named it;
+    a ``desc-`` names it only when no ``meas-``/``stat-``/``measure-`` does and it is a known measure."""
+    for key in MEASURE_ENTITIES:
+        if key in entities:
+            return canonical_measure(entities[key]), key
+    if "desc" in entities and canonical_measure(entities["desc"]) in (*FC_MEASURES, *SC_WEIGHTS):
+        return canonical_measure(entities["desc"]), "desc"
+    return None, None
+
+
+def relmat_files(root: str | Path, subject: str, modality: str) -> list[Path]:
+    """Every ``*_relmat.tsv`` of ``subject`` (label without ``sub-``) for a modality: in
+    ``sub-<subject>/<datatype>/`` then ``sub-<subject>/ses-*/<datatype>/``, sorted."""
+    folder = Path(root) / f"sub-{subject}"
+    datatype = MODALITY_DATATYPE[modality]
+    return sorted(folder.glob(f"{datatype}/*_relmat.tsv")) + sorted(folder.glob(f"ses-*/{datatype}/*_relmat.tsv"))
+
+
+def atlas_relmats(root: str | Path, atlas: str) -> list[Path]:
+    """Every relmat of ``atlas`` (``atlas-`` or ``seg-``) under ``root/sub-*``, sorted (the model
+    stage's inputs, so that a changed matrix reruns it)."""
+    return sorted(path for path in Path(root).glob("sub-*/**/*_relmat.tsv")
+                  if relmat_atlas(relmat_entities(path)) == atlas)
+
+
+def selection(select: dict | None) -> dict[str, str | None]:
+    """``model.select`` as entity key -> wanted value (``session`` is ``ses``; a ``key-`` prefix of
+    the value is dropped, so ``ses-01`` and ``01`` are the same; ``""``: the file without it).
+
+    Raises
+    ------
+    ConfigError
+        A key that other settings choose (subject, atlas, measure, task), or a value that is not text.
+    """
+    wanted = {}
+    for name, value in (select or {}).items():
+        key = SELECT_ENTITIES.get(name, name)
+        if key in _NOT_SELECTABLE:
+            raise ConfigError(f"'model.select.{name}': the {key}- entity is not chosen here (model.atlas, "
+                              "model.sc_weight, model.fc_measure and bold_task choose atlas, measure and task); "
+                              f"model.select takes other entities, e.g. session, space, desc, run.")
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"'model.select.{name}': {value!r} is not text; quote it (e.g. '01'), or write "
+                              f"it with its key ({key}-{value}).")
+        wanted[key] = None if value is None else value.removeprefix(f"{key}-")
+    return wanted
+
+
 def find_relmat(root: str | Path, subject: str, modality: str, *, atlas: str, meas: str,
-                task: str | None = None) -> Path | None:
+                task: str | None = None, select: dict | None = None) -> Path | None:
     """The one relmat of ``subject`` (label without ``sub-``) for a modality, or ``None``.
 
-    Looks in ``sub-<subject>/<datatype>/`` and ``sub-<subject>/ses-*/<datatype>/`` for a name
-    with ``_atlas-<atlas>_``, ``_meas-<meas>_`` (and ``_task-<task>_`` for FC when given)
-    ending in ``_relmat.tsv``.
+    Looks at the :func:`relmat_files` and matches their BIDS entities (:func:`relmat_entities`):
+
+    - the atlas: ``atlas-<atlas>`` or ``seg-<atlas>``;
+    - the measure: ``meas-``, ``stat-`` or ``measure-`` (or a ``desc-`` naming a measure) equal to
+      ``meas`` after :func:`canonical_measure` (XCP-D's ``stat-pearsoncorrelation`` is ``correlation``);
+    - FC, when ``task`` is given: ``task-<task>``;
+    - ``select`` (``model.select``), entity -> value: a value keeps the files with that value, ``""``
+      the files without the entity, ``None`` sets nothing.
+
+    With ``session`` unset and matches in several sessions, the first session in sorted order is taken
+    (a file without a session first), and logged.
 
     Raises
     ------
     ConnectomeError
-        More than one file matches (the message lists them).
+        More than one file still matches: the message lists them and the entities that tell them apart.
+    ConfigError
+        A bad ``select`` (:func:`selection`).
     """
-    datatype = MODALITY_DATATYPE[modality]
-    folder = Path(root) / f"sub-{subject}"
-    candidates = sorted(folder.glob(f"{datatype}/*_relmat.tsv")) + sorted(folder.glob(f"ses-*/{datatype}/*_relmat.tsv"))
-    wanted = [f"_atlas-{atlas}_", f"_meas-{meas}_"] + ([f"_task-{task}_"] if task and modality == "fc" else [])
-    matches = [p for p in candidates if all(w in p.name.replace("_relmat.tsv", "_") for w in wanted)]
+    wanted = selection(select)
+    measure = canonical_measure(meas)
+    matches = []
+    for path in relmat_files(root, subject, modality):
+        entities = relmat_entities(path)
+        found, key = relmat_measure(entities)
+        if relmat_atlas(entities) != atlas or found != measure:
+            continue
+        if task and modality == "fc" and entities.get("task") != task:
+            continue
+        others = {k: v for k, v in entities.items() if k not in (*_NOT_SELECTABLE, key)}
+        if all(value is None or others.get(k) == (value or None) for k, value in wanted.items()):
+            matches.append((path, others))
+    what = (f"{modality.upper()} connectomes match atlas '{atlas}' and measure '{meas}'"
+            + (f" (task '{task}')" if task and modality == "fc" else ""))
+    sessions = sorted({others.get("ses") for _, others in matches}, key=lambda ses: (ses is not None, ses or ""))
+    if wanted.get("ses") is None and len(sessions) > 1:
+        matches = [(path, others) for path, others in matches if others.get("ses") == sessions[0]]
+        log.info("sub-%s: %s in sessions %s; reading session %s, the first (model.select.session: null; set it "
+                 "to choose).", subject, what, [ses or "(none)" for ses in sessions], sessions[0] or "(none)")
     if len(matches) > 1:
-        raise ConnectomeError(f"sub-{subject}: {len(matches)} {modality.upper()} connectomes match atlas "
-                              f"'{atlas}' and measure '{meas}': {[str(m) for m in matches]}; keep one per "
-                              "subject (or use entities that tell them apart).")
-    return matches[0] if matches else None
+        keys = sorted({k for _, others in matches for k in others})
+        differ = {k: sorted({others.get(k) for _, others in matches}, key=lambda v: (v is not None, v or ""))
+                  for k in keys}
+        differ = {k: values for k, values in differ.items() if len(values) > 1}
+        names = {k: next((name for name, entity in SELECT_ENTITIES.items() if entity == k), k) for k in differ}
+        how = ("; they differ in " + " and ".join(f"{k} ({', '.join(repr(v) for v in values)})"
+                                                  for k, values in differ.items())
+               + "; choose one with " + ", ".join(f"model.select.{names[k]}" for k in differ)
+               + " ('' for the file without the entity)") if differ else "; keep one per subject"
+        raise ConnectomeError(f"sub-{subject}: {len(matches)} {what}: {[str(path) for path, _ in matches]}{how} "
+                              "(README, 'Connectomes from elsewhere').")
+    return matches[0][0] if matches else None
+
+
+def describe_relmats(root: str | Path, subject: str, modality: str) -> str:
+    """What relmat files ``subject`` has for a modality (the names, the first few), for a "missing" message."""
+    files = relmat_files(root, subject, modality)
+    datatype = MODALITY_DATATYPE[modality]
+    if not files:
+        return f"no *_relmat.tsv in sub-{subject}/{datatype} or sub-{subject}/ses-*/{datatype}"
+    more = f" and {len(files) - _LISTED} more" if len(files) > _LISTED else ""
+    return f"its {modality.upper()} relmats: {', '.join(path.name for path in files[:_LISTED])}{more}"
 
 
 def detect_atlas(root: str | Path) -> str:
-    """The one ``atlas-<name>`` entity of the relmats under ``root`` (for a connectomes folder
-    whose atlas the user did not name).
+    """The one atlas (``atlas-`` or ``seg-`` entity) of the relmats under ``root`` (for a
+    connectomes folder whose atlas the user did not name).
 
     Raises
     ------
     ConnectomeError
         No relmat, or relmats of several atlases (the message lists them).
     """
-    names = {part[len("atlas-"):] for path in Path(root).glob("sub-*/**/*_relmat.tsv")
-             for part in path.name.split("_") if part.startswith("atlas-")}
+    names = {relmat_atlas(relmat_entities(path)) for path in Path(root).glob("sub-*/**/*_relmat.tsv")} - {None}
     if len(names) != 1:
-        found = f"atlases {sorted(names)}" if names else "no *_atlas-<name>_*_relmat.tsv file"
+        found = f"atlases {sorted(names)}" if names else "no *_atlas-<name>_*_relmat.tsv (or *_seg-<name>_*) file"
         raise ConnectomeError(f"{root}: found {found} in sub-*/dwi and sub-*/func; name the atlas to model "
                               "with model.atlas (README, 'Connectomes from elsewhere').")
     return names.pop()
@@ -226,8 +406,8 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
                   label_column: str = "diagnosis", classes: tuple[str, ...] = ("HC", "SZ"),
                   site_column: str | None = "site", missing_modality: str = "exclude",
                   subjects: list[str] | None = None, files: dict[str, dict[str, str]] | None = None,
-                  modalities: tuple[str, ...] | list[str] = MODALITIES, missing_edges: str = "exclude"
-                  ) -> tuple[ConnectomeDataset, pd.DataFrame]:
+                  modalities: tuple[str, ...] | list[str] = MODALITIES, missing_edges: str = "exclude",
+                  select: dict | None = None) -> tuple[ConnectomeDataset, pd.DataFrame]:
     """Pair every labelled participant's SC and FC matrices (or read the one modality of a
     one-modality cohort).
 
@@ -238,7 +418,8 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
     atlas, sc_weight, fc_measure, task : str
         Which files to read (entities of the relmat names).
     participants_dir : path, optional
-        Folder of ``participants.tsv`` (default: ``root``).
+        Folder of ``participants.tsv`` (default: ``root``; the workflow passes ``bids_dir`` when a
+        ``connectomes_dir`` has none, :func:`connex.config.participants_folder`). The log names the file read.
     label_column, classes, site_column
         As in :func:`connex.bids.read_participants`; ``age`` and ``sex`` columns are kept when present.
     missing_modality : {"exclude", "error"}
@@ -249,7 +430,10 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
     files : dict, optional
         participant_id -> {"sc": path, "fc": path}: the exact files to read (the workflow passes
         the connectomes it made, so a stale file of an excluded run is never picked up); a
-        participant or modality absent from it counts as missing. Default: search ``root``.
+        participant or modality absent from it counts as missing. Default: search ``root``
+        (:func:`find_relmat`).
+    select : dict, optional
+        ``model.select``: entity -> value among the files that match (:func:`find_relmat`).
     missing_edges : {"exclude", "zero", "error"}
         A matrix with NaN cells (a region without signal in that subject): the subject is left out
         with the reason (``exclude``), the NaN edges are set to 0, no connection (``zero``), or the
@@ -274,8 +458,10 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
     modalities = _check_options(classes, missing_modality, modalities)
     check_choice("missing_edges", missing_edges, MISSING_EDGE_POLICIES)
     root = Path(root)
+    selection(select)  # a bad key stops the run before any subject
     participants = read_participants(participants_dir or root, label_column=label_column, classes=tuple(classes),
                                      site_column=site_column)
+    _log_participants(root, Path(participants_dir or root), searched=files is None)
     rows, matrices = [], {"sc": [], "fc": []}
     reference: tuple[str, int, list[str] | None] | None = None  # file, n, region names
     measures = {"sc": sc_weight, "fc": fc_measure}
@@ -294,14 +480,15 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
             row["reason"] = f"no {label_column} (n/a)"
             continue
         if files is None:
-            found = {m: find_relmat(root, subject, m, atlas=atlas, meas=measures[m], task=task) for m in modalities}
+            found = {m: find_relmat(root, subject, m, atlas=atlas, meas=measures[m], task=task, select=select)
+                     for m in modalities}
         else:
             found = {m: files.get(participant_id, {}).get(m) for m in modalities}
         missing = [m.upper() for m, f in found.items() if f is None]
         if missing:
-            wanted = ", ".join(f"{m.upper()} '{measures[m]}'" for m in modalities)
-            message = (f"{participant_id}: no {' or '.join(missing)} connectome "
-                       f"(atlas '{atlas}', {wanted}) under {root / participant_id}")
+            message = _missing_message(root, participant_id, missing, atlas=atlas,
+                                       measures={m: measures[m] for m in modalities},
+                                       select=select if files is None else None, searched=files is None)
             if missing_modality == "error":
                 raise ConnectomeError(message + "; set missing_modality: exclude to leave such subjects out.")
             row["reason"] = "missing " + " and ".join(missing)
@@ -347,11 +534,39 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
         participants=included.drop(columns=["included", "reason"]),
         classes=list(classes), regions=regions,
         sc=_stack(matrices["sc"], len(included)), fc=_stack(matrices["fc"], len(included)),
-        metadata={"atlas": atlas, "sc_weight": sc_weight, "fc_measure": fc_measure, "task": task},
+        metadata={"atlas": atlas, "sc_weight": sc_weight, "fc_measure": fc_measure, "task": task,
+                  "select": dict(select or {})},
         modalities=modalities)
     log.info("Connectome dataset: %d subjects (%s), %d regions; %d left out.", len(included),
              included["label"].value_counts().to_dict(), n, int((~table["included"]).sum()))
     return dataset, table
+
+
+def _log_participants(root: Path, folder: Path, *, searched: bool) -> None:
+    """Say which participants.tsv is read (with connectomes from elsewhere, whether it is bids_dir's)."""
+    source = folder / "participants.tsv"
+    if searched and folder.resolve() != root.resolve():
+        own = ("its participants.tsv is not read" if (root / "participants.tsv").is_file()
+               else "no participants.tsv there")
+        log.info("Participants: %s (connectomes from %s: %s).", source, root, own)
+    else:
+        log.info("Participants: %s.", source)
+
+
+def _missing_message(root: Path, participant_id: str, missing: list[str], *, atlas: str, measures: dict,
+                     select: dict | None, searched: bool) -> str:
+    """Why a subject has no connectome of some modality (``measures``: modality -> measure of those
+    read); when ``root`` was searched, with the relmat names the subject has there, so that a naming
+    mismatch is seen."""
+    wanted = ", ".join(f"{m.upper()} '{measure}'" for m, measure in measures.items())
+    chosen = {key: value for key, value in (select or {}).items() if value is not None}
+    wanted += f", model.select {chosen}" if chosen else ""
+    message = (f"{participant_id}: no {' or '.join(missing)} connectome (atlas '{atlas}', {wanted}) under "
+               f"{root / participant_id}")
+    if searched:
+        subject = participant_id.removeprefix("sub-")
+        message += "".join(f"; {describe_relmats(root, subject, m.lower())}" for m in missing)
+    return message
 
 
 def _check_options(classes, missing_modality: str, modalities) -> tuple[str, ...]:

@@ -34,6 +34,7 @@ rule connectome_dataset:
         missing_modality=MODEL["missing_modality"],
         modalities=MODEL_MODALITIES,
         missing_edges=MODEL["missing_edges"],
+        select=MODEL["select"],
     script:
         "../scripts/connectome_dataset.py"
 

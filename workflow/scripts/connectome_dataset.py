@@ -11,5 +11,6 @@ dataset, table = build_dataset(location["root"], atlas=params.atlas, sc_weight=p
                                participants_dir=location["participants_dir"], files=location["files"],
                                label_column=params.label_column, classes=tuple(params.classes),
                                site_column=params.site_column, missing_modality=params.missing_modality,
-                               modalities=params.modalities, missing_edges=params.missing_edges)
+                               modalities=params.modalities, missing_edges=params.missing_edges,
+                               select=params.select)
 write_dataset(dataset, table, out_npz=out.dataset, out_tsv=out.table)

@@ -4,8 +4,10 @@ from pathlib import Path
 import pandas as pd
 from snakemake.logging import logger
 
+from connex.config import participants_folder
 from connex.errors import ConfigError
 from connex.evaluation.splits import can_cross_validate, min_subjects_per_class, trainings_per_split
+from connex.model.dataset import atlas_relmats
 from connex.model.weighting import modality_weighting
 
 if not MODELS_RUN:
@@ -44,10 +46,12 @@ def model_connectome_files(wildcards):
 
 
 def model_dataset_inputs(wildcards):
-    """The connectome files (or, with connectomes_dir, its participants.tsv) the dataset reads."""
-    if CONNECTOMES_DIR:  # every relmat of the atlas, so that a changed matrix reruns the model stages
-        files = sorted(str(p) for p in Path(CONNECTOMES_DIR).glob(f"sub-*/**/*_atlas-{MODEL_ATLAS}_*relmat.tsv"))
-        return {"participants": str(Path(CONNECTOMES_DIR) / "participants.tsv"), "connectomes": files}
+    """The connectome files and the participants.tsv the dataset reads (with connectomes_dir: its
+    own, or else bids_dir's)."""
+    if CONNECTOMES_DIR:  # every relmat of the atlas (atlas- or seg-), so that a changed matrix reruns the model
+        files = [str(p) for p in atlas_relmats(CONNECTOMES_DIR, MODEL_ATLAS)]
+        participants = participants_folder(CONNECTOMES_DIR, config["bids_dir"]) / "participants.tsv"
+        return {"participants": str(participants), "connectomes": files}
     files = model_connectome_files(wildcards)
     return {
         "participants": rules.synthesize_demo.output.bids if IS_DEMO else str(BIDS_DIR / "participants.tsv"),
@@ -58,7 +62,8 @@ def model_dataset_inputs(wildcards):
 def model_dataset_params(wildcards, input):
     """Where participants.tsv and the connectomes are, and which files to read."""
     if CONNECTOMES_DIR:
-        return {"root": CONNECTOMES_DIR, "participants_dir": CONNECTOMES_DIR, "files": None}
+        participants = str(participants_folder(CONNECTOMES_DIR, config["bids_dir"]))
+        return {"root": CONNECTOMES_DIR, "participants_dir": participants, "files": None}
     return {"root": str(DERIVATIVES), "participants_dir": str(BIDS_DIR), "files": model_connectome_files(wildcards)}
 
 
