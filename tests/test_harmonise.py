@@ -106,3 +106,17 @@ def test_harmonise_dataset_works_on_edge_weights_and_is_off_for_one_site(rng):
     # leave-site-out: the test site was never seen, so auto leaves the data alone
     held_out = site == "B"
     assert harmonise_dataset(dataset, np.flatnonzero(~held_out), site="auto")[0] is dataset
+
+
+def test_features_constant_within_a_site_pass_through_unchanged(rng):
+    """A sparse SC edge: zero in every training subject of site A (log1p(0)); estimating A's scale
+    there would divide by ~0 and blow up a test subject of A that has streamlines on it."""
+    X, site, _ = site_data(rng, p=50)
+    X[site == "A", 0] = 0.0
+    train = np.arange(len(X)) % 5 != 0
+    combat = ComBat().fit(X[train], site[train])
+    assert not combat.adjusted_[0] and combat.adjusted_[1:].all()
+    probe = X[[np.flatnonzero((site == "A") & ~train)[0]]].copy()
+    probe[0, 0] = 2.5
+    out = combat.transform(probe, np.array(["A"]))
+    assert out[0, 0] == 2.5 and np.all(np.abs(out) < 10)

@@ -286,7 +286,7 @@ def benchmark_fc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
 
 def _cv_job(args):
     """One split of the model benchmark, in a worker process with one thread."""
-    dataset_path, splits, split, models, graph, hyper, train = args
+    dataset_path, splits, split, models, graph, hyper, train, harmonise = args
     import torch
 
     torch.set_num_threads(1)
@@ -296,15 +296,25 @@ def _cv_job(args):
 
     start = time.perf_counter()
     out = run_fold(ConnectomeDataset.load(dataset_path), splits, split, models=models, graph_params=graph,
-                   model_params=hyper, train_params=TrainParams(**train))
+                   model_params=hyper, train_params=TrainParams(**train), harmonise=harmonise)
     return time.perf_counter() - start, out
+
+
+def _merged(base: dict, overlay: dict) -> dict:
+    """``overlay`` laid over ``base``, nested keys merged (as Snakemake merges --configfile)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def benchmark_model(connectomes: Path, *, atlas: str = "synth", folds: int = 5, repeats: int = 3, jobs: int = 2,
                     device: str = "cpu", models: tuple[str, ...] = ("connex",), config: Path | None = None) -> None:
     """Training throughput and the wall time of a full k-fold run of the model stages.
 
-    Hyperparameters are those of ``config`` (default config/config.yaml). Throughput: ConneX
+    Hyperparameters are those of ``config`` (default: config/config.yaml with the real-cohort
+    overlay config/examples/cv-5x3.yaml laid over it, as the README runs a cohort: ensemble over
+    folds ``auto``, ComBat ``auto``). Throughput: ConneX
     trained on the first training fold, epochs timed one by one (median of ``repeats`` after a
     warm-up). Full run: every split of one k-fold repeat in ``jobs`` worker processes of one
     thread each (what ``snakemake --cores jobs`` does with one job per split), beside the same
@@ -324,7 +334,11 @@ def benchmark_model(connectomes: Path, *, atlas: str = "synth", folds: int = 5, 
     from connex.model.training import TrainParams, resolve_device, train_model, validation_split
 
     repo = Path(__file__).resolve().parents[2]
-    config = yaml.safe_load((config or repo / "config" / "config.yaml").read_text())
+    if config is None:
+        config = _merged(yaml.safe_load((repo / "config" / "config.yaml").read_text()),
+                         yaml.safe_load((repo / "config" / "examples" / "cv-5x3.yaml").read_text()))
+    else:
+        config = yaml.safe_load(Path(config).read_text())
     validate(config, str(repo / "config" / "schema" / "config.schema.yaml"))  # fills in the defaults, as the workflow
     model_config = config["model"]
     train = {k: v for k, v in model_config["training"].items() if k != "validation_fraction"}
@@ -358,7 +372,8 @@ def benchmark_model(connectomes: Path, *, atlas: str = "synth", folds: int = 5, 
         dataset.save(path)
         for label, chosen in (("reference: logistic regression", ["logistic_regression"]),
                               ("ConneX" if list(models) == ["connex"] else "models", list(models))):
-            tasks = [(path, splits, split, chosen, model_config["graph"], model_config["architecture"], train)
+            tasks = [(path, splits, split, chosen, model_config["graph"], model_config["architecture"], train,
+                      model_config["harmonise"])
                      for split in sorted(splits["split"].unique())]
             start = time.perf_counter()
             if resolve_device(device).type == "cpu" and jobs > 1:

@@ -49,6 +49,9 @@ class ComBat:
         Shrunk additive site effects (standardised units).
     delta_ : ndarray (g, p)
         Shrunk multiplicative site effects.
+    adjusted_ : ndarray (p,) bool
+        Features ComBat adjusts: those that vary within every training site (the others pass
+        through unchanged).
     """
 
     def __init__(self, *, max_iter: int = 100, tol: float = 1e-4):
@@ -76,12 +79,19 @@ class ComBat:
         residual = X - design @ B
         self.var_pooled_ = np.maximum((residual ** 2).mean(0), 1e-12)
         Z = self._standardise(X, C)
-        self.gamma_ = np.empty((g, X.shape[1]))
-        self.delta_ = np.empty((g, X.shape[1]))
-        gamma_hat = np.stack([Z[site == s].mean(0) for s in self.sites_])
-        delta_hat = np.stack([np.maximum(Z[site == s].var(0, ddof=1), 1e-12) for s in self.sites_])
-        for i, s in enumerate(self.sites_):
-            self.gamma_[i], self.delta_[i] = self._shrink(Z[site == s], gamma_hat[i], delta_hat[i])
+        within = np.stack([X[site == s].var(0, ddof=1) for s in self.sites_])
+        # a feature constant within a site (an SC edge without streamlines there: log1p(0) in every
+        # subject) has no scale to estimate; dividing by its ~0 variance would blow up any test
+        # subject with a value there, so such features are left as they are
+        self.adjusted_ = (within > 1e-8 * np.maximum(X.var(0), 1e-12)).all(0) & (X.var(0) > 1e-12)
+        self.gamma_ = np.zeros((g, X.shape[1]))
+        self.delta_ = np.ones((g, X.shape[1]))
+        ok = self.adjusted_
+        if ok.any():
+            gamma_hat = np.stack([Z[site == s][:, ok].mean(0) for s in self.sites_])
+            delta_hat = np.stack([Z[site == s][:, ok].var(0, ddof=1) for s in self.sites_])
+            for i, s in enumerate(self.sites_):
+                self.gamma_[i, ok], self.delta_[i, ok] = self._shrink(Z[site == s][:, ok], gamma_hat[i], delta_hat[i])
         return self
 
     def transform(self, X: np.ndarray, site: np.ndarray, covariates: np.ndarray | None = None) -> np.ndarray:
@@ -98,7 +108,8 @@ class ComBat:
         C = _covariates(covariates, len(X))
         index = np.searchsorted(self.sites_, site)
         Z = (self._standardise(X, C) - self.gamma_[index]) / np.sqrt(self.delta_[index])
-        return Z * np.sqrt(self.var_pooled_) + self.grand_mean_ + C @ self.beta_
+        out = Z * np.sqrt(self.var_pooled_) + self.grand_mean_ + C @ self.beta_
+        return np.where(self.adjusted_, out, X)
 
     def _standardise(self, X: np.ndarray, C: np.ndarray) -> np.ndarray:
         return (X - self.grand_mean_ - C @ self.beta_) / np.sqrt(self.var_pooled_)
