@@ -120,3 +120,17 @@ def test_features_constant_within_a_site_pass_through_unchanged(rng):
     probe[0, 0] = 2.5
     out = combat.transform(probe, np.array(["A"]))
     assert out[0, 0] == 2.5 and np.all(np.abs(out) < 10)
+
+
+def test_a_training_fold_too_small_for_the_fit_is_left_alone(rng):
+    """The demo's folds: 4 training subjects, 2 sites, age and sex: an exact fit, no residual."""
+    n, s = 4, 6
+    fc = np.stack([np.corrcoef(rng.standard_normal((50, n)).T) for _ in range(s)])
+    table = participants(rng.uniform(20, 60, s), ["F", "M"] * 3, ["A", "A", "B", "B", "A", "B"])
+    dataset = ConnectomeDataset(participants=table, classes=["HC", "SZ"], regions=[f"R{i}" for i in range(n)],
+                                sc=np.zeros((s, 0, 0)), fc=fc, modalities=("fc",))
+    train = np.arange(4)
+    same, info = harmonise_dataset(dataset, train, site="auto", covariates=("age", "sex"))
+    assert same is dataset and info == {"harmonised_sites": [], "regressed_covariates": []}
+    with pytest.raises(ConfigError, match="needs at least 14 training subjects; this split has 4"):
+        harmonise_dataset(dataset, train, site="combat", covariates=("age", "sex"))

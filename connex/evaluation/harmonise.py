@@ -26,6 +26,9 @@ from connex.registry import COVARIATES, SITE_HARMONISATION
 
 log = logging.getLogger(__name__)
 
+#: Training subjects a harmonisation fit needs beyond its design columns (sites + covariates).
+MIN_RESIDUAL_DOF = 10
+
 
 class ComBat:
     """Parametric empirical-Bayes ComBat with training-only estimates (scikit-learn style).
@@ -203,7 +206,9 @@ def harmonise_dataset(dataset: ConnectomeDataset, train: np.ndarray, *, site: st
     Parameters
     ----------
     site : {"auto", "combat", "none"}
-        ``auto``: ComBat when the training subjects come from more than one site.
+        ``auto``: ComBat when the training subjects come from more than one site. Both ComBat and
+        the covariates are skipped (``auto``; ``combat`` raises) when the training fold has fewer
+        than :data:`MIN_RESIDUAL_DOF` subjects beyond the columns they fit.
     covariates : tuple of str
         Names of :data:`connex.registry.COVARIATES` to regress out (and to protect in ComBat).
 
@@ -232,6 +237,18 @@ def harmonise_dataset(dataset: ConnectomeDataset, train: np.ndarray, *, site: st
                      f"sites {unseen} have no training subjects" if unseen else
                      f"sites {small} have one training subject")
     C, used = covariate_matrix(dataset.participants, list(covariates), train)
+    # both are least-squares fits of every edge: with fewer than MIN_RESIDUAL_DOF training subjects
+    # beyond the design's columns they fit the training fold exactly and extrapolate wildly to the
+    # test fold (a 4-subject training fold with 2 sites, age and sex has no residual at all)
+    columns = (len(names) if use_combat else 0) + C.shape[1]
+    if columns and len(train) - columns < MIN_RESIDUAL_DOF:
+        if site == "combat":
+            raise ConfigError(f"model.harmonise: ComBat over {len(names)} sites with covariates {used} needs at "
+                              f"least {columns + MIN_RESIDUAL_DOF} training subjects; this split has {len(train)}.")
+        log.info("Harmonisation not used in this split: %d training subjects for %d fitted columns (sites %s, "
+                 "covariates %s) leave under %d residual degrees of freedom.", len(train), columns,
+                 names.tolist() if use_combat else [], used, MIN_RESIDUAL_DOF)
+        use_combat, C, used = False, C[:, :0], []
     info = {"harmonised_sites": sorted(np.unique(sites[train]).tolist()) if use_combat else [],
             "regressed_covariates": used}
     if not use_combat and not used:
