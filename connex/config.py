@@ -19,11 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from connex.anat.atlases import BUILT_IN_ATLASES
+from connex.anat.atlases import BUILT_IN_ATLASES, SYNTH_ATLAS
 from connex.errors import ConfigError
-
-#: The synthetic cohort's own atlas (its ground truth, in ``derivatives/groundtruth``).
-SYNTH_ATLAS = "synth"
 
 #: Where a synthetic cohort (the demo, or one made by ``connex synth``) keeps that atlas's table.
 SYNTH_TABLE = Path("derivatives") / "groundtruth" / "atlas-synth_dseg.tsv"

@@ -33,7 +33,7 @@ _watchdog: threading.Thread | None = None
 def job_label(job: str | None = None) -> str:
     """``job`` if given (less an empty ``{}``: a rule without wildcards), else the running script's name.
 
-    Snakemake runs a copy of a script named ``.snakemake/scripts/tmpXXXXXXXX.<script name>``; the
+    Snakemake runs a copy of a script named ``.snakemake/scripts/tmp<random>.<script name>``; the
     prefix is dropped."""
     if job and job.strip():
         return job.strip().removesuffix(" {}")

@@ -260,6 +260,8 @@ def load_synth_atlas(groundtruth_dir: str | Path) -> Atlas:
 
 SPHERE_ATLASES = ("dosenbach160", "power264", "seitzman300")
 BUILT_IN_ATLASES = ("desikankilliany",) + SPHERE_ATLASES
+#: The synthetic cohort's own atlas (its ground truth, in ``derivatives/groundtruth``).
+SYNTH_ATLAS = "synth"
 
 
 def load_atlas(name: str, *, custom: dict | None = None, synth_dir: str | Path | None = None) -> Atlas:
@@ -274,7 +276,7 @@ def load_atlas(name: str, *, custom: dict | None = None, synth_dir: str | Path |
         return load_desikan_killiany()
     if name in SPHERE_ATLASES:
         return load_sphere_atlas(name)
-    if name == "synth":
+    if name == SYNTH_ATLAS:
         if synth_dir is None:
             raise AtlasError("The 'synth' atlas exists only for a synthetic cohort (connex synth).")
         return load_synth_atlas(synth_dir)

@@ -192,10 +192,10 @@ def run_fold(dataset: ConnectomeDataset, splits: pd.DataFrame, split: str, *, mo
             permuted.append({"split": split, "model": name, "permutation": p + 1,
                              "roc_auc": _permuted_auc(name, dataset, features.get(name), graphs, y, train, test,
                                                       val_fraction, p, model_params, train_params)})
-    single = ensemble_size(train_params.ensemble, y[train]) == 1
-    n_validation = len(train) - len(validation_split(y, train, fraction=val_fraction, seed=seed)[0])
-    info.update(n_regions=n, n_train=len(train), n_validation=n_validation if single else len(train),
-                n_test=len(test))
+    # an ensemble over folds validates on every training subject once; a single model on its split
+    ensembled = ensemble_size(train_params.ensemble, y[train]) > 1
+    n_validation = len(train) if ensembled else len(validation_split(y, train, fraction=val_fraction, seed=seed)[1])
+    info.update(n_regions=n, n_train=len(train), n_validation=n_validation, n_test=len(test))
     return {"predictions": pd.concat(predictions, ignore_index=True),
             "importance": pd.concat(importance, ignore_index=True) if importance else pd.DataFrame(),
             "history": pd.concat(history, ignore_index=True) if history else pd.DataFrame(),
@@ -311,8 +311,7 @@ def write_fold_outputs(outputs: dict, *, predictions: str | Path, importance: st
     """Write one fold's tables (each atomically; edge importance as ``.npz``:
     :func:`connex.evaluation.importance.write_importance`)."""
     write_tsv(outputs["predictions"], predictions)
-    n_regions = outputs["info"].get("n_regions")
-    write_importance(outputs["importance"], importance, n_regions=n_regions)
+    write_importance(outputs["importance"], importance, n_regions=outputs["info"]["n_regions"])
     write_tsv(outputs["history"], history)
     write_tsv(outputs["permutations"], permutations)
     write_json(outputs["info"], info)

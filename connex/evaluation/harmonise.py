@@ -21,7 +21,7 @@ import pandas as pd
 
 from connex.errors import ConfigError, check_choice
 from connex.model.dataset import ConnectomeDataset
-from connex.model.graphs import WEIGHTING, edge_weights
+from connex.model.graphs import WEIGHTING, edge_weights, matrices_from_edge_weights
 from connex.registry import COVARIATES, SITE_HARMONISATION
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ def harmonise_dataset(dataset: ConnectomeDataset, train: np.ndarray, *, site: st
                  "covariates %s) leave under %d residual degrees of freedom.", len(train), columns,
                  names.tolist() if use_combat else [], used, MIN_RESIDUAL_DOF)
         use_combat, C, used = False, C[:, :0], []
-    info = {"harmonised_sites": sorted(np.unique(sites[train]).tolist()) if use_combat else [],
+    info = {"harmonised_sites": names.tolist() if use_combat else [],
             "regressed_covariates": used}
     if not use_combat and not used:
         return dataset, info
@@ -264,22 +264,8 @@ def harmonise_dataset(dataset: ConnectomeDataset, train: np.ndarray, *, site: st
             X = ComBat().fit(X[train], sites[train], C[train]).transform(X, sites, C)
         if used:
             X = CovariateRegression().fit(X[train], C[train]).transform(X, C)
-        adjusted[modality] = _back_to_raw(X, raw, iu, weighting[modality])
+        adjusted[modality] = matrices_from_edge_weights(X, raw, weighting[modality])
     log.info("Harmonised on %d training subjects: ComBat over sites %s; covariates regressed: %s.",
              len(train), info["harmonised_sites"] or "none", used or "none")
     return replace(dataset, **adjusted), info
 
-
-def _back_to_raw(X: np.ndarray, raw: np.ndarray, iu, weighting: str) -> np.ndarray:
-    """Edge weights ``(s, e)`` back to raw matrices ``(s, n, n)`` (the inverse of
-    :func:`connex.model.graphs.edge_weights`), keeping the raw diagonal."""
-    if weighting == "fisher_z":
-        values = np.tanh(X)
-    elif weighting == "log1p":
-        values = np.expm1(np.maximum(X, 0.0))
-    else:
-        values = X
-    out = raw.astype(np.float64, copy=True)
-    out[:, iu[0], iu[1]] = values
-    out[:, iu[1], iu[0]] = values
-    return out.astype(raw.dtype, copy=False)

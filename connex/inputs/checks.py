@@ -79,18 +79,13 @@ def _uncompressed_size(path: Path) -> int | None:
 _LISTED = 10
 
 
-def check_voxels(path: str | Path, image: nib.Nifti1Image) -> dict:
+def check_voxels(path: str | Path, image: nib.Nifti1Image) -> None:
     """Read every voxel of a NIfTI file once, one 3-D volume at a time, and check it is usable.
 
     A ``.nii.gz`` is decompressed to its end, so the gzip stream's CRC-32 and length are verified
     (a truncated or corrupted copy fails, whatever its last bytes hold); then the image must not
     be constant (all zero included), and must hold no NaN or Inf voxel; a 4-D series must have no
     volume that is entirely NaN or constant (a dropped or blank volume). Memory: one volume.
-
-    Returns
-    -------
-    dict
-        ``minimum`` and ``maximum`` of the stored values (before scaling).
 
     Raises
     ------
@@ -142,7 +137,6 @@ def check_voxels(path: str | Path, image: nib.Nifti1Image) -> dict:
     if n_volumes > 1 and constant:
         raise BIDSError(f"{path}: {len(constant)} of {n_volumes} volumes are constant ({_listed(constant)}: "
                         f"blank or dropped volumes); expected signal in every volume.")
-    return {"minimum": low, "maximum": high}
 
 
 def _data_offset(image: nib.Nifti1Image) -> int:
@@ -174,14 +168,14 @@ def read_sidecar(path: str | Path, *, bids_dir: str | Path) -> dict:
     """
     path, bids_dir = Path(path), Path(bids_dir)
     stem = _strip_extension(path.name)
-    entities, suffix = _entities(stem)
+    entities, suffix = bids_entities(stem)
     folders = [bids_dir]
     for part in path.parent.relative_to(bids_dir).parts:
         folders.append(folders[-1] / part)
     metadata: dict = {}
     for folder in folders:
         for candidate in sorted(folder.glob(f"*{suffix}.json")):
-            cand_entities, cand_suffix = _entities(candidate.name[:-5])
+            cand_entities, cand_suffix = bids_entities(candidate.name[:-5])
             if cand_suffix == suffix and cand_entities.items() <= entities.items():
                 try:
                     metadata.update(json.loads(candidate.read_text()))
@@ -197,9 +191,15 @@ def _strip_extension(name: str) -> str:
     return name
 
 
-def _entities(stem: str) -> tuple[dict[str, str], str]:
+def bids_entities(stem: str) -> tuple[dict[str, str], str]:
+    """The ``key-value`` entities (the first of a repeated key) and the suffix of a BIDS file name
+    without its extension: ``sub-01_task-rest_bold`` -> ``({"sub": "01", "task": "rest"}, "bold")``."""
     *pairs, suffix = stem.split("_")
-    entities = dict(pair.split("-", 1) for pair in pairs if "-" in pair)
+    entities: dict[str, str] = {}
+    for pair in pairs:
+        key, dash, value = pair.partition("-")
+        if dash and key and value:
+            entities.setdefault(key, value)
     return entities, suffix
 
 

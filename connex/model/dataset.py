@@ -32,6 +32,7 @@ import pandas as pd
 
 from connex.errors import ConfigError, ConnectomeError, check_choice
 from connex.inputs.bids import read_participants
+from connex.inputs.checks import bids_entities
 from connex.inputs.io import atomic_path, write_tsv
 from connex.registry import FC_MEASURES, MISSING_EDGE_POLICIES, MISSING_POLICIES, MODALITIES, SC_WEIGHTS
 
@@ -247,11 +248,7 @@ def relmat_entities(path: str | Path) -> dict[str, str]:
     """The BIDS entities of a relmat's name, key -> value (``_``-separated ``key-value`` pairs; the
     first of a repeated key), with ``ses`` from the folder (``sub-*/ses-*/func``) when the name has none."""
     path = Path(path)
-    entities: dict[str, str] = {}
-    for part in path.name.removesuffix(".tsv").split("_"):
-        key, dash, value = part.partition("-")
-        if dash and key and value:
-            entities.setdefault(key, value)
+    entities, _ = bids_entities(path.name.removesuffix(".tsv"))
     if "ses" not in entities and path.parent.parent.name.startswith("ses-"):
         entities["ses"] = path.parent.parent.name[len("ses-"):]
     return entities

@@ -46,6 +46,24 @@ def edge_weights(matrices: np.ndarray, weighting: str) -> np.ndarray:
     return weights
 
 
+def matrices_from_edge_weights(edges: np.ndarray, like: np.ndarray, weighting: str) -> np.ndarray:
+    """The inverse of :func:`edge_weights` on upper triangles: edge weights ``(s, e)`` back to raw
+    symmetric matrices with the shape, dtype and diagonal of ``like`` ``(s, n, n)`` (``log1p``
+    values below zero, which adjusted counts can reach, become a count of 0)."""
+    check_choice("weighting", weighting, EDGE_WEIGHTINGS)
+    if weighting == "fisher_z":
+        values = np.tanh(edges)
+    elif weighting == "log1p":
+        values = np.expm1(np.maximum(edges, 0.0))
+    else:  # none
+        values = edges
+    rows, cols = np.triu_indices(like.shape[-1], 1)
+    out = like.astype(np.float64, copy=True)
+    out[:, rows, cols] = values
+    out[:, cols, rows] = values
+    return out.astype(like.dtype, copy=False)
+
+
 @dataclass
 class SubjectGraphs:
     """Graphs of several subjects over the same ``n`` regions.
