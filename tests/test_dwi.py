@@ -185,9 +185,12 @@ def test_denoising_keeps_every_volume_in_place_and_its_scale(tiny_cohort):
 
 
 @pytest.mark.parametrize("algorithm", ["deterministic", "probabilistic"])
-def test_tracking_is_reproducible_with_its_seed_and_follows_the_fibre(tmp_path, algorithm):
+def test_tracking_is_reproducible_with_its_seed_and_follows_the_fibre(tmp_path, caplog, algorithm):
     """A uniform fibre along world x: streamlines run along x; the same seed gives the same
-    streamlines, another seed other ones (probabilistic tracking and the seed points)."""
+    streamlines, another seed other ones (probabilistic tracking and the seed points); two threads
+    and small seed batches give the same streamlines, with one progress line per batch."""
+    import logging
+
     from connex.structural.tracking import TrackingParams, fit_fodf, track
 
     path = _write_series(tmp_path, "sub-01", np.diag([-2.0, 2, 2, 1]), np.array([1.0, 0, 0]), shape=(20, 8, 8),
@@ -200,8 +203,16 @@ def test_tracking_is_reproducible_with_its_seed_and_follows_the_fibre(tmp_path, 
     first, figures = track(shm, fa, mask, series.affine, params)
     again, _ = track(shm, fa, mask, series.affine, params)
     other, _ = track(shm, fa, mask, series.affine, TrackingParams(**{**params.as_dict(), "random_seed": 4}))
-    assert figures["streamlines_kept"] > 100
+    with caplog.at_level(logging.INFO, logger="connex.structural.tracking"):
+        batched, _ = track(shm, fa, mask, series.affine, params, threads=2, seed_batch=300)
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Tracking: ")]
+    assert len(progress) == int(np.ceil(figures["seeds"] / 300))
+    assert f"{figures['seeds']}/{figures['seeds']} seeds" in progress[-1]
+    assert figures["streamlines_kept"] > 100 and all(s.dtype == np.float32 for s in first)
+    lengths = [np.linalg.norm(np.diff(s, axis=0), axis=1).sum() for s in first]
+    assert min(lengths) >= params.min_length_mm - 1e-3  # float32 points
     assert len(first) == len(again) and all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert len(first) == len(batched) and all(np.array_equal(a, b) for a, b in zip(first, batched))
     assert not all(len(a) == len(b) and np.allclose(a, b) for a, b in zip(first, other))
     directions = np.concatenate([np.diff(s, axis=0) for s in first])
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)

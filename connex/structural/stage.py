@@ -75,15 +75,18 @@ def load_preprocessed(dwi: str, bval: str, bvec: str) -> DWISeries:
 
 
 def run_tractography(*, dwi: str, bval: str, bvec: str, mask: str, fa: str, tissue_maps: dict[str, str],
-                     tractogram: str, sidecar: str, params: TrackingParams, b0_threshold: float) -> dict:
-    """Fit the fODF model and track; writes the tractogram (.trk) and its JSON sidecar."""
+                     tractogram: str, sidecar: str, params: TrackingParams, b0_threshold: float,
+                     threads: int = 1) -> dict:
+    """Fit the fODF model and track (over ``threads`` threads); writes the tractogram (.trk) and its
+    JSON sidecar."""
     series = load_preprocessed(dwi, bval, bvec)
     reference = nib.load(mask)
     mask_data = np.asarray(reference.dataobj) > 0
     fa_data = np.asarray(nib.load(fa).dataobj, dtype=np.float64)
     tissues = {name: np.asarray(nib.load(path).dataobj, dtype=np.float64) for name, path in tissue_maps.items()}
+    log.info("Fitting the %s fODF model in %d voxels.", params.model.upper(), int(mask_data.sum()))
     shm, details = fit_fodf(series.data, series.gradient_table(b0_threshold), mask_data, params.model)
-    streamlines, figures = track(shm, fa_data, mask_data, series.affine, params, tissues=tissues)
+    streamlines, figures = track(shm, fa_data, mask_data, series.affine, params, tissues=tissues, threads=threads)
     if not streamlines:
         raise RuntimeError(f"{dwi}: tractography kept no streamline (seed voxels: {figures['seed_voxels']}); "
                            "check the FA map and the seeding and stopping thresholds.")

@@ -5,8 +5,9 @@ Choices (``sc`` in the config), with the defaults of the demo:
 - model: ``csd`` (constrained spherical deconvolution, response estimated automatically from
   high-FA voxels; Tournier 2007) or ``csa`` (constant solid angle q-ball; Aganj 2010). The
   spherical-harmonic order is the highest the number of directions supports (at most 8).
-- algorithm: ``deterministic`` (peak closest to the incoming direction) or ``probabilistic``
-  (direction drawn from the fODF), both within ``max_angle`` of the previous step.
+- algorithm: ``deterministic`` (the fODF's maximum) or ``probabilistic`` (direction drawn from
+  the fODF), both within ``max_angle`` of the previous step; dipy's compiled, threaded trackers
+  (``dipy.tracking.tracker``), seeds tracked in batches with a progress line after each.
 - seeding: ``seeds_per_voxel`` random points in every white-matter voxel, white matter being
   the brain-mask voxels with FA >= ``seed_fa_threshold`` (the template tissue priors are too
   coarse to seed from: thin bundles run through voxels they call grey matter), drawn from
@@ -23,6 +24,7 @@ unlabelled tissue (white matter next to cortex), the nearest region within
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass
 
@@ -30,6 +32,8 @@ import numpy as np
 
 from connex.errors import check_choice
 from connex.registry import FODF_MODELS, STOPPING_CRITERIA, TRACKING_ALGORITHMS
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,63 +102,85 @@ def sample_seeds(seed_mask: np.ndarray, affine: np.ndarray, per_voxel: int, rng:
     return points @ affine[:3, :3].T + affine[:3, 3]
 
 
+#: Seeds per tracking batch: a progress line after each, and one batch of float64 streamlines in memory.
+SEED_BATCH = 25_000
+
+
 def track(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affine: np.ndarray, params: TrackingParams,
-          tissues: dict[str, np.ndarray] | None = None) -> tuple[list[np.ndarray], dict]:
+          tissues: dict[str, np.ndarray] | None = None, *, threads: int = 1,
+          seed_batch: int = SEED_BATCH) -> tuple[list[np.ndarray], dict]:
     """Run tractography; returns the kept streamlines (world mm, float32 (n_i, 3)) and figures.
+
+    dipy's compiled trackers (``dipy.tracking.tracker.deterministic_tracking`` /
+    ``probabilistic_tracking``) run over ``threads`` threads, ``seed_batch`` seeds at a time, with a
+    progress line in the log after each batch. Each seed's random stream is drawn from
+    ``params.random_seed`` and the seed's position, so the result does not depend on the number of
+    threads or the batch size.
 
     Parameters
     ----------
     shm_coeff : ndarray (X, Y, Z, C)
-        fODF spherical-harmonic coefficients (:func:`fit_fodf`).
+        fODF spherical-harmonic coefficients (:func:`fit_fodf`, dipy's default basis).
     fa, mask : ndarray (X, Y, Z)
         FA map and brain mask on the DWI grid; ``affine`` (4, 4) its grid.
     tissues : dict of ndarray (X, Y, Z)
         GM, WM, CSF probability maps on the DWI grid (needed for ``cmc``).
+    threads : int
+        Tracking threads (the job's cores).
     """
     from dipy.data import default_sphere
-    from dipy.direction import (
-        DeterministicMaximumDirectionGetter,
-        ProbabilisticDirectionGetter,
-    )
-    from dipy.tracking.local_tracking import LocalTracking
-    from dipy.tracking.stopping_criterion import (
-        CmcStoppingCriterion,
-        ThresholdStoppingCriterion,
-    )
+    from dipy.tracking.streamline import length
+    from dipy.tracking.tracker import deterministic_tracking, probabilistic_tracking
 
-    getter = (DeterministicMaximumDirectionGetter if params.algorithm == "deterministic"
-              else ProbabilisticDirectionGetter)
-    directions = getter.from_shcoeff(shm_coeff, max_angle=params.max_angle, sphere=default_sphere)
-    voxel_mm = float(np.abs(np.linalg.det(affine[:3, :3])) ** (1 / 3))
+    tracker = deterministic_tracking if params.algorithm == "deterministic" else probabilistic_tracking
+    stopping = stopping_criterion(fa, mask, affine, params, tissues)
+    seed_mask = mask & (fa >= params.seed_fa_threshold)
+    seeds = sample_seeds(seed_mask, affine, params.seeds_per_voxel, np.random.default_rng(params.random_seed))
+    voxel_size = np.sqrt((affine[:3, :3] ** 2).sum(axis=0)).astype(np.float64)
+    shm = np.ascontiguousarray(shm_coeff, dtype=np.float64)
+    start = time.perf_counter()
+    kept, n_generated = [], 0
+    n_batches = max(1, int(np.ceil(len(seeds) / seed_batch)))
+    for batch in range(n_batches):
+        # dipy's lengths are one step short of the bounds it is given: the exact bounds are applied below.
+        streamlines = tracker(seeds[batch * seed_batch:(batch + 1) * seed_batch], stopping, affine, sh=shm,
+                              min_len=max(params.min_length_mm - 2 * params.step_mm, 0.0),
+                              max_len=params.max_length_mm + params.step_mm, step_size=params.step_mm,
+                              voxel_size=voxel_size, max_angle=params.max_angle, sphere=default_sphere,
+                              nbr_threads=threads, random_seed=params.random_seed + 1,  # 0 would be unseeded
+                              return_all=params.stopping != "cmc")
+        streamlines = [s for s in streamlines if len(s) >= 2]
+        n_generated += len(streamlines)
+        if streamlines:
+            lengths = np.asarray(length(streamlines))
+            good = (lengths >= params.min_length_mm) & (lengths <= params.max_length_mm)
+            kept.extend(streamlines[i].astype(np.float32) for i in np.flatnonzero(good))
+        seconds = time.perf_counter() - start
+        done = min((batch + 1) * seed_batch, len(seeds))
+        log.info("Tracking: %d/%d seeds, %d streamlines kept, %.0f s (%.0f seeds/s, about %.0f s left)", done,
+                 len(seeds), len(kept), seconds, done / max(seconds, 1e-9),
+                 (len(seeds) - done) * seconds / max(done, 1))
+    seconds = time.perf_counter() - start
+    figures = {"seeds": len(seeds), "seed_voxels": int(seed_mask.sum()), "streamlines_generated": n_generated,
+               "streamlines_kept": len(kept), "tracking_seconds": round(seconds, 2), "threads": threads,
+               "streamlines_per_second": round(n_generated / max(seconds, 1e-9), 1)}
+    return kept, figures
+
+
+def stopping_criterion(fa: np.ndarray, mask: np.ndarray, affine: np.ndarray, params: TrackingParams,
+                       tissues: dict[str, np.ndarray] | None):
+    """The tracking stopping criterion of ``params.stopping`` (module docstring); arrays (X, Y, Z)."""
+    from dipy.tracking.stopping_criterion import CmcStoppingCriterion, ThresholdStoppingCriterion
+
     if params.stopping == "cmc":
         if tissues is None:
             raise ValueError("CMC stopping needs tissue maps (GM, WM, CSF) in DWI space.")
+        voxel_mm = float(np.abs(np.linalg.det(affine[:3, :3])) ** (1 / 3))
         outside = np.clip(tissues["CSF"] + (1.0 - mask), 0.0, 1.0)  # leaving the brain is like entering CSF
-        stopping = CmcStoppingCriterion.from_pve(tissues["WM"], tissues["GM"], outside,
-                                                 step_size=params.step_mm, average_voxel_size=voxel_mm)
-    else:
-        stopping = ThresholdStoppingCriterion(np.where(mask, fa, 0).astype(np.float64), params.fa_threshold)
-    seed_mask = mask & (fa >= params.seed_fa_threshold)
-    rng = np.random.default_rng(params.random_seed)
-    seeds = sample_seeds(seed_mask, affine, params.seeds_per_voxel, rng)
-    start = time.perf_counter()
-    # maxlen counts steps in each direction from the seed.
-    generator = LocalTracking(directions, stopping, seeds, affine, step_size=params.step_mm,
-                              maxlen=int(np.ceil(params.max_length_mm / params.step_mm)) + 1,
-                              return_all=params.stopping != "cmc", random_seed=params.random_seed)
-    kept, n_generated = [], 0
-    for streamline in generator:
-        n_generated += 1
-        if len(streamline) < 2:
-            continue
-        length = float(np.linalg.norm(np.diff(streamline, axis=0), axis=1).sum())
-        if params.min_length_mm <= length <= params.max_length_mm:
-            kept.append(streamline.astype(np.float32))
-    seconds = time.perf_counter() - start
-    figures = {"seeds": len(seeds), "seed_voxels": int(seed_mask.sum()), "streamlines_generated": n_generated,
-               "streamlines_kept": len(kept), "tracking_seconds": round(seconds, 2),
-               "streamlines_per_second": round(n_generated / max(seconds, 1e-9), 1)}
-    return kept, figures
+        return CmcStoppingCriterion.from_pve(np.asarray(tissues["WM"], dtype=np.float64),
+                                             np.asarray(tissues["GM"], dtype=np.float64), outside,
+                                             step_size=params.step_mm, average_voxel_size=voxel_mm)
+    return ThresholdStoppingCriterion(np.where(mask, fa, 0).astype(np.float64), params.fa_threshold)
 
 
 def save_tractogram(streamlines: list[np.ndarray], reference, target) -> None:

@@ -10,4 +10,4 @@ inp = snakemake.input
 run_tractography(dwi=inp.dwi, bval=inp.bval, bvec=inp.bvec, mask=inp.mask, fa=inp.fa,
                  tissue_maps={tissue: inp[tissue] for tissue in TISSUES}, tractogram=snakemake.output.tractogram,
                  sidecar=snakemake.output.sidecar, params=TrackingParams(**snakemake.params.tracking),
-                 b0_threshold=snakemake.params.b0_threshold)
+                 b0_threshold=snakemake.params.b0_threshold, threads=snakemake.threads)
