@@ -6,8 +6,9 @@ the key and says what was expected.
   ``True``/``False`` as booleans but ``true``, and every value inside a YAML mapping
   (``sc={gibbs_unringing: true}``), as strings; the schema's boolean keys read them here.
 - :func:`check_config` (after ``validate``, which fills in the defaults): :func:`check_paths`
-  (the input folders exist) and :func:`check_atlases` (every atlas name exists, and ``synth``
-  only for a synthetic cohort).
+  (the input folders exist), :func:`check_atlases` (every atlas name exists, and ``synth``
+  only for a synthetic cohort) and :func:`check_sc_weight` (a weight this pipeline makes, unless
+  the connectomes come from ``connectomes_dir``).
 
 Cheap to import: the workflow reads it at every start.
 """
@@ -21,6 +22,7 @@ import yaml
 
 from connex.anat.atlases import BUILT_IN_ATLASES, SYNTH_ATLAS
 from connex.errors import ConfigError
+from connex.registry import SC_WEIGHTS
 
 #: Where a synthetic cohort (the demo, or one made by ``connex synth``) keeps that atlas's table.
 SYNTH_TABLE = Path("derivatives") / "groundtruth" / "atlas-synth_dseg.tsv"
@@ -202,6 +204,24 @@ def check_atlases(config: dict) -> None:
                           "'atlases', or leave model.atlas null (the first of 'atlases').")
 
 
+def check_sc_weight(config: dict) -> None:
+    """``model.sc_weight`` is one of the SC weights this pipeline makes (:data:`connex.registry.SC_WEIGHTS`),
+    unless the connectomes come from ``connectomes_dir``, whose files may name others (QSIRecon's
+    ``sift_invnodevol_radius2_count``; the schema takes any such name).
+
+    Raises
+    ------
+    ConfigError
+        ``"'model.sc_weight' must be among {'count', ...} (...); 'radius2_count' was provided."``
+    """
+    weight = config.get("model", {}).get("sc_weight", SC_WEIGHTS[0])
+    if config.get("connectomes_dir") or weight in SC_WEIGHTS:
+        return
+    raise ConfigError(f"'model.sc_weight' must be among {_listed(SC_WEIGHTS)} (the SC weights this pipeline makes); "
+                      f"{weight!r} was provided{_did_you_mean(weight, SC_WEIGHTS)}. Other names (QSIRecon's "
+                      "measures) are read from a connectomes_dir only.")
+
+
 def _listed(names) -> str:
     return "{" + ", ".join(repr(name) for name in names) + "}"
 
@@ -214,7 +234,8 @@ def _did_you_mean(name: str, names) -> str:
 # ------------------------------------------------------------------------------------ together
 
 def check_config(config: dict) -> None:
-    """The checks the schema cannot make, in order: input folders, then atlases (after
-    ``validate``, which fills in the defaults)."""
+    """The checks the schema cannot make, in order: input folders, then atlases, then the SC weight
+    (after ``validate``, which fills in the defaults)."""
     check_paths(config)
     check_atlases(config)
+    check_sc_weight(config)

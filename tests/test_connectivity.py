@@ -13,7 +13,7 @@ from connex.functional.confounds import MOTION_COLUMNS
 from connex.functional.connectivity import (
     CleaningParams,
     censor,
-    confound_columns,
+    confound_arguments,
     connectivity,
     parcellate,
     select_confounds,
@@ -21,17 +21,13 @@ from connex.functional.connectivity import (
 from connex.functional.stage import find_fmriprep_run, run_censoring, run_functional_connectome
 
 
-def test_strategies_have_the_published_numbers_of_regressors():
-    counts = {(s, g): len(confound_columns(s, global_signal=g, n_compcor=5))
-              for s in ("none", "6P", "24P", "36P", "aCompCor") for g in (False, True)}
-    assert counts == {("none", False): 0, ("none", True): 1, ("6P", False): 6, ("6P", True): 7,
-                      ("24P", False): 24, ("24P", True): 28, ("36P", False): 32, ("36P", True): 36,
-                      ("aCompCor", False): 17, ("aCompCor", True): 19}
-    assert "white_matter_derivative1_power2" in confound_columns("36P")
-    assert "a_comp_cor_04" in confound_columns("aCompCor", n_compcor=5)
+def test_strategies_are_nilearn_load_confounds_parameters():
+    # The regressor counts of every strategy, on fMRIPrep-like files: tests/test_fmriprep_confounds.py.
+    assert confound_arguments("36P", global_signal=True) == {
+        "strategy": ("motion", "wm_csf", "global_signal"), "motion": "full", "wm_csf": "full", "global_signal": "full"}
     with pytest.raises(ConfigError, match=r"'strategy' must be one of \{'none', '6P', '24P', '36P', 'aCompCor'\}; "
                                           r"'9P' was provided\."):
-        confound_columns("9P")
+        confound_arguments("9P")
 
 
 def test_missing_confound_column_names_the_file_and_the_column():

@@ -30,7 +30,6 @@ ENUMS = {
     "fc.filter": registry.TEMPORAL_FILTERS,
     "fc.measures[]": registry.FC_MEASURES,
     "fc.covariance_estimator": registry.COVARIANCE_ESTIMATORS,
-    "model.sc_weight": registry.SC_WEIGHTS,
     "model.fc_measure": registry.FC_MEASURES,
     "model.modalities[]": registry.MODALITIES,
     "model.missing_edges": registry.MISSING_EDGE_POLICIES,
@@ -113,7 +112,7 @@ def test_package_lookups_have_the_registry_keys():
 
 
 def test_every_registered_choice_runs():
-    from connex.functional.connectivity import confound_columns
+    from connex.functional.connectivity import confound_arguments
     from connex.model.graphs import edge_weights
     from connex.structural.connectome import connectome
 
@@ -122,7 +121,7 @@ def test_every_registered_choice_runs():
     assert tuple(registry.SC_WEIGHT_DESCRIPTIONS) == registry.SC_WEIGHTS
     assert set(registry.CORRELATION_MEASURES) < set(registry.FC_MEASURES)
     for strategy in registry.CONFOUND_STRATEGIES:
-        confound_columns(strategy)
+        confound_arguments(strategy)
     for weighting in registry.EDGE_WEIGHTINGS:
         edge_weights(np.full((1, 3, 3), 0.5), weighting)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import statistics
 import tempfile
@@ -210,8 +211,8 @@ def benchmark_fc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
     atlas_spec = load_atlas(atlas, synth_dir=bids_dir / "derivatives" / "groundtruth")
     default = CleaningParams()
 
-    def clean_fc(image, labels, brain, confounds, repetition_time, params):
-        selected = select_confounds(confounds, params, "benchmark")
+    def clean_fc(image, labels, brain, confounds, metadata, repetition_time, params):
+        selected = select_confounds(confounds, params, "benchmark", metadata=metadata)
         kept = censor(confounds["framewise_displacement"].to_numpy(), repetition_time, params,
                       n_regressors=0 if selected is None else selected.shape[1])
         series, missing = parcellate(image, labels, brain, atlas_spec.n_regions, selected, kept.keep, params,
@@ -236,7 +237,8 @@ def benchmark_fc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
             image = nib.Nifti1Image(result.series.data, result.series.affine)
             labels = atlas_positions(t1w_to_epi(anat("dseg", space="T1w", atlas=atlas), result.t1w_to_bold, image.shape,
                                                 image.affine, interpolation="nearest"), atlas_spec)
-            clean_fc(image, labels, result.masks.brain, result.confounds, result.series.repetition_time, default)
+            clean_fc(image, labels, result.masks.brain, result.confounds, result.confounds_metadata,
+                     result.series.repetition_time, default)
             seconds = {**result.metrics["seconds"], "connectome": time.perf_counter() - connectome_start}
             runs.append((time.perf_counter() - start, seconds))
         total, seconds = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
@@ -265,12 +267,13 @@ def benchmark_fc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
                                atlas_t1w=str(bids_path(derivatives, subject=subject, datatype="anat", suffix="dseg",
                                                        extension=".nii.gz", space="T1w", atlas=atlas)))
         confounds = pd.read_csv(func("timeseries", ".tsv", desc="confounds"), sep="\t")
+        metadata = json.loads(func("timeseries", ".json", desc="confounds").read_text())
         repetition_time = float(image.header.get_zooms()[3])
         truth = true_fc(bids_dir, subject, atlas, task)
         for filter_name, filter_overrides in FC_FILTERS.items():
             for label, overrides in FC_VARIANTS:
                 params = CleaningParams(**{**default.as_dict(), **overrides, **filter_overrides})
-                matrix = clean_fc(image, labels, brain, confounds, repetition_time, params)["correlation"]
+                matrix = clean_fc(image, labels, brain, confounds, metadata, repetition_time, params)["correlation"]
                 table.setdefault((filter_name, label), []).append(upper_correlation(matrix, truth))
     print(f"\nCorrelation of recovered with true FC (upper triangle), median [min] over {len(done)} subjects; "
           f"FD > {default.fd_threshold} mm censored; default strategy {default.strategy}, no filter")

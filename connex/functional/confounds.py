@@ -1,5 +1,7 @@
 """BOLD confounds in fMRIPrep's column names: head motion and its expansions, framewise
-displacement, global/WM/CSF signals and aCompCor components from tissue masks in BOLD space."""
+displacement, global/WM/CSF signals, aCompCor components from tissue masks in BOLD space and the
+cosine high-pass basis they were computed after; the JSON sidecar has fMRIPrep's per-component
+metadata, so that nilearn's ``load_confounds`` reads this file as it reads fMRIPrep's."""
 
 from __future__ import annotations
 
@@ -67,9 +69,48 @@ def tissue_masks(brain: np.ndarray, probability: dict[str, np.ndarray], *, thres
                        csf=first_with_enough("CSF", erode=False))
 
 
+def combined_compcor(series: BoldSeries, noise: np.ndarray, n_compcor: int
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """aCompCor on one combined noise mask, as fMRIPrep computes and names it.
+
+    nipype's CompCor after a discrete cosine high-pass (128 s): the voxel time series are
+    filtered, variance-normalised and decomposed; the first ``n_compcor`` components are kept
+    (fewer if the mask or the run is too small).
+
+    Returns
+    -------
+    components : DataFrame (T, k)
+        ``a_comp_cor_00``...
+    cosine : DataFrame (T, c)
+        The high-pass basis ``cosine_00``... (none for a run shorter than 128 s).
+    metadata : dict
+        fMRIPrep's JSON entries: ``Method`` aCompCor, ``Mask`` combined, ``SingularValue``,
+        ``VarianceExplained``, ``CumulativeVarianceExplained``, ``Retained``; the components not
+        kept as ``dropped_N``.
+    """
+    from nipype.algorithms.confounds import compute_noise_components
+
+    n_components = int(min(n_compcor, series.n_volumes - 2, noise.sum()))
+    components, basis, variance = compute_noise_components(
+        series.data, [nib.Nifti1Image(noise.astype(np.uint8), series.affine)], components_criterion=n_components,
+        filter_type="cosine", period_cut=128, repetition_time=series.repetition_time, mask_names=["combined"])
+    names = [f"a_comp_cor_{k:02d}" if kept else f"dropped_{k - n_components}"
+             for k, kept in enumerate(variance["retained"])]
+    metadata = {name: {"Method": "aCompCor", "Mask": mask, "Retained": bool(kept),
+                       "SingularValue": round(float(singular), 6), "VarianceExplained": round(float(explained), 6),
+                       "CumulativeVarianceExplained": round(float(cumulative), 6)}
+                for name, mask, kept, singular, explained, cumulative in zip(
+                    names, variance["mask"], variance["retained"], variance["singular_value"],
+                    variance["variance_explained"], variance["cumulative_variance_explained"])}
+    basis = basis.reshape(series.n_volumes, -1)
+    cosine = pd.DataFrame(basis, columns=[f"cosine_{k:02d}" for k in range(basis.shape[1])])
+    return pd.DataFrame(components, columns=names[:components.shape[1]]), cosine, metadata
+
+
 def compute_confounds(series: BoldSeries, motion: np.ndarray, masks: TissueMasks, *, n_compcor: int = 10
                       ) -> tuple[pd.DataFrame, dict]:
-    """The confounds table (T rows, fMRIPrep column names) and its metadata (CompCor variance).
+    """The confounds table (T rows, fMRIPrep column names) and its JSON metadata, which nilearn's
+    ``load_confounds`` reads as it reads fMRIPrep's (:func:`combined_compcor`).
 
     Parameters
     ----------
@@ -78,9 +119,10 @@ def compute_confounds(series: BoldSeries, motion: np.ndarray, masks: TissueMasks
     motion : ndarray (T, 6)
     masks : TissueMasks
     n_compcor : int
-        aCompCor components to keep (fewer if the noise mask or the run is too small).
+        aCompCor components to keep, from the combined mask: eroded white matter plus CSF
+        (fewer if the mask or the run is too small).
     """
-    from nipype.algorithms.confounds import compute_dvars, compute_noise_components
+    from nipype.algorithms.confounds import compute_dvars
 
     source = series.source
     for name, mask in (("brain", masks.brain), ("white matter", masks.white_matter), ("CSF", masks.csf)):
@@ -98,19 +140,10 @@ def compute_confounds(series: BoldSeries, motion: np.ndarray, masks: TissueMasks
         nib.save(image, bold_file)
         nib.save(nib.Nifti1Image(masks.brain.astype(np.uint8), series.affine), mask_file)
         std_dvars, dvars, _ = compute_dvars(str(bold_file), str(mask_file))
-    noise_mask = nib.Nifti1Image((masks.white_matter | masks.csf).astype(np.uint8), series.affine)
-    n_components = int(min(n_compcor, series.n_volumes - 2, (masks.white_matter | masks.csf).sum()))
-    components, _, variance = compute_noise_components(data, [noise_mask], components_criterion=n_components,
-                                                       filter_type="cosine", period_cut=128,
-                                                       repetition_time=series.repetition_time, mask_names=["combined"])
-    compcor = pd.DataFrame(components, columns=[f"a_comp_cor_{k:02d}" for k in range(components.shape[1])])
+    compcor, cosine, metadata = combined_compcor(series, masks.white_matter | masks.csf, n_compcor)
     table = pd.concat([expand(signals), pd.DataFrame({"dvars": np.r_[np.nan, dvars],
                                                       "std_dvars": np.r_[np.nan, std_dvars],
                                                       "framewise_displacement": framewise_displacement(motion)}),
-                       expand(motion_table), compcor], axis=1)
+                       expand(motion_table), compcor, cosine], axis=1)
     table.loc[0, "framewise_displacement"] = np.nan  # fMRIPrep's convention: undefined for the first volume
-    metadata = {name: {"Method": "aCompCor", "Mask": "combined (eroded white matter + CSF)",
-                       "VarianceExplained": round(float(variance["variance_explained"][k]), 6),
-                       "CumulativeVarianceExplained": round(float(variance["cumulative_variance_explained"][k]), 6)}
-                for k, name in enumerate(compcor.columns)}
     return table, metadata

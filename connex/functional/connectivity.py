@@ -1,39 +1,68 @@
 """Functional connectivity: confound strategies, scrubbing, parcellated time series (nilearn's
 labels masker) and connectivity matrices.
 
-Confound strategies (XCP-D's names; fMRIPrep's column names):
+Confound strategies (XCP-D's names), each a set of parameters of nilearn's
+:func:`nilearn.interfaces.fmriprep.load_confounds`, which selects the columns of an fMRIPrep-style
+confounds TSV (fMRIPrep's own, or the one :func:`connex.functional.confounds.compute_confounds`
+writes) and reads the CompCor masks from its JSON sidecar:
 
-=========  ==============================================================================
-none       no regression (detrending, filtering and standardisation still apply)
-6P         the six motion parameters
-24P        6P, their derivatives, and the squares of both
-36P        24P plus white matter and CSF signals with the same four expansions
-aCompCor   6P and derivatives plus the first ``n_compcor`` aCompCor components
-=========  ==============================================================================
+=========  ===========================================================  =============================
+none       no regression (detrending, filtering, standardisation stay)  ``strategy=()``
+6P         the six motion parameters                                    ``motion="basic"``
+24P        6P, their derivatives, and the squares of both               ``motion="full"``
+36P        24P plus white matter and CSF signals, same four expansions  ``motion="full"``,
+                                                                        ``wm_csf="full"``
+aCompCor   6P and derivatives, the first ``n_compcor`` aCompCor         ``motion="derivatives"``,
+           components of the combined WM+CSF mask, and the              ``compcor="anat_combined"``,
+           ``cosine_XX`` high-pass regressors (128 s) they were         ``n_compcor``, ``high_pass``
+           computed after
+=========  ===========================================================  =============================
 
-``global_signal: true`` adds the global signal with the strategy's expansion (4 terms for
-24P/36P, so 36P with it is XCP-D's 36 regressors; 2 for aCompCor; 1 for 6P).
-Scrubbing: volumes with framewise displacement above ``fd_threshold`` are censored; nilearn
-interpolates them (cubic spline) before the band-pass filter and drops them after it
-(Power 2014). A run left with less than ``min_clean_seconds`` of clean data, or with fewer
-kept volumes than regressors, is excluded with the reason logged.
+``global_signal: true`` adds the global signal with the strategy's expansion (``full``, 4 terms,
+for 24P/36P, so 36P with it is XCP-D's 36 regressors; ``derivatives``, 2, for aCompCor; ``basic``,
+1, for 6P and none).
+``n_compcor`` follows nilearn: with ``anat_combined``, the first ``n_compcor`` components whose
+JSON ``Mask`` is ``combined`` (in file order, which is decreasing variance), or all of them where
+the file has fewer (fMRIPrep keeps those explaining 50% of the variance; ConneX's own file has
+``fc.n_compcor`` of them). CSF-only and WM-only components (``Mask`` ``CSF``/``WM``, under the
+``a_comp_cor_`` prefix before fMRIPrep 21, ``c_comp_cor_``/``w_comp_cor_`` after) are never taken.
+
+Scrubbing is ConneX's own, not nilearn's (``scrub`` is never in the nilearn strategy, so it flags
+no motion outliers, and the sample mask nilearn returns is ignored): volumes with framewise
+displacement above ``fd_threshold`` are censored; nilearn's masker interpolates them (cubic spline)
+before the band-pass filter and drops them after it (Power 2014). A run left with less than
+``min_clean_seconds`` of clean data, or with fewer kept volumes than regressors, is excluded with
+the reason logged.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import os
+import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 
 from connex.errors import BIDSError, check_choice
-from connex.functional.confounds import MOTION_COLUMNS
+from connex.inputs.io import write_tsv
+from connex.inputs.paths import sidecar_path
 from connex.registry import CONFOUND_STRATEGIES, COVARIANCE_ESTIMATORS, FC_MEASURES
+
+log = logging.getLogger(__name__)
 
 #: Shorter clean runs give an unstable connectome (Birn 2013: reliability keeps rising up to 9-13 min).
 STABLE_CLEAN_SECONDS = 300.0
+#: How nilearn's ``load_confounds`` sees every confounds file: the fMRIPrep names of a BOLD run and
+#: its confounds in one folder (the BOLD image itself is never opened, only its name is parsed).
+NILEARN_STEM = "sub-connex_task-confounds"
 
 
 @dataclass(frozen=True)
@@ -63,52 +92,114 @@ class CleaningParams:
         return asdict(self)
 
 
-def _expanded(columns: list[str], *, derivatives: bool, squares: bool) -> list[str]:
-    names = list(columns)
-    if derivatives:
-        names += [f"{c}_derivative1" for c in columns]
-    if squares:
-        names += [f"{c}_power2" for c in columns]
-        if derivatives:
-            names += [f"{c}_derivative1_power2" for c in columns]
-    return names
+#: The motion expansion of each strategy (nilearn's names), which the global signal shares.
+MOTION_MODELS = {"none": None, "6P": "basic", "24P": "full", "36P": "full", "aCompCor": "derivatives"}
 
 
-def confound_columns(strategy: str, *, global_signal: bool = False, n_compcor: int = 10) -> list[str]:
-    """The confound column names a strategy regresses out (module docstring)."""
+def confound_arguments(strategy: str, *, global_signal: bool = False, n_compcor: int = 10) -> dict:
+    """The keyword arguments of nilearn's ``load_confounds`` for a strategy (module docstring).
+
+    ``scrub`` is never in the nilearn ``strategy``: nilearn then flags no motion outlier, and
+    ConneX censors by its own FD threshold (:func:`censor`).
+    """
     check_choice("strategy", strategy, CONFOUND_STRATEGIES)
-    expansion = {"none": (False, False), "6P": (False, False), "24P": (True, True), "36P": (True, True),
-                 "aCompCor": (True, False)}[strategy]
-    derivatives, squares = expansion
-    columns = [] if strategy == "none" else _expanded(MOTION_COLUMNS, derivatives=derivatives, squares=squares)
+    motion = MOTION_MODELS[strategy]
+    components: list[str] = []
+    arguments: dict = {}
+    if motion is not None:
+        components.append("motion")
+        arguments["motion"] = motion
     if strategy == "36P":
-        columns += _expanded(["white_matter", "csf"], derivatives=True, squares=True)
+        components.append("wm_csf")
+        arguments["wm_csf"] = "full"
     if strategy == "aCompCor":
-        columns += [f"a_comp_cor_{k:02d}" for k in range(n_compcor)]
+        components += ["compcor", "high_pass"]  # nilearn requires the cosines with fMRIPrep's CompCor
+        arguments.update(compcor="anat_combined", n_compcor=int(n_compcor))
     if global_signal:
-        columns += _expanded(["global_signal"], derivatives=derivatives, squares=squares)
-    return columns
+        components.append("global_signal")
+        arguments["global_signal"] = motion or "basic"
+    return {"strategy": tuple(components), **arguments}
 
 
-def select_confounds(table: pd.DataFrame, params: CleaningParams, source: str) -> pd.DataFrame | None:
-    """The strategy's columns of a confounds table (ours or fMRIPrep's), first-row n/a set to 0.
+@contextlib.contextmanager
+def _nilearn_folder() -> Iterator[Path]:
+    """A temporary folder whose path has no ``tsv`` in it: nilearn finds the JSON sidecar by
+    replacing every ``tsv`` in the TSV's path with ``json``."""
+    for _ in range(20):
+        with tempfile.TemporaryDirectory(prefix="connex-confounds-") as folder:
+            if "tsv" not in folder:
+                yield Path(folder)
+                return
+    raise RuntimeError(f"Every temporary folder under {tempfile.gettempdir()} has 'tsv' in its path; set TMPDIR.")
+
+
+def _strategy_label(params: CleaningParams) -> str:
+    return f"confound strategy {params.strategy!r}{' with global signal' if params.global_signal else ''}"
+
+
+def _missing_hint(message: str, source: str) -> str:
+    if "json" in message:
+        return f" aCompCor needs the JSON sidecar {sidecar_path(source).name}, with each component's Mask."
+    if "compcor" in message:
+        return (" No aCompCor component has Mask 'combined' in the JSON sidecar (a ConneX file from before "
+                "this version, with 'combined (eroded white matter + CSF)': rerun preprocess_bold).")
+    return ""
+
+
+def _nilearn_confounds(folder: Path, params: CleaningParams, source: str) -> pd.DataFrame:
+    """nilearn's selection from the confounds TSV (and JSON) laid out in ``folder`` under
+    :data:`NILEARN_STEM`; errors are re-raised naming ``source``."""
+    from nilearn.interfaces.fmriprep import load_confounds
+
+    arguments = confound_arguments(params.strategy, global_signal=params.global_signal, n_compcor=params.n_compcor)
+    bold = folder / f"{NILEARN_STEM}_desc-preproc_bold.nii.gz"
+    try:
+        confounds, sample_mask = load_confounds(str(bold), demean=False, **arguments)
+    except (ValueError, KeyError) as error:
+        raise BIDSError(f"{source}: {_strategy_label(params)} needs confounds nilearn did not find in this file "
+                        f"({error}).{_missing_hint(str(error), source)}") from error
+    if sample_mask is not None:
+        log.warning("%s: %d volume(s) flagged non_steady_state_outlier; nilearn's sample mask is ignored (ConneX's "
+                    "FD censoring decides which volumes are kept).", source, len(confounds) - len(sample_mask))
+    return confounds.astype(float)
+
+
+def load_strategy_confounds(confounds: str | Path, params: CleaningParams) -> pd.DataFrame | None:
+    """The strategy's regressors from a confounds TSV (ours or fMRIPrep's) and its JSON sidecar,
+    selected by nilearn (module docstring); ``None`` for no regressor.
+
+    The files are linked into a temporary folder under fMRIPrep's names (:data:`NILEARN_STEM`),
+    so nilearn reads exactly this TSV, whatever the BOLD run beside it is called. Values are the
+    file's, not demeaned (``demean=False``: nilearn would take the mean over its sample mask, which
+    ConneX ignores; the masker centres or standardises the confounds), except first-row n/a
+    (derivatives), which nilearn sets to the second row's value.
 
     Raises
     ------
     BIDSError
-        Naming ``source`` when a column the strategy needs is missing.
+        Naming the file when a confound the strategy needs is missing (or, for aCompCor, the JSON).
     """
-    columns = confound_columns(params.strategy, global_signal=params.global_signal, n_compcor=params.n_compcor)
-    if not columns:
+    if not confound_arguments(params.strategy, global_signal=params.global_signal)["strategy"]:
         return None
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise BIDSError(f"{source}: confound strategy {params.strategy!r}"
-                        f"{' with global signal' if params.global_signal else ''} needs column(s) "
-                        f"{missing[:8]}{' ...' if len(missing) > 8 else ''}, which the confounds file lacks.")
-    selected = table[columns].astype(float)
-    # Derivatives are undefined for the first volume (n/a in fMRIPrep's files); 0 as nilearn does.
-    return selected.fillna(0.0)
+    confounds = Path(confounds)
+    with _nilearn_folder() as folder:
+        os.symlink(confounds.resolve(), folder / f"{NILEARN_STEM}_desc-confounds_timeseries.tsv")
+        if sidecar_path(confounds).exists():
+            os.symlink(sidecar_path(confounds).resolve(), folder / f"{NILEARN_STEM}_desc-confounds_timeseries.json")
+        return _nilearn_confounds(folder, params, str(confounds))
+
+
+def select_confounds(table: pd.DataFrame, params: CleaningParams, source: str, *,
+                     metadata: dict | None = None) -> pd.DataFrame | None:
+    """:func:`load_strategy_confounds` for a confounds table in memory and its JSON ``metadata``
+    (needed by aCompCor), as :func:`connex.functional.confounds.compute_confounds` returns them."""
+    if not confound_arguments(params.strategy, global_signal=params.global_signal)["strategy"]:
+        return None
+    with _nilearn_folder() as folder:
+        write_tsv(table, folder / f"{NILEARN_STEM}_desc-confounds_timeseries.tsv")
+        if metadata is not None:
+            (folder / f"{NILEARN_STEM}_desc-confounds_timeseries.json").write_text(json.dumps(metadata))
+        return _nilearn_confounds(folder, params, source)
 
 
 @dataclass

@@ -20,7 +20,8 @@ Preprocessing of one run (:func:`preprocess_bold`), in this order:
 6. Confounds (:func:`compute_confounds`), with fMRIPrep's column names: motion parameters
    with derivatives and squares, ``framewise_displacement`` (Power), ``dvars`` and
    ``std_dvars`` (nipype), ``white_matter``, ``csf``, ``global_signal`` with their expansions,
-   and ``a_comp_cor_NN`` (nipype's CompCor on the eroded white matter plus CSF mask).
+   ``a_comp_cor_NN`` (nipype's CompCor on the eroded white matter plus CSF mask) and the
+   ``cosine_NN`` high-pass basis it was computed after; fMRIPrep's CompCor metadata in the JSON.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ writes whole outputs.
 
 Two starts: ConneX's own BOLD preprocessing (:func:`run_bold_preprocessing`), or a user's
 fMRIPrep derivatives (:func:`find_fmriprep_run`: preprocessed BOLD in MNI space, its brain mask
-and confounds TSV), after which censoring and connectomes are the same.
+and confounds TSV), after which censoring and connectomes are the same: nilearn's
+``load_confounds`` selects each strategy's regressors from either confounds file.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from connex.functional.connectivity import (
     CleaningParams,
     censor,
     connectivity,
+    load_strategy_confounds,
     parcellate,
-    select_confounds,
 )
 from connex.functional.preprocess import preprocess_bold
 from connex.inputs.io import atomic_path, save_nifti, write_array, write_json, write_tsv
@@ -128,7 +129,7 @@ def run_censoring(*, confounds: str, sidecar: str, bold: str, out_tsv: str, out_
     if "framewise_displacement" not in table.columns and params.fd_threshold is not None:
         raise BIDSError(f"{confounds}: no framewise_displacement column, which scrubbing needs "
                         f"(fd_threshold {params.fd_threshold} mm).")
-    selected = select_confounds(table, params, confounds)  # a missing column is an error here, before any work
+    selected = load_strategy_confounds(confounds, params)  # a missing confound is an error here, before any work
     repetition_time = repetition_time_of(sidecar, bold)
     fd = table.get("framewise_displacement", pd.Series(np.zeros(len(table)))).to_numpy(dtype=float)
     n_regressors = 0 if selected is None else selected.shape[1]
@@ -187,7 +188,7 @@ def run_functional_connectome(*, bold: str, mask: str, confounds: str, outliers:
     table = pd.read_csv(confounds, sep="\t")
     if len(table) != image.shape[3]:
         raise BIDSError(f"{confounds}: {len(table)} rows but {bold} has {image.shape[3]} volumes.")
-    selected = select_confounds(table, params, confounds)
+    selected = load_strategy_confounds(confounds, params)
     keep = pd.read_csv(outliers, sep="\t")["framewise_displacement"].to_numpy() == 0
     repetition_time = repetition_time_of(sidecar, bold)
     timeseries, without_signal = parcellate(image, labels, brain, atlas.n_regions, selected, keep, params,

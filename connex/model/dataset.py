@@ -19,6 +19,10 @@ that names a measure. Other entities (``ses-``, ``space-``, ``desc-``, ``run-``.
 A relmat TSV is an ``n x n`` tab-separated matrix in atlas order, with or without a header
 row of region names, with or without an index column of region names (XCP-D's ``Node``);
 ``n/a`` cells are NaN (``model.missing_edges`` decides).
+
+SC may instead come from QSIRecon (1.x, ``sub-<label>/[ses-<label>/]dwi/*_connectivity.mat``) or
+QSIPrep's reconstruction (0.x, ``*_<...>connectome.mat``): one ``.mat`` holds every atlas and measure,
+and the atlas and ``sc_weight`` choose a matrix in it (:mod:`connex.model.qsirecon`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from connex.errors import ConfigError, ConnectomeError, check_choice
 from connex.inputs.bids import read_participants
 from connex.inputs.checks import bids_entities
 from connex.inputs.io import atomic_path, write_tsv
+from connex.model.qsirecon import describe_mat, is_connectivity_mat, mat_atlases, read_connectivity_mat
 from connex.registry import FC_MEASURES, MISSING_EDGE_POLICIES, MISSING_POLICIES, MODALITIES, SC_WEIGHTS
 
 log = logging.getLogger(__name__)
@@ -192,18 +197,48 @@ def read_relmat(path: str | Path, *, subject: str = "", symmetric: bool = True, 
                               f"the header has '{regions[diff]}'; rows and columns must list the regions in the "
                               "same order.")
     regions = regions if regions is not None else row_names
+    check_values(matrix, where=f"{who}{path}", symmetric=symmetric, allow_nan=allow_nan)
+    return matrix, regions
+
+
+def check_values(matrix: np.ndarray, *, where: str, symmetric: bool = True, allow_nan: bool = False) -> None:
+    """The checks of every connectome read, ``(n, n)``: finite (NaN allowed with ``allow_nan``, Inf
+    never) and, with ``symmetric``, symmetric within a relative 1e-6.
+
+    Raises
+    ------
+    ConnectomeError
+        Naming ``where`` (the subject and the file) and the first bad cell.
+    """
     bad = np.isinf(matrix) if allow_nan else ~np.isfinite(matrix)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise ConnectomeError(f"{who}{path}: {bad.sum()} NaN or Inf value(s) (first at row {i + 1}, "
+        raise ConnectomeError(f"{where}: {bad.sum()} NaN or Inf value(s) (first at row {i + 1}, "
                               f"column {j + 1}); a connectome must be finite.")
     if symmetric:
         scale = max(np.nanmax(np.abs(matrix)) if not np.isnan(matrix).all() else 0.0, 1e-12)
         asym = np.nanmax(np.abs(matrix - matrix.T)) if not np.isnan(matrix).all() else 0.0
         if asym > _SYMMETRY_TOLERANCE * scale:
             i, j = np.unravel_index(np.argmax(np.abs(matrix - matrix.T)), matrix.shape)
-            raise ConnectomeError(f"{who}{path}: the matrix is not symmetric (row {i + 1}, column {j + 1}: "
+            raise ConnectomeError(f"{where}: the matrix is not symmetric (row {i + 1}, column {j + 1}: "
                                   f"{matrix[i, j]:g} vs {matrix[j, i]:g}); SC and FC must be undirected.")
+
+
+def read_connectome(path: str | Path, *, atlas: str, measure: str, subject: str = "", allow_nan: bool = False
+                    ) -> tuple[np.ndarray, list[str] | None]:
+    """Read one subject's connectome file: a relmat TSV (:func:`read_relmat`), or the ``atlas``
+    matrix of ``measure`` in a QSIRecon/QSIPrep connectivity ``.mat``
+    (:func:`connex.model.qsirecon.read_connectivity_mat`), with the same checks (:func:`check_values`).
+
+    Returns
+    -------
+    matrix : ndarray (n, n)
+    regions : list of str or None
+    """
+    if not is_connectivity_mat(path):
+        return read_relmat(path, subject=subject, allow_nan=allow_nan)
+    matrix, regions = read_connectivity_mat(path, atlas=atlas, measure=measure, subject=subject)
+    check_values(matrix, where=f"{subject + ': ' if subject else ''}{path}", allow_nan=allow_nan)
     return matrix, regions
 
 
@@ -245,10 +280,11 @@ def _is_number(text: str) -> bool:
 
 
 def relmat_entities(path: str | Path) -> dict[str, str]:
-    """The BIDS entities of a relmat's name, key -> value (``_``-separated ``key-value`` pairs; the
-    first of a repeated key), with ``ses`` from the folder (``sub-*/ses-*/func``) when the name has none."""
+    """The BIDS entities of a relmat's (or a QSIRecon ``.mat``'s) name, key -> value (``_``-separated
+    ``key-value`` pairs; the first of a repeated key), with ``ses`` from the folder (``sub-*/ses-*/func``)
+    when the name has none."""
     path = Path(path)
-    entities, _ = bids_entities(path.name.removesuffix(".tsv"))
+    entities, _ = bids_entities(path.name.removesuffix(".tsv").removesuffix(".mat"))
     if "ses" not in entities and path.parent.parent.name.startswith("ses-"):
         entities["ses"] = path.parent.parent.name[len("ses-"):]
     return entities
@@ -275,19 +311,42 @@ def relmat_measure(entities: dict[str, str]) -> tuple[str | None, str | None]:
     return None, None
 
 
+def is_connectome_file(path: str | Path, modality: str) -> bool:
+    """A connectome file of a modality by its name: a ``*_relmat.tsv``, or (SC) a QSIRecon/QSIPrep
+    connectivity ``.mat`` (:func:`connex.model.qsirecon.is_connectivity_mat`)."""
+    return Path(path).name.endswith("_relmat.tsv") or (modality == "sc" and is_connectivity_mat(path))
+
+
+def connectome_contents(path: str | Path) -> dict[str, list[str]]:
+    """Atlas -> the measures a connectome file holds: a relmat's one atlas and measure (its name's
+    entities, :func:`relmat_measure`; no measure: ``[]``), a QSIRecon ``.mat``'s every atlas and
+    measure (as written)."""
+    if is_connectivity_mat(path):
+        return {name: list(atlas.matrices) for name, atlas in mat_atlases(path).items()}
+    entities = relmat_entities(path)
+    atlas, (measure, _) = relmat_atlas(entities), relmat_measure(entities)
+    return {} if atlas is None else {atlas: [measure] if measure else []}
+
+
 def relmat_files(root: str | Path, subject: str, modality: str) -> list[Path]:
-    """Every ``*_relmat.tsv`` of ``subject`` (label without ``sub-``) for a modality: in
-    ``sub-<subject>/<datatype>/`` then ``sub-<subject>/ses-*/<datatype>/``, sorted."""
+    """Every connectome file (:func:`is_connectome_file`) of ``subject`` (label without ``sub-``) for
+    a modality: in ``sub-<subject>/<datatype>/`` then ``sub-<subject>/ses-*/<datatype>/``, sorted."""
     folder = Path(root) / f"sub-{subject}"
     datatype = MODALITY_DATATYPE[modality]
-    return sorted(folder.glob(f"{datatype}/*_relmat.tsv")) + sorted(folder.glob(f"ses-*/{datatype}/*_relmat.tsv"))
+    return [path for pattern in (f"{datatype}/*", f"ses-*/{datatype}/*")
+            for path in sorted(folder.glob(pattern)) if is_connectome_file(path, modality)]
+
+
+def _all_connectome_files(root: str | Path) -> list[Path]:
+    """Every connectome file under ``root/sub-*``: the relmats anywhere, the ``.mat`` files in ``dwi``."""
+    return sorted(path for path in Path(root).glob("sub-*/**/*")
+                  if path.name.endswith("_relmat.tsv") or (path.parent.name == "dwi" and is_connectivity_mat(path)))
 
 
 def atlas_relmats(root: str | Path, atlas: str) -> list[Path]:
-    """Every relmat of ``atlas`` (``atlas-`` or ``seg-``) under ``root/sub-*``, sorted (the model
-    stage's inputs, so that a changed matrix reruns it)."""
-    return sorted(path for path in Path(root).glob("sub-*/**/*_relmat.tsv")
-                  if relmat_atlas(relmat_entities(path)) == atlas)
+    """Every connectome file of ``atlas`` (``atlas-`` or ``seg-``; a ``.mat`` that holds it) under
+    ``root/sub-*``, sorted (the model stage's inputs, so that a changed matrix reruns it)."""
+    return [path for path in _all_connectome_files(root) if atlas in connectome_contents(path)]
 
 
 def selection(select: dict | None) -> dict[str, str | None]:
@@ -322,6 +381,8 @@ def find_relmat(root: str | Path, subject: str, modality: str, *, atlas: str, me
     - the atlas: ``atlas-<atlas>`` or ``seg-<atlas>``;
     - the measure: ``meas-``, ``stat-`` or ``measure-`` (or a ``desc-`` naming a measure) equal to
       ``meas`` after :func:`canonical_measure` (XCP-D's ``stat-pearsoncorrelation`` is ``correlation``);
+    - a QSIRecon ``.mat`` (SC) instead: it holds a matrix of that atlas and measure
+      (:func:`connectome_contents`);
     - FC, when ``task`` is given: ``task-<task>``;
     - ``select`` (``model.select``), entity -> value: a value keeps the files with that value, ``""``
       the files without the entity, ``None`` sets nothing.
@@ -340,10 +401,10 @@ def find_relmat(root: str | Path, subject: str, modality: str, *, atlas: str, me
     measure = canonical_measure(meas)
     matches = []
     for path in relmat_files(root, subject, modality):
-        entities = relmat_entities(path)
-        found, key = relmat_measure(entities)
-        if relmat_atlas(entities) != atlas or found != measure:
+        if measure not in {canonical_measure(name) for name in connectome_contents(path).get(atlas, [])}:
             continue
+        entities = relmat_entities(path)
+        _, key = relmat_measure(entities)
         if task and modality == "fc" and entities.get("task") != task:
             continue
         others = {k: v for k, v in entities.items() if k not in (*_NOT_SELECTABLE, key)}
@@ -378,21 +439,23 @@ def describe_relmats(root: str | Path, subject: str, modality: str) -> str:
     if not files:
         return f"no *_relmat.tsv in sub-{subject}/{datatype} or sub-{subject}/ses-*/{datatype}"
     more = f" and {len(files) - _LISTED} more" if len(files) > _LISTED else ""
-    return f"its {modality.upper()} relmats: {', '.join(path.name for path in files[:_LISTED])}{more}"
+    names = [describe_mat(path) if is_connectivity_mat(path) else path.name for path in files[:_LISTED]]
+    return f"its {modality.upper()} relmats: {', '.join(names)}{more}"
 
 
 def detect_atlas(root: str | Path) -> str:
-    """The one atlas (``atlas-`` or ``seg-`` entity) of the relmats under ``root`` (for a
-    connectomes folder whose atlas the user did not name).
+    """The one atlas (``atlas-`` or ``seg-`` entity, or the atlases of QSIRecon ``.mat`` files) of
+    the connectome files under ``root`` (for a connectomes folder whose atlas the user did not name).
 
     Raises
     ------
     ConnectomeError
         No relmat, or relmats of several atlases (the message lists them).
     """
-    names = {relmat_atlas(relmat_entities(path)) for path in Path(root).glob("sub-*/**/*_relmat.tsv")} - {None}
+    names = {atlas for path in _all_connectome_files(root) for atlas in connectome_contents(path)}
     if len(names) != 1:
-        found = f"atlases {sorted(names)}" if names else "no *_atlas-<name>_*_relmat.tsv (or *_seg-<name>_*) file"
+        found = f"atlases {sorted(names)}" if names else ("no *_atlas-<name>_*_relmat.tsv (or *_seg-<name>_*) "
+                                                          "file, nor a QSIRecon *_connectivity.mat with atlases")
         raise ConnectomeError(f"{root}: found {found} in sub-*/dwi and sub-*/func; name the atlas to model "
                               "with model.atlas (README, 'Connectomes from elsewhere').")
     return names.pop()
@@ -413,7 +476,7 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
     root : path
         Folder with ``sub-*/dwi`` and ``sub-*/func`` connectomes.
     atlas, sc_weight, fc_measure, task : str
-        Which files to read (entities of the relmat names).
+        Which files to read (entities of the relmat names), and which matrix of a QSIRecon ``.mat``.
     participants_dir : path, optional
         Folder of ``participants.tsv`` (default: ``root``; the workflow passes ``bids_dir`` when a
         ``connectomes_dir`` has none, :func:`connex.config.participants_folder`). The log names the file read.
@@ -491,8 +554,8 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
             row["reason"] = "missing " + " and ".join(missing)
             log.warning("%s: left out of the model.", message)
             continue
-        read = {m: read_relmat(path, subject=participant_id, allow_nan=missing_edges != "error")
-                for m, path in found.items()}
+        read = {m: read_connectome(path, atlas=atlas, measure=measures[m], subject=participant_id,
+                                   allow_nan=missing_edges != "error") for m, path in found.items()}
         read, row["reason"] = _missing_edges(read, found, missing_edges, participant_id)
         if read is None:
             continue
