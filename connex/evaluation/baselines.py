@@ -31,13 +31,17 @@ def edge_vectors(dataset: ConnectomeDataset, weighting: dict[str, str] | None = 
 
 def tangent_vectors(dataset: ConnectomeDataset, train: np.ndarray, weighting: dict[str, str] | None = None
                     ) -> np.ndarray:
-    """Tangent-space embedding of every subject's FC matrix, ``(s, n (n + 1) / 2)``, with the
-    reference (geometric mean) fitted on the ``train`` subjects only.
+    """Tangent-space embedding of every subject's FC, ``(s, n (n + 1) / 2)``, with the reference
+    (geometric mean) fitted on the ``train`` subjects only.
 
-    Correlations (edge weighting ``fisher_z``) are read as r, with the diagonal set to 1 (tools
+    The FC is the dataset's Ledoit-Wolf covariances of the region time series where it has them
+    (``dataset.fc_covariance``, Dadi et al. 2019's best pipeline), else its FC matrices:
+    correlations (edge weighting ``fisher_z``) are read as r, with the diagonal set to 1 (tools
     such as XCP-D and the UMCD write 0 there); FC matrices that already hold Fisher z values (edge
     weighting ``none`` and a zero diagonal) are turned back into r first; covariances are used as
     they are."""
+    if dataset.fc_covariance is not None:
+        return TangentSpace().fit(dataset.fc_covariance[train]).transform(dataset.fc_covariance)
     weighting = {**WEIGHTING, **(weighting or {})}
     fc = dataset.matrices("fc")
     if weighting["fc"] == "fisher_z":

@@ -256,15 +256,22 @@ def harmonise_dataset(dataset: ConnectomeDataset, train: np.ndarray, *, site: st
     weighting = {**WEIGHTING, **(weighting or {})}
     n = len(dataset.regions)
     iu = np.triu_indices(n, 1)
-    adjusted = {}
-    for modality in dataset.modalities:
-        raw = dataset.matrices(modality)
-        X = edge_weights(raw, weighting[modality])[:, iu[0], iu[1]]
+
+    def adjust(X: np.ndarray) -> np.ndarray:  # (s, e) features, fitted on the training rows
         if use_combat:
             X = ComBat().fit(X[train], sites[train], C[train]).transform(X, sites, C)
         if used:
             X = CovariateRegression().fit(X[train], C[train]).transform(X, C)
+        return X
+
+    adjusted = {}
+    for modality in dataset.modalities:
+        raw = dataset.matrices(modality)
+        X = adjust(edge_weights(raw, weighting[modality])[:, iu[0], iu[1]])
         adjusted[modality] = matrices_from_edge_weights(X, raw, weighting[modality])
+    if dataset.fc_covariance is not None:  # the tangent baseline's input, adjusted as the FC edges are
+        X = adjust(dataset.fc_covariance[:, iu[0], iu[1]])
+        adjusted["fc_covariance"] = matrices_from_edge_weights(X, dataset.fc_covariance, "none")
     log.info("Harmonised on %d training subjects: ComBat over sites %s; covariates regressed: %s.",
              len(train), info["harmonised_sites"] or "none", used or "none")
     return replace(dataset, **adjusted), info

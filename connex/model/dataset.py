@@ -39,6 +39,7 @@ from connex.inputs.bids import read_participants
 from connex.inputs.checks import bids_entities
 from connex.inputs.io import atomic_path, write_tsv
 from connex.model.qsirecon import describe_mat, is_connectivity_mat, mat_atlases, read_connectivity_mat
+from connex.model.timeseries import FC_TIMESERIES_CHOICES, dataset_covariances
 from connex.registry import FC_MEASURES, MISSING_EDGE_POLICIES, MISSING_POLICIES, MODALITIES, SC_WEIGHTS
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,9 @@ class ConnectomeDataset:
         for a modality the dataset does not have.
     modalities : tuple of str
         The modalities it has (``model.modalities``), in :data:`connex.registry.MODALITIES` order.
+    fc_covariance : ndarray (s, n, n), optional
+        Ledoit-Wolf covariances of the region time series, where every subject has them
+        (:mod:`connex.model.timeseries`): what the tangent-space baseline embeds.
     """
 
     participants: pd.DataFrame
@@ -101,6 +105,7 @@ class ConnectomeDataset:
     fc: np.ndarray
     metadata: dict = field(default_factory=dict)
     modalities: tuple[str, ...] = MODALITIES
+    fc_covariance: np.ndarray | None = None
 
     @property
     def y(self) -> np.ndarray:
@@ -123,7 +128,8 @@ class ConnectomeDataset:
                 np.savez_compressed(handle, sc=self.sc, fc=self.fc, regions=np.array(self.regions),
                                     classes=np.array(self.classes),
                                     participants=self.participants.to_csv(sep="\t", index=False),
-                                    metadata=repr(self.metadata), modalities=np.array(self.modalities))
+                                    metadata=repr(self.metadata), modalities=np.array(self.modalities),
+                                    **({} if self.fc_covariance is None else {"fc_covariance": self.fc_covariance}))
         return Path(target)
 
     @classmethod
@@ -137,7 +143,8 @@ class ConnectomeDataset:
             # datasets written before model.modalities existed hold both
             modalities = tuple(data["modalities"].tolist()) if "modalities" in data else MODALITIES
             return cls(participants=participants, classes=data["classes"].tolist(),
-                       regions=data["regions"].tolist(), sc=data["sc"], fc=data["fc"], modalities=modalities)
+                       regions=data["regions"].tolist(), sc=data["sc"], fc=data["fc"], modalities=modalities,
+                       fc_covariance=data["fc_covariance"] if "fc_covariance" in data else None)
 
 
 def read_relmat(path: str | Path, *, subject: str = "", symmetric: bool = True, allow_nan: bool = False
@@ -467,9 +474,10 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
                   site_column: str | None = "site", missing_modality: str = "exclude",
                   subjects: list[str] | None = None, files: dict[str, dict[str, str]] | None = None,
                   modalities: tuple[str, ...] | list[str] = MODALITIES, missing_edges: str = "exclude",
-                  select: dict | None = None) -> tuple[ConnectomeDataset, pd.DataFrame]:
+                  select: dict | None = None, fc_timeseries: str = "auto") -> tuple[ConnectomeDataset, pd.DataFrame]:
     """Pair every labelled participant's SC and FC matrices (or read the one modality of a
-    one-modality cohort).
+    one-modality cohort); with FC, the covariances of the region time series where every included
+    subject has them (``fc_timeseries: auto``; ``off``: never).
 
     Parameters
     ----------
@@ -491,7 +499,8 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
         participant_id -> {"sc": path, "fc": path}: the exact files to read (the workflow passes
         the connectomes it made, so a stale file of an excluded run is never picked up); a
         participant or modality absent from it counts as missing. Default: search ``root``
-        (:func:`find_relmat`).
+        (:func:`find_relmat`). The time series are those beside the FC matrices
+        (:func:`connex.model.timeseries.timeseries_files`).
     select : dict, optional
         ``model.select``: entity -> value among the files that match (:func:`find_relmat`).
     missing_edges : {"exclude", "zero", "error"}
@@ -517,6 +526,7 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
     """
     modalities = _check_options(classes, missing_modality, modalities)
     check_choice("missing_edges", missing_edges, MISSING_EDGE_POLICIES)
+    check_choice("fc_timeseries", fc_timeseries, FC_TIMESERIES_CHOICES)
     root = Path(root)
     selection(select)  # a bad key stops the run before any subject
     participants = read_participants(participants_dir or root, label_column=label_column, classes=tuple(classes),
@@ -597,9 +607,21 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
         metadata={"atlas": atlas, "sc_weight": sc_weight, "fc_measure": fc_measure, "task": task,
                   "select": dict(select or {})},
         modalities=modalities)
+    _add_covariances(dataset, included, fc_timeseries, reference[2])
     log.info("Connectome dataset: %d subjects (%s), %d regions; %d left out.", len(included),
              included["label"].value_counts().to_dict(), n, int((~table["included"]).sum()))
     return dataset, table
+
+
+def _add_covariances(dataset: ConnectomeDataset, included: pd.DataFrame, policy: str, regions: list[str] | None
+                     ) -> None:
+    """With FC and ``fc_timeseries: auto``, the time-series covariances of the tangent baseline
+    (:func:`connex.model.timeseries.dataset_covariances`), and their source in the log and metadata."""
+    if "fc" not in dataset.modalities or policy != "auto":
+        return
+    dataset.fc_covariance, source = dataset_covariances(included["fc_file"].tolist(), dataset.subjects, regions)
+    dataset.metadata["tangent_source"] = source
+    log.info("Tangent-space baseline: %s.", source)
 
 
 def _log_participants(root: Path, folder: Path, *, searched: bool) -> None:

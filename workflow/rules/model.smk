@@ -35,6 +35,7 @@ rule connectome_dataset:
         modalities=MODEL_MODALITIES,
         missing_edges=MODEL["missing_edges"],
         select=MODEL["select"],
+        fc_timeseries=MODEL["fc_timeseries"],
     script:
         "../scripts/connectome_dataset.py"
 

@@ -12,5 +12,5 @@ dataset, table = build_dataset(location["root"], atlas=params.atlas, sc_weight=p
                                label_column=params.label_column, classes=tuple(params.classes),
                                site_column=params.site_column, missing_modality=params.missing_modality,
                                modalities=params.modalities, missing_edges=params.missing_edges,
-                               select=params.select)
+                               select=params.select, fc_timeseries=params.fc_timeseries)
 write_dataset(dataset, table, out_npz=out.dataset, out_tsv=out.table)

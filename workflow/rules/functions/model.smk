@@ -8,6 +8,7 @@ from connex.config import participants_folder
 from connex.errors import ConfigError
 from connex.evaluation.splits import can_cross_validate, min_subjects_per_class, trainings_per_split
 from connex.model.dataset import atlas_relmats
+from connex.model.timeseries import atlas_timeseries
 from connex.model.weighting import modality_weighting
 
 if not MODELS_RUN:
@@ -50,12 +51,17 @@ def model_dataset_inputs(wildcards):
     own, or else bids_dir's)."""
     if CONNECTOMES_DIR:  # every relmat of the atlas (atlas- or seg-), so that a changed matrix reruns the model
         files = [str(p) for p in atlas_relmats(CONNECTOMES_DIR, MODEL_ATLAS)]
+        if "fc" in MODEL_MODALITIES and MODEL["fc_timeseries"] == "auto":
+            files += [str(p) for p in atlas_timeseries(CONNECTOMES_DIR, MODEL_ATLAS)]
         participants = participants_folder(CONNECTOMES_DIR, config["bids_dir"]) / "participants.tsv"
         return {"participants": str(participants), "connectomes": files}
     files = model_connectome_files(wildcards)
+    connectomes = sorted(p for f in files.values() for p in f.values())
+    if "fc" in MODEL_MODALITIES and MODEL["fc_timeseries"] == "auto":  # read by the tangent baseline
+        connectomes += [fc_timeseries(s.removeprefix("sub-"), MODEL_ATLAS) for s, f in files.items() if "fc" in f]
     return {
         "participants": rules.synthesize_demo.output.bids if IS_DEMO else str(BIDS_DIR / "participants.tsv"),
-        "connectomes": sorted(p for f in files.values() for p in f.values()),
+        "connectomes": connectomes,
     }
 
 
