@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     inventory.add_argument("--partial-dwi", choices=PARTIAL_DWI_POLICIES, default="exclude",
                            help="a participant with a DWI run that fails the check: leave SC out (exclude, the "
                                 "default) or build it from the other runs (use_remaining)")
+    inventory.add_argument("--dwi-acquisition", default=None,
+                           help="only the DWI runs of this acq- label (default: the acquisition with the most volumes)")
 
     args = parser.parse_args(argv)
     log_to_console(args.verbose)
@@ -91,7 +93,8 @@ def _inventory(args: argparse.Namespace) -> int:
     from connex.inputs.io import write_tsv
 
     table = build_inventory(args.bids_dir, task=args.task, label_column=args.label_column,
-                            classes=tuple(args.classes), strict=args.strict, partial_dwi=args.partial_dwi)
+                            classes=tuple(args.classes), strict=args.strict, partial_dwi=args.partial_dwi,
+                            dwi_acquisition=args.dwi_acquisition)
     write_tsv(table, args.out)
     log.info("%d participant(s); %d with SC inputs, %d with FC inputs, %d to model. Table: %s",
              len(table), table["use_sc"].sum(), table["use_fc"].sum(), table["use_model"].sum(), args.out)

@@ -379,6 +379,36 @@ def test_a_partial_dwi_set_leaves_sc_out_or_uses_the_other_runs(tiny_bids, caplo
     assert "SC from sub-01_dwi.nii.gz only; sub-01_run-2_dwi.nii.gz dropped" in caplog.text
 
 
+def test_dwi_runs_of_different_acquisitions_are_not_combined(tiny_bids, caplog):
+    """Two runs of one acquisition are combined; a second acquisition with fewer volumes is not
+    (named on the console), unless dwi_acquisition chooses it; a label nobody has leaves SC out."""
+    import shutil
+
+    dwi = dwi_of(tiny_bids)
+    n_volumes = nib.load(dwi).shape[3]
+    pe_pair = dwi.with_name(dwi.name.replace("_dwi", "_dir-PA_dwi"))
+    short = dwi.with_name(dwi.name.replace("sub-01_", "sub-01_acq-b1000_"))
+    for target in (pe_pair, short):
+        for ext in (".nii.gz", ".bval", ".bvec"):
+            shutil.copy(str(dwi).replace(".nii.gz", ext), str(target).replace(".nii.gz", ext))
+    image = nib.load(short)  # fewer volumes than the two runs without acq-
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[..., :n_volumes - 2], image.affine, image.header), short)
+    for ext in (".bval", ".bvec"):
+        table = np.loadtxt(str(dwi).replace(".nii.gz", ext), ndmin=2)  # (1 or 3, volumes)
+        np.savetxt(str(short).replace(".nii.gz", ext), table[:, :n_volumes - 2], fmt="%g")
+    row = build_inventory(tiny_bids).set_index("participant_id").loc["sub-01"]
+    assert row["use_sc"] and row["dwi"] == "sub-01/dwi/sub-01_dir-PA_dwi.nii.gz;sub-01/dwi/sub-01_dwi.nii.gz"
+    assert "DWI runs of 2 acquisitions (no acq-: 2 run(s), acq-b1000: 1 run(s))" in caplog.text
+    assert "not used: sub-01_acq-b1000_dwi.nii.gz" in caplog.text
+    row = build_inventory(tiny_bids, dwi_acquisition="b1000").set_index("participant_id").loc["sub-01"]
+    assert row["use_sc"] and row["dwi"] == "sub-01/dwi/sub-01_acq-b1000_dwi.nii.gz"
+    table = build_inventory(tiny_bids, dwi_acquisition="acq-multishell")
+    row = table.set_index("participant_id").loc["sub-01"]
+    assert not row["use_sc"] and row["use_fc"]
+    expected = "no DWI run of acquisition acq-multishell (dwi_acquisition); found no acq-: 2 run(s), acq-b1000"
+    assert expected in row["reason"]
+
+
 def test_console_summary_names_what_is_left_out_and_why(tiny_bids):
     from connex.inputs.bids import console_summary
 

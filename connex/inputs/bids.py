@@ -14,10 +14,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pandas as pd
 
 from connex.errors import BIDSError, check_choice
-from connex.inputs.checks import NIFTI_EXTENSIONS, check_bold, check_dwi, check_t1w
+from connex.inputs.checks import NIFTI_EXTENSIONS, bids_entities, check_bold, check_dwi, check_t1w
 from connex.registry import PARTIAL_DWI_POLICIES
 
 #: A BIDS participant label: ``sub-`` and letters and digits only (no path separators or dots).
@@ -103,12 +105,13 @@ class SubjectInputs:
 
 
 def find_inputs(bids_dir: str | Path, participant_id: str, session: str | None, *, task: str,
-                strict: bool = False, partial_dwi: str = "exclude") -> SubjectInputs:
+                strict: bool = False, partial_dwi: str = "exclude", dwi_acquisition: str | None = None
+                ) -> SubjectInputs:
     """Find and check the T1w, DWI runs and BOLD runs of ``task`` for one participant.
 
     ``partial_dwi`` (:data:`connex.registry.PARTIAL_DWI_POLICIES`): when some DWI runs fail the
     check and others pass, ``exclude`` keeps none (SC is left out), ``use_remaining`` keeps those
-    that pass."""
+    that pass. The DWI runs kept are those of one acquisition (:func:`one_acquisition`)."""
     check_choice("partial_dwi", partial_dwi, PARTIAL_DWI_POLICIES)
     bids_dir = Path(bids_dir)
     folder = bids_dir / participant_id / (f"ses-{session}" if session else "")
@@ -134,24 +137,7 @@ def find_inputs(bids_dir: str | Path, participant_id: str, session: str | None, 
         else:
             log.info("%s: several T1w images; using %s, not %s", participant_id, found.t1w.name, candidate.name)
 
-    dwi_files = _nifti_files(folder / "dwi", "dwi")
-    if not dwi_files:
-        problem("dwi", f"no DWI series in {folder / 'dwi'} (expected *_dwi.nii[.gz] with .bval/.bvec)")
-    for candidate in dwi_files:
-        try:
-            check_dwi(candidate)
-            found.dwi.append(candidate)
-        except BIDSError as error:
-            problem("dwi", str(error))
-    if found.dwi and len(found.dwi) < len(dwi_files):
-        dropped = [f.name for f in dwi_files if f not in found.dwi]
-        if partial_dwi == "exclude":
-            problem("dwi", f"DWI run(s) {', '.join(dropped)} failed the check, so SC is left out (partial_dwi: "
-                           f"exclude; use_remaining would build it from {', '.join(f.name for f in found.dwi)})")
-            found.dwi = []
-        else:
-            log.warning("%s: SC from %s only; %s dropped (partial_dwi: use_remaining)", participant_id,
-                        ", ".join(f.name for f in found.dwi), ", ".join(dropped))
+    found.dwi = _find_dwi(folder, participant_id, problem, partial_dwi=partial_dwi, dwi_acquisition=dwi_acquisition)
 
     bold_files = [f for f in _nifti_files(folder / "func", "bold") if f"_task-{task}_" in f.name]
     if not bold_files:
@@ -168,6 +154,68 @@ def find_inputs(bids_dir: str | Path, participant_id: str, session: str | None, 
     return found
 
 
+def _find_dwi(folder: Path, participant_id: str, problem, *, partial_dwi: str, dwi_acquisition: str | None
+              ) -> list[Path]:
+    """The checked DWI runs of one participant's (session's) folder that SC is built from
+    (:func:`find_inputs`); ``problem(modality, message)`` reports what is left out."""
+    runs: list[Path] = []
+    dwi_files = _nifti_files(folder / "dwi", "dwi")
+    if not dwi_files:
+        problem("dwi", f"no DWI series in {folder / 'dwi'} (expected *_dwi.nii[.gz] with .bval/.bvec)")
+    for candidate in dwi_files:
+        try:
+            check_dwi(candidate)
+            runs.append(candidate)
+        except BIDSError as error:
+            problem("dwi", str(error))
+    if runs and len(runs) < len(dwi_files):
+        dropped = [f.name for f in dwi_files if f not in runs]
+        if partial_dwi == "exclude":
+            problem("dwi", f"DWI run(s) {', '.join(dropped)} failed the check, so SC is left out (partial_dwi: "
+                           f"exclude; use_remaining would build it from {', '.join(f.name for f in runs)})")
+            return []
+        log.warning("%s: SC from %s only; %s dropped (partial_dwi: use_remaining)", participant_id,
+                    ", ".join(f.name for f in runs), ", ".join(dropped))
+    if runs:
+        runs, message = one_acquisition(runs, dwi_acquisition)
+        if not runs:
+            problem("dwi", message)
+        elif message:
+            log.warning("%s: %s", participant_id, message)
+    return runs
+
+
+def one_acquisition(runs: list[Path], wanted: str | None) -> tuple[list[Path], str]:
+    """The DWI runs of one acquisition (the ``acq-`` entity; runs without one form the group
+    ``""``), which are combined into one series; runs of other acquisitions (another protocol:
+    a different shell scheme, resolution or sequence) are not mixed in.
+
+    ``wanted`` (``dwi_acquisition``): that acquisition's runs (none: SC is left out, with the
+    acquisitions found); ``None``: the acquisition with the most diffusion volumes (ties: the first
+    label in sorted order). Returns the runs and a message for the log ("" when there was one
+    acquisition)."""
+    groups: dict[str, list[Path]] = {}
+    for run in runs:
+        groups.setdefault(bids_entities(run.name.split(".")[0])[0].get("acq", ""), []).append(run)
+    described = ", ".join(f"acq-{label}: {len(files)} run(s)" if label else f"no acq-: {len(files)} run(s)"
+                          for label, files in sorted(groups.items()))
+    if wanted is not None:
+        chosen = wanted.removeprefix("acq-")
+        if chosen not in groups:
+            return [], f"no DWI run of acquisition acq-{chosen} (dwi_acquisition); found {described}"
+    else:
+        def volumes(label: str) -> int:
+            return sum(int(np.prod(nib.load(f).shape[3:])) for f in groups[label])
+        chosen = max(sorted(groups), key=volumes)
+    if len(groups) == 1:
+        return runs, ""
+    dropped = [f.name for label, files in groups.items() if label != chosen for f in files]
+    how = "dwi_acquisition" if wanted is not None else "the most volumes; set dwi_acquisition to choose"
+    return groups[chosen], (f"DWI runs of {len(groups)} acquisitions ({described}): SC from "
+                            f"{'acq-' + chosen if chosen else 'the runs without acq-'} ({how}); not used: "
+                            f"{', '.join(dropped)}")
+
+
 def _nifti_files(folder: Path, suffix: str) -> list[Path]:
     if not folder.is_dir():
         return []
@@ -178,7 +226,8 @@ def _nifti_files(folder: Path, suffix: str) -> list[Path]:
 def build_inventory(bids_dir: str | Path, *, task: str = "rest", label_column: str = "diagnosis",
                     classes: tuple[str, ...] = ("HC", "SZ"), site_column: str | None = "site",
                     include: list[str] | None = None, exclude: list[str] | None = None,
-                    strict: bool = False, partial_dwi: str = "exclude") -> pd.DataFrame:
+                    strict: bool = False, partial_dwi: str = "exclude", dwi_acquisition: str | None = None
+                    ) -> pd.DataFrame:
     """The availability table: one row per participant (and session).
 
     Columns: ``participant_id``, ``session``, ``label``, ``site``, ``t1w``, ``dwi``, ``bold``
@@ -223,7 +272,7 @@ def build_inventory(bids_dir: str | Path, *, task: str = "rest", label_column: s
         sessions = sorted(p.name[4:] for p in (bids_dir / participant_id).glob("ses-*") if p.is_dir())
         for session in sessions or [None]:
             found = find_inputs(bids_dir, participant_id, session, task=task, strict=strict,
-                                partial_dwi=partial_dwi)
+                                partial_dwi=partial_dwi, dwi_acquisition=dwi_acquisition)
             reasons = [m for messages in found.problems.values() for m in messages]
             if not in_table:
                 message = f"folder {participant_id} is not in participants.tsv (no label: not modelled)"

@@ -54,6 +54,7 @@ checkpoint bids_inventory:
         exclude=config["participants"]["exclude"],
         strict=config["strict_inputs"],
         partial_dwi=config["partial_dwi"],
+        dwi_acquisition=config["dwi_acquisition"],
     script:
         "../scripts/bids_inventory.py"
 

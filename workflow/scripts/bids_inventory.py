@@ -11,7 +11,7 @@ params = snakemake.params
 table = build_inventory(params.bids_dir, task=params.task, label_column=params.label_column,
                         classes=tuple(params.classes), site_column=params.site_column or None,
                         include=params.include, exclude=params.exclude, strict=params.strict,
-                        partial_dwi=params.partial_dwi)
+                        partial_dwi=params.partial_dwi, dwi_acquisition=params.dwi_acquisition)
 write_tsv(table, snakemake.output.table)
 # what is left out, and why, on the console too (the job's log holds the rest)
 for line in console_summary(table):
