@@ -93,3 +93,20 @@ def test_tractogram_round_trip(tmp_path):
     save_tractogram(streamlines, reference, tmp_path / "t.trk")
     loaded = load_tractogram(tmp_path / "t.trk", reference)
     assert len(loaded) == 2 and all(np.allclose(a, b, atol=1e-3) for a, b in zip(loaded, streamlines))
+
+
+def test_connectome_in_chunks_is_the_same_as_in_one(monkeypatch, rng):
+    """The tractogram is read CHUNK streamlines at a time (memory); the matrices do not depend on
+    the chunk size, and each streamline's length is its own steps only."""
+    import connex.structural.connectome as sc
+
+    labels = rng.integers(0, 6, (10, 10, 10))
+    fa = rng.random((10, 10, 10))
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    streamlines = [np.cumsum(rng.normal(0, 1, (rng.integers(2, 30), 3)), axis=0) + 10 for _ in range(2000)]
+    whole, figures = connectome(streamlines, labels, affine, 5, fa)
+    monkeypatch.setattr(sc, "CHUNK", 333)
+    chunked, chunked_figures = connectome(streamlines, labels, affine, 5, fa)
+    assert figures == chunked_figures and all(np.allclose(whole[k], chunked[k]) for k in whole)
+    _, lengths, _ = sc._streamline_features(streamlines[:400], labels, np.linalg.inv(affine), fa)
+    assert np.allclose(lengths, [np.linalg.norm(np.diff(s, axis=0), axis=1).sum() for s in streamlines[:400]])

@@ -8,6 +8,30 @@ from scipy import ndimage
 
 from connex.registry import SC_WEIGHTS
 
+#: Streamlines whose points are interpolated at once: bounds the memory of a large tractogram.
+CHUNK = 20_000
+
+
+def _streamline_features(streamlines: list[np.ndarray], search: np.ndarray, to_voxel: np.ndarray, fa: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per streamline ``(n_i, 3)`` (world mm, 2 points or more): the region pair of its two ends
+    ``(k, 2)`` (0: unassigned; ``search`` is the label volume with the search radius), its length
+    ``(k,)`` and its mean FA ``(k,)`` (trilinear; ``to_voxel`` maps world mm to ``fa``'s voxels)."""
+    ends = np.concatenate([np.stack([s[0], s[-1]]) for s in streamlines])
+    voxels = np.rint(ends @ to_voxel[:3, :3].T + to_voxel[:3, 3]).astype(int)
+    inside = np.all((voxels >= 0) & (voxels < search.shape), axis=1)
+    end_labels = np.zeros(len(ends), dtype=int)
+    end_labels[inside] = search[tuple(voxels[inside].T)]
+    points = np.concatenate(streamlines)
+    counts = np.array([len(s) for s in streamlines])
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    steps = np.r_[np.linalg.norm(np.diff(points, axis=0), axis=1), 0.0]  # steps[k]: point k to k + 1
+    steps[starts[1:] - 1] = 0.0  # from one streamline's last point to the next one's first
+    lengths = np.add.reduceat(steps, starts)
+    samples = ndimage.map_coordinates(fa, (points @ to_voxel[:3, :3].T + to_voxel[:3, 3]).T, order=1,
+                                      mode="nearest")
+    return end_labels.reshape(-1, 2), lengths, np.add.reduceat(samples, starts) / counts
+
 
 def assignment_labels(labels: np.ndarray, voxel_mm: float, radius_mm: float) -> np.ndarray:
     """Labels with unlabelled voxels given the nearest region within ``radius_mm`` (else 0)."""
@@ -41,22 +65,11 @@ def connectome(streamlines: list[np.ndarray], labels: np.ndarray, affine: np.nda
     search = assignment_labels(labels, voxel_mm, assignment_radius_mm)
     to_voxel = np.linalg.inv(affine)
     streamlines = [s for s in streamlines if len(s) >= 2]
-    if streamlines:
-        ends = np.concatenate([np.stack([s[0], s[-1]]) for s in streamlines])
-        voxels = np.rint(ends @ to_voxel[:3, :3].T + to_voxel[:3, 3]).astype(int)
-        inside = np.all((voxels >= 0) & (voxels < labels.shape), axis=1)
-        end_labels = np.zeros(len(ends), dtype=int)
-        end_labels[inside] = search[tuple(voxels[inside].T)]
-        pairs = end_labels.reshape(-1, 2)
-        lengths = np.array([np.linalg.norm(np.diff(s, axis=0), axis=1).sum() for s in streamlines])
-        points = np.concatenate(streamlines)
-        counts = np.array([len(s) for s in streamlines])
-        samples = ndimage.map_coordinates(fa, (points @ to_voxel[:3, :3].T + to_voxel[:3, 3]).T, order=1,
-                                          mode="nearest")
-        mean_fa = np.add.reduceat(samples, np.r_[0, np.cumsum(counts)[:-1]]) / counts
-    else:
-        pairs = np.zeros((0, 2), dtype=int)
-        lengths = mean_fa = np.zeros(0)
+    chunks = [_streamline_features(streamlines[start:start + CHUNK], search, to_voxel, fa)
+              for start in range(0, len(streamlines), CHUNK)]
+    pairs = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros((0, 2), dtype=int)
+    lengths = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros(0)
+    mean_fa = np.concatenate([c[2] for c in chunks]) if chunks else np.zeros(0)
     valid = (pairs > 0).all(axis=1)
     if not self_loops:
         valid &= pairs[:, 0] != pairs[:, 1]
