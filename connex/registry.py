@@ -81,6 +81,13 @@ PARTIAL_DWI_POLICIES = ("exclude", "use_remaining")
 #: A connectome with NaN cells (``model.missing_edges``): subject left out, NaN edges set to 0, or an error.
 MISSING_EDGE_POLICIES = ("exclude", "zero", "error")
 
+#: Tissue maps of the anatomy stage (``anat.tissues``): the subject's segmentation, or the warped template priors.
+TISSUE_METHODS = ("segmentation", "template")
+
+#: The tangent baseline's FC (``model.fc_timeseries``): the time-series covariances where every
+#: subject has them (``auto``), or always the matrices (``off``; :mod:`connex.model.timeseries`).
+FC_TIMESERIES_CHOICES = ("auto", "off")
+
 #: How a raw matrix becomes edge weights (:func:`connex.model.graphs.edge_weights`).
 EDGE_WEIGHTINGS = ("log1p", "fisher_z", "none")
 

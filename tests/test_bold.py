@@ -195,6 +195,25 @@ def test_tissue_masks_relax_the_threshold_on_coarse_grids():
     wm[2:8, 2:8, 2:8] = 0.95
     csf = np.zeros(brain.shape)
     csf[0:3, 0:3, 0:2] = 0.6  # no voxel reaches 0.9 or 0.7, as thin CSF on a 6 mm grid
-    masks = tissue_masks(brain, {"WM": wm, "CSF": csf})
+    masks = tissue_masks(brain, {"GM": np.zeros(brain.shape), "WM": wm, "CSF": csf})
     assert masks.white_matter.sum() == 4 ** 3  # 6^3 above 0.9, eroded once
     assert masks.csf.sum() == 18
+
+
+def test_tissue_masks_keep_away_from_grey_matter_unless_nothing_is_left(caplog):
+    """As fMRIPrep's: noise voxels with GM probability >= 0.05 are left out; with blurred maps
+    (GM everywhere) the exclusion is dropped, with a warning, rather than leaving no mask."""
+    brain = np.ones((12, 12, 12), bool)
+    wm = np.zeros(brain.shape)
+    wm[2:10, 2:10, 2:10] = 0.95
+    csf = np.zeros(brain.shape)
+    csf[0:4, 0:4, 0:4] = 0.95
+    gm = np.zeros(brain.shape)
+    gm[:, :, 8:] = 0.3  # cortex over the top of the white matter and nowhere near the CSF
+    masks = tissue_masks(brain, {"GM": gm, "WM": wm, "CSF": csf})
+    eroded = np.zeros(brain.shape, bool)
+    eroded[3:9, 3:9, 3:7] = True  # the 8^3 cube below the GM slab (z 2..7), then eroded once
+    assert np.array_equal(masks.white_matter, eroded) and masks.csf.sum() == 4 ** 3
+    blurred = tissue_masks(brain, {"GM": np.full(brain.shape, 0.2), "WM": wm, "CSF": csf})
+    assert blurred.white_matter.sum() == 6 ** 3 and blurred.csf.sum() == 4 ** 3
+    assert "grey matter is not excluded" in caplog.text

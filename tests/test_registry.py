@@ -33,6 +33,8 @@ ENUMS = {
     "model.fc_measure": registry.FC_MEASURES,
     "model.modalities[]": registry.MODALITIES,
     "model.missing_edges": registry.MISSING_EDGE_POLICIES,
+    "model.fc_timeseries": registry.FC_TIMESERIES_CHOICES,
+    "anat.tissues": registry.TISSUE_METHODS,
     "model.missing_modality": registry.MISSING_POLICIES,
     "model.harmonise.site": registry.SITE_HARMONISATION,
     "model.harmonise.covariates[]": registry.COVARIATES,

@@ -5,6 +5,7 @@ metadata, so that nilearn's ``load_confounds`` reads this file as it reads fMRIP
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from scipy import ndimage
 
 from connex.errors import BIDSError
 from connex.functional.series import BoldSeries
+
+log = logging.getLogger(__name__)
 
 MOTION_COLUMNS = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
 #: Radius (mm) turning rotations into displacements for framewise displacement (Power 2012).
@@ -50,23 +53,46 @@ class TissueMasks:
     csf: np.ndarray
 
 
+#: Grey-matter probability (on the BOLD grid) above which a voxel is kept out of the WM and CSF
+#: noise masks, as fMRIPrep does: a noise signal that touches cortex regresses out neural signal.
+GM_EXCLUSION = 0.05
+
+
 def tissue_masks(brain: np.ndarray, probability: dict[str, np.ndarray], *, thresholds=(0.9, 0.7, 0.5),
-                 min_voxels: int = 10) -> TissueMasks:
-    """Noise masks for the tissue signals and CompCor, inside the brain: white matter above the
-    first of ``thresholds`` that leaves ``min_voxels`` after one erosion (uneroded if none does),
-    CSF above the first that gives ``min_voxels`` (coarse BOLD grids blur the thin CSF spaces, so a
-    strict threshold can leave nothing)."""
-    def first_with_enough(tissue: str, erode: bool) -> np.ndarray:
-        mask = brain & False
+                 min_voxels: int = 10, gm_exclusion: float = GM_EXCLUSION) -> TissueMasks:
+    """Noise masks for the tissue signals and CompCor, inside the brain and away from grey matter
+    (GM probability below ``gm_exclusion``): white matter above the first of ``thresholds`` that
+    leaves ``min_voxels`` after one erosion (uneroded if none does), CSF above the first that gives
+    ``min_voxels`` (coarse BOLD grids blur the thin CSF spaces, so a strict threshold can leave
+    nothing). Where no threshold leaves ``min_voxels`` away from grey matter (blurred tissue maps,
+    such as the template's priors), the grey-matter exclusion is dropped for that tissue, logged.
+
+    Parameters
+    ----------
+    brain : ndarray (X, Y, Z) bool
+    probability : dict of ndarray (X, Y, Z)
+        GM, WM and CSF probabilities on the BOLD grid.
+    """
+    near_gm = probability["GM"] >= gm_exclusion
+
+    def first_with_enough(tissue: str, erode: bool, allowed: np.ndarray) -> np.ndarray | None:
+        mask = None
         for threshold in thresholds:
-            mask = (probability[tissue] >= threshold) & brain
+            mask = (probability[tissue] >= threshold) & brain & allowed
             candidate = ndimage.binary_erosion(mask) if erode else mask
             if candidate.sum() >= min_voxels:
                 return candidate
-        return mask
+        return mask if mask is not None and mask.sum() >= min_voxels else None
 
-    return TissueMasks(brain=brain, white_matter=first_with_enough("WM", erode=True),
-                       csf=first_with_enough("CSF", erode=False))
+    def noise_mask(tissue: str, erode: bool) -> np.ndarray:
+        mask = first_with_enough(tissue, erode, ~near_gm)
+        if mask is None:
+            log.warning("%s noise mask: fewer than %d voxels with GM probability below %.2f; grey matter is not "
+                        "excluded from it (blurred tissue maps?).", tissue, min_voxels, gm_exclusion)
+            mask = first_with_enough(tissue, erode, np.ones_like(brain))
+        return mask if mask is not None else (probability[tissue] >= thresholds[-1]) & brain
+
+    return TissueMasks(brain=brain, white_matter=noise_mask("WM", erode=True), csf=noise_mask("CSF", erode=False))
 
 
 def combined_compcor(series: BoldSeries, noise: np.ndarray, n_compcor: int

@@ -39,8 +39,15 @@ from connex.inputs.bids import read_participants
 from connex.inputs.checks import bids_entities
 from connex.inputs.io import atomic_path, write_tsv
 from connex.model.qsirecon import describe_mat, is_connectivity_mat, mat_atlases, read_connectivity_mat
-from connex.model.timeseries import FC_TIMESERIES_CHOICES, dataset_covariances
-from connex.registry import FC_MEASURES, MISSING_EDGE_POLICIES, MISSING_POLICIES, MODALITIES, SC_WEIGHTS
+from connex.model.timeseries import dataset_covariances
+from connex.registry import (
+    FC_MEASURES,
+    FC_TIMESERIES_CHOICES,
+    MISSING_EDGE_POLICIES,
+    MISSING_POLICIES,
+    MODALITIES,
+    SC_WEIGHTS,
+)
 
 log = logging.getLogger(__name__)
 

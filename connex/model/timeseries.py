@@ -30,8 +30,6 @@ from connex.inputs.checks import bids_entities
 
 log = logging.getLogger(__name__)
 
-#: Values of ``model.fc_timeseries``: ``auto`` uses the time series where every FC subject has them.
-FC_TIMESERIES_CHOICES = ("auto", "off")
 
 #: Entities in which a run's time series may differ from its FC matrix: the run (a matrix of all
 #: runs has none) and the statistic (XCP-D writes ``stat-mean`` time series, ``stat-pearsoncorrelation``

@@ -1,5 +1,6 @@
-# Anatomy stage: T1w bias correction, brain extraction, registration to MNI152, tissue maps,
-# and every atlas in each subject's T1w space.
+# Anatomy stage: T1w bias correction, brain extraction, registration to MNI152, tissue maps
+# (the T1w's own segmentation, or the warped template priors), and every atlas in each subject's
+# T1w space.
 from connex.anat.templates import MNI_SPACE
 
 
@@ -7,11 +8,18 @@ include: "functions/anat.smk"
 
 
 rule preprocess_anat:
-    """N4, brain mask, dipy affine + SyN registration to MNI152, GM/WM/CSF maps in T1w space."""
+    """N4, brain mask, dipy affine + SyN registration to MNI152, GM/WM/CSF maps in T1w space
+    (Atropos with the warped priors, or the priors: anat.tissues) and their hard labels."""
     input:
         t1w=subject_t1w,
     output:
         **{tissue: deriv("{subject}", "anat", "probseg", ".nii.gz", label=tissue) for tissue in TISSUES},
+        **{
+            f"sidecar_{tissue}": json_beside(deriv("{subject}", "anat", "probseg", ".nii.gz", label=tissue))
+            for tissue in TISSUES
+        },
+        dseg=deriv("{subject}", "anat", "dseg", ".nii.gz"),
+        sidecar_dseg=json_beside(deriv("{subject}", "anat", "dseg", ".nii.gz")),
         preproc=deriv("{subject}", "anat", "T1w", ".nii.gz", desc="preproc"),
         mask=deriv("{subject}", "anat", "mask", ".nii.gz", desc="brain"),
         affine=deriv("{subject}", "anat", "xfm", ".txt", from_="T1w", to=MNI_SPACE, mode="image", desc="affine"),
@@ -28,6 +36,8 @@ rule preprocess_anat:
     resources:
         mem_mb=3000,
         runtime=20,
+    params:
+        tissues=config["anat"]["tissues"],
     script:
         "../scripts/preprocess_anat.py"
 
