@@ -61,7 +61,7 @@ rule tractography:
         benchmark_path("tractography", "subject")
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
