@@ -85,8 +85,8 @@ MISSING_EDGE_POLICIES = ("exclude", "zero", "error")
 TISSUE_METHODS = ("segmentation", "template")
 
 #: The tangent baseline's FC (``model.fc_timeseries``): the time-series covariances where every
-#: subject has them (``auto``), or always the matrices (``off``; :mod:`connex.model.timeseries`).
-FC_TIMESERIES_CHOICES = ("auto", "off")
+#: subject has them (``auto``), or always the matrices (``matrices``; :mod:`connex.model.timeseries`).
+FC_TIMESERIES_CHOICES = ("auto", "matrices")
 
 #: How a raw matrix becomes edge weights (:func:`connex.model.graphs.edge_weights`).
 EDGE_WEIGHTINGS = ("log1p", "fisher_z", "none")

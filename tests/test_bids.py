@@ -407,6 +407,10 @@ def test_dwi_runs_of_different_acquisitions_are_not_combined(tiny_bids, caplog):
     assert not row["use_sc"] and row["use_fc"]
     expected = "no DWI run of acquisition acq-multishell (dwi_acquisition); found no acq-: 2 run(s), acq-b1000"
     assert expected in row["reason"]
+    # a broken run of the acquisition not used does not take SC away (partial_dwi looks at the chosen one)
+    Path(str(short).replace(".nii.gz", ".bvec")).unlink()
+    row = build_inventory(tiny_bids).set_index("participant_id").loc["sub-01"]
+    assert row["use_sc"] and row["dwi"] == "sub-01/dwi/sub-01_dir-PA_dwi.nii.gz;sub-01/dwi/sub-01_dwi.nii.gz"
 
 
 def test_console_summary_names_what_is_left_out_and_why(tiny_bids):

@@ -39,6 +39,15 @@ def test_timeseries_files_are_the_runs_with_the_matrix_entities(tmp_path):
         "sub-01_task-rest_run-2_space-MNI_seg-toy_stat-mean_timeseries.tsv"]
 
 
+def test_a_one_run_matrix_takes_only_its_run(tmp_path):
+    func = tmp_path / "sub-01" / "func"
+    func.mkdir(parents=True)
+    relmat = func / "sub-01_task-rest_run-2_seg-toy_stat-pearsoncorrelation_relmat.tsv"
+    for run in (1, 2):
+        (func / f"sub-01_task-rest_run-{run}_seg-toy_stat-mean_timeseries.tsv").write_text("")
+    assert [p.name for p in timeseries_files(relmat)] == ["sub-01_task-rest_run-2_seg-toy_stat-mean_timeseries.tsv"]
+
+
 def test_covariance_is_ledoit_wolf_of_the_zscored_concatenated_runs(rng):
     runs = [rng.standard_normal((40, N)) * 3 + 5, rng.standard_normal((30, N))]
     runs[1][:, 2] = 4.0  # a region without signal in one run
@@ -79,7 +88,7 @@ def test_dataset_has_the_covariances_when_every_subject_has_time_series(tmp_path
     train = np.arange(4)
     expected = TangentSpace().fit(dataset.fc_covariance[train]).transform(dataset.fc_covariance)
     assert np.allclose(tangent_vectors(loaded, train), expected)
-    off, _ = build_dataset(tmp_path, atlas="toy", fc_timeseries="off")
+    off, _ = build_dataset(tmp_path, atlas="toy", fc_timeseries="matrices")
     assert off.fc_covariance is None and not np.allclose(tangent_vectors(off, train), expected)
     # harmonisation adjusts the covariances as it adjusts the FC edges, fitted on the training subjects
     harmonised, info = harmonise_dataset(dataset, np.arange(len(ids)), site="combat")
@@ -107,3 +116,12 @@ def test_time_series_of_other_regions_are_not_used_and_the_file_is_named(tmp_pat
     assert dataset.fc_covariance is None
     assert "sub-01_task-rest_run-1_atlas-toy_timeseries.tsv" in dataset.metadata["tangent_source"]
     assert any("time series not used" in r.getMessage() and "7 columns" in r.getMessage() for r in caplog.records)
+
+
+def test_time_series_of_another_width_are_not_used_without_region_names(tmp_path, rng):
+    ids = make_connectomes(tmp_path, rng, header=False)
+    for pid in ids:
+        write_runs(tmp_path / pid / "func", f"{pid}_task-rest", [rng.standard_normal((25, N + 1))])
+    dataset, _ = build_dataset(tmp_path, atlas="toy")
+    assert dataset.fc_covariance is None and f"{N + 1} columns but the connectomes have {N}" in \
+        dataset.metadata["tangent_source"]

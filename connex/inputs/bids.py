@@ -157,7 +157,9 @@ def find_inputs(bids_dir: str | Path, participant_id: str, session: str | None, 
 def _find_dwi(folder: Path, participant_id: str, problem, *, partial_dwi: str, dwi_acquisition: str | None
               ) -> list[Path]:
     """The checked DWI runs of one participant's (session's) folder that SC is built from
-    (:func:`find_inputs`); ``problem(modality, message)`` reports what is left out."""
+    (:func:`find_inputs`): those of one acquisition (:func:`one_acquisition`, among the runs that
+    pass the check), with ``partial_dwi`` applied to that acquisition's runs;
+    ``problem(modality, message)`` reports what is left out."""
     runs: list[Path] = []
     dwi_files = _nifti_files(folder / "dwi", "dwi")
     if not dwi_files:
@@ -168,21 +170,30 @@ def _find_dwi(folder: Path, participant_id: str, problem, *, partial_dwi: str, d
             runs.append(candidate)
         except BIDSError as error:
             problem("dwi", str(error))
-    if runs and len(runs) < len(dwi_files):
-        dropped = [f.name for f in dwi_files if f not in runs]
-        if partial_dwi == "exclude":
-            problem("dwi", f"DWI run(s) {', '.join(dropped)} failed the check, so SC is left out (partial_dwi: "
-                           f"exclude; use_remaining would build it from {', '.join(f.name for f in runs)})")
-            return []
+    if not runs:
+        return []
+    runs, message = one_acquisition(runs, dwi_acquisition)
+    if not runs:
+        problem("dwi", message)
+        return []
+    if message:
+        log.warning("%s: %s", participant_id, message)
+    # partial_dwi looks at the chosen acquisition only: a bad run of another one does not matter
+    chosen = _acquisition(runs[0])
+    dropped = [f.name for f in dwi_files if f not in runs and _acquisition(f) == chosen]
+    if dropped and partial_dwi == "exclude":
+        problem("dwi", f"DWI run(s) {', '.join(dropped)} failed the check, so SC is left out (partial_dwi: "
+                       f"exclude; use_remaining would build it from {', '.join(f.name for f in runs)})")
+        return []
+    if dropped:
         log.warning("%s: SC from %s only; %s dropped (partial_dwi: use_remaining)", participant_id,
                     ", ".join(f.name for f in runs), ", ".join(dropped))
-    if runs:
-        runs, message = one_acquisition(runs, dwi_acquisition)
-        if not runs:
-            problem("dwi", message)
-        elif message:
-            log.warning("%s: %s", participant_id, message)
     return runs
+
+
+def _acquisition(run: Path) -> str:
+    """A DWI run's ``acq-`` label ("" without one)."""
+    return bids_entities(run.name.split(".")[0])[0].get("acq", "")
 
 
 def one_acquisition(runs: list[Path], wanted: str | None) -> tuple[list[Path], str]:
@@ -196,7 +207,7 @@ def one_acquisition(runs: list[Path], wanted: str | None) -> tuple[list[Path], s
     acquisition)."""
     groups: dict[str, list[Path]] = {}
     for run in runs:
-        groups.setdefault(bids_entities(run.name.split(".")[0])[0].get("acq", ""), []).append(run)
+        groups.setdefault(_acquisition(run), []).append(run)
     described = ", ".join(f"acq-{label}: {len(files)} run(s)" if label else f"no acq-: {len(files)} run(s)"
                           for label, files in sorted(groups.items()))
     if wanted is not None:

@@ -484,7 +484,7 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
                   select: dict | None = None, fc_timeseries: str = "auto") -> tuple[ConnectomeDataset, pd.DataFrame]:
     """Pair every labelled participant's SC and FC matrices (or read the one modality of a
     one-modality cohort); with FC, the covariances of the region time series where every included
-    subject has them (``fc_timeseries: auto``; ``off``: never).
+    subject has them (``fc_timeseries: auto``; ``matrices``: never).
 
     Parameters
     ----------
@@ -622,11 +622,12 @@ def build_dataset(root: str | Path, *, atlas: str, sc_weight: str = "count", fc_
 
 def _add_covariances(dataset: ConnectomeDataset, included: pd.DataFrame, policy: str, regions: list[str] | None
                      ) -> None:
-    """With FC and ``fc_timeseries: auto``, the time-series covariances of the tangent baseline
+    """With FC and ``fc_timeseries: auto`` (``matrices``: none), the time-series covariances of the tangent baseline
     (:func:`connex.model.timeseries.dataset_covariances`), and their source in the log and metadata."""
-    if "fc" not in dataset.modalities or policy != "auto":
+    if "fc" not in dataset.modalities or policy == "matrices":
         return
-    dataset.fc_covariance, source = dataset_covariances(included["fc_file"].tolist(), dataset.subjects, regions)
+    dataset.fc_covariance, source = dataset_covariances(included["fc_file"].tolist(), dataset.subjects, regions,
+                                                        dataset.fc.shape[-1])
     dataset.metadata["tangent_source"] = source
     log.info("Tangent-space baseline: %s.", source)
 

@@ -31,21 +31,22 @@ from connex.inputs.checks import bids_entities
 log = logging.getLogger(__name__)
 
 
-#: Entities in which a run's time series may differ from its FC matrix: the run (a matrix of all
-#: runs has none) and the statistic (XCP-D writes ``stat-mean`` time series, ``stat-pearsoncorrelation``
-#: matrices).
-_FREE_ENTITIES = ("run", "stat", "meas", "measure")
+#: Entities in which a time series may differ from its FC matrix: the statistic (XCP-D writes
+#: ``stat-mean`` time series, ``stat-pearsoncorrelation`` matrices); the run too when the matrix has
+#: none (a matrix of all runs).
+_FREE_ENTITIES = ("stat", "meas", "measure")
 
 
 def timeseries_files(fc_file: str | Path) -> list[Path]:
     """The ``*_timeseries.tsv`` runs beside an FC matrix that belong to it, sorted by name (run
     order): same folder, and the same BIDS entities (subject, session, task, space, atlas or seg,
-    desc...) but for the run and the statistic."""
+    desc, and the run of a one-run matrix) but for the statistic."""
     fc_file = Path(fc_file)
+    free = _FREE_ENTITIES if "run" in bids_entities(fc_file.name.removesuffix(".tsv"))[0] else (*_FREE_ENTITIES, "run")
 
     def key(path: Path) -> dict[str, str]:
         entities, _ = bids_entities(path.name.removesuffix(".tsv"))
-        return {k: v for k, v in entities.items() if k not in _FREE_ENTITIES}
+        return {k: v for k, v in entities.items() if k not in free}
 
     wanted = key(fc_file)
     return [path for path in sorted(fc_file.parent.glob("*_timeseries.tsv")) if key(path) == wanted]
@@ -61,13 +62,15 @@ def atlas_timeseries(root: str | Path, atlas: str) -> list[Path]:
     return sorted(path for path in Path(root).glob("sub-*/**/func/*_timeseries.tsv") if atlas_of(path) == atlas)
 
 
-def read_timeseries(path: str | Path, regions: list[str] | None = None) -> np.ndarray:
+def read_timeseries(path: str | Path, regions: list[str] | None = None, n_regions: int | None = None
+                    ) -> np.ndarray:
     """One run's region time series ``(T, n)`` float64; ``n/a`` cells (a region without signal) are 0.
 
     Raises
     ------
     ConnectomeError
-        Naming the file: unreadable, non-numeric, or columns other than ``regions`` (when given).
+        Naming the file: unreadable, non-numeric, columns other than ``regions`` (when given) or
+        other than ``n_regions`` of them.
     """
     try:
         table = pd.read_csv(path, sep="\t", na_values=["n/a"])
@@ -77,6 +80,9 @@ def read_timeseries(path: str | Path, regions: list[str] | None = None) -> np.nd
         raise ConnectomeError(f"{path}: {table.shape[1]} columns ({list(table.columns)[:3]}...) but the connectomes "
                               f"have {len(regions)} regions ({list(regions)[:3]}...); the time series must list "
                               "the regions of the matrices, in the same order.")
+    if n_regions is not None and table.shape[1] != n_regions:
+        raise ConnectomeError(f"{path}: {table.shape[1]} columns but the connectomes have {n_regions} regions; the "
+                              "time series must have one column per region of the matrices.")
     try:
         values = table.to_numpy(dtype=np.float64)
     except ValueError as error:
@@ -99,17 +105,18 @@ def fc_covariance(runs: list[np.ndarray]) -> np.ndarray:
     return LedoitWolf(assume_centered=True).fit(np.concatenate(standardised)).covariance_
 
 
-def subject_covariance(paths: list[Path], regions: list[str] | None, subject: str) -> np.ndarray:
+def subject_covariance(paths: list[Path], regions: list[str] | None, subject: str, n_regions: int | None = None
+                       ) -> np.ndarray:
     """:func:`fc_covariance` of the runs in ``paths``; a run shorter than 3 volumes is refused."""
-    runs = [read_timeseries(path, regions) for path in paths]
+    runs = [read_timeseries(path, regions, n_regions) for path in paths]
     short = [str(path) for path, run in zip(paths, runs) if len(run) < 3]
     if short:
         raise ConnectomeError(f"{subject}: time series with fewer than 3 volumes: {short}.")
     return fc_covariance(runs)
 
 
-def dataset_covariances(fc_files: list[str | Path], participant_ids: list[str], regions: list[str] | None
-                        ) -> tuple[np.ndarray | None, str]:
+def dataset_covariances(fc_files: list[str | Path], participant_ids: list[str], regions: list[str] | None,
+                        n_regions: int | None = None) -> tuple[np.ndarray | None, str]:
     """One :func:`fc_covariance` per subject ``(s, n, n)`` from the time series beside each FC
     matrix (:func:`timeseries_files`), or ``None`` unless every subject has readable ones that
     match the matrices (a bad file is a warning naming it, not an error: they serve one baseline);
@@ -121,7 +128,7 @@ def dataset_covariances(fc_files: list[str | Path], participant_ids: list[str], 
         Each subject's FC matrix, in dataset order (``participant_ids`` names them).
     regions : list of str, optional
         The matrices' region names, which the time series' columns must repeat (``None``: matrices
-        without names; the columns are not checked).
+        without names: only the number of columns, ``n_regions``, is checked).
     """
     runs = [timeseries_files(path) for path in fc_files]
     for participant_id, path, found in zip(participant_ids, fc_files, runs):
@@ -129,7 +136,8 @@ def dataset_covariances(fc_files: list[str | Path], participant_ids: list[str], 
             return None, (f"the FC matrices ({participant_id} has no region time series beside {Path(path).name}, "
                           "so none are used)")
     try:
-        covariances = np.stack([subject_covariance(found, regions, p) for p, found in zip(participant_ids, runs)])
+        covariances = np.stack([subject_covariance(found, regions, p, n_regions)
+                                for p, found in zip(participant_ids, runs)])
     except ConnectomeError as error:  # the time series only serve one baseline: a bad one does not stop the run
         log.warning("Region time series not used (the tangent baseline uses the FC matrices): %s", error)
         return None, f"the FC matrices (the time series were not used: {error})"
