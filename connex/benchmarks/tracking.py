@@ -22,7 +22,7 @@ import numpy as np
 
 #: Run in a child process: one ConneX SC run, printing its step times and its peak RSS (MB) as JSON.
 _CONNEX_CHILD = """
-import json, resource, sys, time
+import json, sys
 from threadpoolctl import threadpool_limits
 threadpool_limits(1)
 from connex.benchmarks.tracking import connex_sc_steps

@@ -126,16 +126,10 @@ def find_inputs(bids_dir: str | Path, participant_id: str, session: str | None, 
     t1w_files = _nifti_files(folder / "anat", "T1w")
     if not t1w_files:
         problem("anat", f"no T1w image in {folder / 'anat'} (expected *_T1w.nii[.gz])")
-    for candidate in t1w_files:
-        try:
-            check_t1w(candidate)
-        except BIDSError as error:
-            problem("anat", str(error))
-            continue
-        if found.t1w is None:
-            found.t1w = candidate
-        else:
-            log.info("%s: several T1w images; using %s, not %s", participant_id, found.t1w.name, candidate.name)
+    t1w_passing = _passing(t1w_files, check_t1w, "anat", problem)
+    found.t1w = t1w_passing[0] if t1w_passing else None
+    for candidate in t1w_passing[1:]:
+        log.info("%s: several T1w images; using %s, not %s", participant_id, found.t1w.name, candidate.name)
 
     found.dwi = _find_dwi(folder, participant_id, problem, partial_dwi=partial_dwi, dwi_acquisition=dwi_acquisition)
 
@@ -145,13 +139,22 @@ def find_inputs(bids_dir: str | Path, participant_id: str, session: str | None, 
                               if (m := re.search(r"_task-([a-zA-Z0-9]+)_", f.name))})
         hint = f" (found task {', '.join(other_tasks)}; set 'bold_task' in the config)" if other_tasks else ""
         problem("func", f"no BOLD series of task '{task}' in {folder / 'func'}{hint}")
-    for candidate in bold_files:
-        try:
-            check_bold(candidate, bids_dir)
-            found.bold.append(candidate)
-        except BIDSError as error:
-            problem("func", str(error))
+    found.bold = _passing(bold_files, lambda path: check_bold(path, bids_dir), "func", problem)
     return found
+
+
+def _passing(files: list[Path], check, modality: str, problem) -> list[Path]:
+    """The ``files`` that pass ``check`` (which raises :class:`BIDSError`), in order; each failure
+    goes to ``problem(modality, message)``."""
+    passing = []
+    for candidate in files:
+        try:
+            check(candidate)
+        except BIDSError as error:
+            problem(modality, str(error))
+            continue
+        passing.append(candidate)
+    return passing
 
 
 def _find_dwi(folder: Path, participant_id: str, problem, *, partial_dwi: str, dwi_acquisition: str | None
@@ -160,16 +163,10 @@ def _find_dwi(folder: Path, participant_id: str, problem, *, partial_dwi: str, d
     (:func:`find_inputs`): those of one acquisition (:func:`one_acquisition`, among the runs that
     pass the check), with ``partial_dwi`` applied to that acquisition's runs;
     ``problem(modality, message)`` reports what is left out."""
-    runs: list[Path] = []
     dwi_files = _nifti_files(folder / "dwi", "dwi")
     if not dwi_files:
         problem("dwi", f"no DWI series in {folder / 'dwi'} (expected *_dwi.nii[.gz] with .bval/.bvec)")
-    for candidate in dwi_files:
-        try:
-            check_dwi(candidate)
-            runs.append(candidate)
-        except BIDSError as error:
-            problem("dwi", str(error))
+    runs = _passing(dwi_files, check_dwi, "dwi", problem)
     if not runs:
         return []
     runs, message = one_acquisition(runs, dwi_acquisition)

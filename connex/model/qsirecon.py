@@ -143,10 +143,11 @@ def mat_atlases(path: str | Path) -> dict[str, MatAtlas]:
 @lru_cache(maxsize=1024)
 def _mat_atlases(path: str, mtime_ns: int, size: int) -> dict[str, MatAtlas]:
     from scipy.io import whosmat
+    from scipy.io.matlab import MatReadError
 
     try:
         variables = {name: (tuple(shape), kind) for name, shape, kind in whosmat(path)}
-    except Exception as error:  # scipy raises MatReadError, ValueError, NotImplementedError (v7.3 HDF5)...
+    except (MatReadError, ValueError, NotImplementedError, OSError) as error:  # NotImplementedError: v7.3 (HDF5)
         raise ConnectomeError(f"{path}: cannot read the connectivity .mat ({type(error).__name__}: {error}); "
                               "expected a MATLAB 5 file as QSIRecon and QSIPrep write.") from error
     try:
