@@ -38,6 +38,14 @@ def tiny_cohort_6(tmp_path_factory) -> Path:
     return generate_cohort(tmp_path_factory.mktemp("cohort6") / "bids", replace(TINY, n_subjects=6))
 
 
+@pytest.fixture(scope="session")
+def tiny_sessions_cohort(tmp_path_factory) -> Path:
+    """The tiny cohort's first two participants scanned in two sessions each (ses-1, ses-2)."""
+    from dataclasses import replace
+
+    return generate_cohort(tmp_path_factory.mktemp("sessions") / "bids", replace(TINY, n_subjects=2, n_sessions=2))
+
+
 @pytest.fixture
 def tiny_bids(tiny_cohort, tmp_path) -> Path:
     """A writable copy of the tiny cohort, for tests that break it."""

@@ -3,6 +3,7 @@
 import gzip
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -266,6 +267,30 @@ def test_sessions_are_found_one_row_each(tiny_bids):
     assert rows.at["1", "dwi"] == "sub-01/ses-1/dwi/sub-01_ses-1_dwi.nii.gz"
     assert rows.at["1", "use_sc"] and not rows.at["2", "use_sc"] and rows.at["2", "use_fc"]
     assert "sub-01_ses-2_dwi.bval: missing" in rows.at["2", "reason"]
+
+
+def test_a_session_without_t1w_uses_the_first_session_with_one(tiny_sessions_cohort, tmp_path):
+    """Longitudinal data often have one T1w: ses-2 borrows ses-1's; a participant without ses-
+    folders in a dataset with sessions is left out with the reason, not mixed in."""
+    bids = Path(shutil.copytree(tiny_sessions_cohort, tmp_path / "bids"))
+    for f in (bids / "sub-02" / "ses-2" / "anat").iterdir():
+        f.unlink()
+    flat = bids / "sub-03" / "anat"
+    flat.mkdir(parents=True)
+    shutil.copy(bids / "sub-01" / "ses-1" / "anat" / "sub-01_ses-1_T1w.nii.gz", flat / "sub-03_T1w.nii.gz")
+    participants = pd.read_csv(bids / "participants.tsv", sep="\t")
+    participants.loc[2] = ["sub-03", "HC", "S1", 30.0, "F"]
+    participants.to_csv(bids / "participants.tsv", sep="\t", index=False)
+    table = build_inventory(bids)
+    rows = table.set_index(["participant_id", "session"])
+    assert rows.loc[("sub-02", "2"), "t1w"] == "sub-02/ses-1/anat/sub-02_ses-1_T1w.nii.gz"
+    assert rows.loc[("sub-02", "2"), "use_fc"] and rows.loc[("sub-02", "2"), "use_sc"]
+    assert rows.loc[("sub-01", "2"), "t1w"] == "sub-01/ses-2/anat/sub-01_ses-2_T1w.nii.gz"
+    flat_row = table[table["participant_id"] == "sub-03"].iloc[0]
+    assert not flat_row["use_anat"]
+    assert "has no ses- folder, while other participants have sessions" in flat_row["reason"]
+    with pytest.raises(BIDSError, match="sub-03 has no ses- folder"):
+        build_inventory(bids, strict=True)
 
 
 # ------------------------------------------------------------------------- voxel checks

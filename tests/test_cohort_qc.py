@@ -9,8 +9,8 @@ from connex.report.cohort_qc import cohort_qc_table, qc_sidecars, sidecars_writt
 
 
 def write_subject(root, subject, *, fd=0.2, streamlines=40000, missing=(), dwi=True, kept=290, translation=0.0,
-                  excluded=None):
-    files = qc_sidecars(root, subject, atlas="synth", task="rest")
+                  excluded=None, session=None):
+    files = qc_sidecars(root, subject, atlas="synth", task="rest", session=session)
     content = {
         "anat_registration": {"template_correlation": 0.86, "brain_volume_ml": 1500 + int(subject)},
         "anat_atlas": {"MissingRegions": list(missing)},
@@ -49,6 +49,17 @@ def test_fixed_limits_robust_outliers_and_missing_stages(tmp_path):
     # the MAD of a measure most share is 0: the mean absolute deviation stands in for it
     assert table.loc["sub-09", "flags"] == "DWI max translation 1.5 mm: +6.4 robust SD from the cohort median 0"
     assert (table.loc[["sub-01", "sub-02", "sub-03", "sub-04"], "flags"] == "").all()
+
+
+def test_a_dataset_with_sessions_gets_one_row_per_visit(tmp_path):
+    sidecars = {f"sub-01_ses-{v}": write_subject(tmp_path, "01", session=v, fd=fd)
+                for v, fd in (("1", 0.2), ("2", 0.9))}
+    sidecars["sub-02_ses-1"] = write_subject(tmp_path, "02", session="1")
+    assert "ses-2" in str(sidecars["sub-01_ses-2"]["bold_censoring"])  # each visit's own sidecars
+    table = cohort_qc_table(sidecars)
+    assert table[["participant_id", "session"]].values.tolist() == [["sub-01", "1"], ["sub-01", "2"], ["sub-02", "1"]]
+    assert table["mean_fd_mm"].tolist() == [0.2, 0.9, 0.2]
+    assert table["flags"].tolist()[:2] == ["", "mean FD 0.9 mm > 0.5 mm"]
 
 
 def test_robust_rule_waits_for_a_cohort_and_an_excluded_run_says_why(tmp_path):

@@ -40,3 +40,15 @@ def test_everything_after_the_root_is_named():
         bids_path("out", "01", "dwi", "dwi", ".nii.gz")
     with pytest.raises(TypeError):
         bids_name("01", "T1w", ".nii.gz")
+
+
+def test_a_visit_names_its_session_in_labels_and_wildcards():
+    from connex.inputs.paths import Visit
+
+    assert Visit("01").label == "sub-01" and Visit("01").wildcards == {"subject": "01"}
+    visit = Visit("01", "2")
+    assert visit.label == "sub-01_ses-2" and visit.wildcards == {"subject": "01", "session": "2"}
+    pattern = Visit("{subject}", "{session}")
+    path = bids_path("out", subject=pattern.subject, session=pattern.session, datatype="func", suffix="bold",
+                     extension=".nii.gz", task="rest")
+    assert str(path).format(**visit.wildcards) == "out/sub-01/ses-2/func/sub-01_ses-2_task-rest_bold.nii.gz"

@@ -274,3 +274,40 @@ def test_fc_only_cohort_runs_the_fc_models_end_to_end(tmp_path):
     assert pd.read_csv(group / "dataset.tsv", sep="\t")["included"].all()
     assert sorted(p.name for p in (group / "checkpoints").iterdir()) == [
         "split-r01f01_model-connex_fc.pt", "split-r01f02_model-connex_fc.pt"]
+
+
+def test_two_sessions_give_one_connectome_per_session(tiny_sessions_cohort, tmp_path):
+    """A dataset with ses- folders is processed per visit (sub-XX/ses-YY/... outputs, one job per
+    participant and session); the model stage reads each participant's first session, or the one
+    model.select.session names."""
+    out = tmp_path / "out"
+    settings = {"fc": {"min_clean_seconds": 60, "strategy": "none"}, "model": {"modalities": ["fc"]}}
+    dataset = out / "connex" / "group" / "dataset.npz"
+    result = snakemake("--cores", "2", "fc", str(dataset), "--configfile", overlay(tmp_path, settings),
+                       "--config", f"bids_dir={tiny_sessions_cohort}", f"output_dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    matrices = sorted(p.relative_to(out / "connex").as_posix()
+                      for p in (out / "connex").glob("sub-*/ses-*/func/*_meas-correlation_relmat.tsv"))
+    assert matrices == [f"sub-{s}/ses-{v}/func/sub-{s}_ses-{v}_task-rest_atlas-synth_meas-correlation_relmat.tsv"
+                        for s in ("01", "02") for v in ("1", "2")]
+    assert not list((out / "connex").glob("sub-*/func"))  # nothing outside the session folders
+    for visit in ("sub-01_ses-1", "sub-01_ses-2", "sub-02_ses-1", "sub-02_ses-2"):
+        assert (out / "logs" / "preprocess_bold" / f"{visit}.log").is_file()
+    # the two sessions are two scans (new head position, motion, noise), not one copied
+    first, second = (pd.read_csv(out / "connex" / m, sep="\t").to_numpy() for m in matrices[:2])
+    assert first.shape == (8, 8) and not np.allclose(first, second)
+    table = pd.read_csv(out / "connex" / "group" / "dataset.tsv", sep="\t")
+    assert table["fc_file"].str.contains("/ses-1/").all() and table["included"].all()
+    assert "first session in sorted order" in result.stderr
+    # the SC stage has one job per visit too (planned, not run: tractography is the slow part)
+    plan = snakemake("--dry-run", "--cores", "1", "sc", "--configfile", overlay(tmp_path, settings),
+                     "--config", f"bids_dir={tiny_sessions_cohort}", f"output_dir={out}")
+    assert plan.stdout.count("rule tractography:") == 4, plan.stdout[-2000:]
+
+    settings["model"]["select"] = {"session": "2"}
+    again = snakemake("--cores", "2", str(dataset), "--configfile", overlay(tmp_path, settings),
+                      "--config", f"bids_dir={tiny_sessions_cohort}", f"output_dir={out}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "rule preprocess_bold" not in again.stdout + again.stderr
+    table = pd.read_csv(out / "connex" / "group" / "dataset.tsv", sep="\t")
+    assert table["fc_file"].str.contains("/ses-2/").all()

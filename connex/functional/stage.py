@@ -75,24 +75,26 @@ def run_bold_preprocessing(*, bold: str, metadata: dict, t1w_preproc: str, t1w_m
 
 # ------------------------------------------------------------------------- fMRIPrep derivatives
 
-def find_fmriprep_run(fmriprep_dir: str | Path, subject: str, *, task: str, space: str) -> dict[str, str]:
+def find_fmriprep_run(fmriprep_dir: str | Path, subject: str, *, task: str, space: str,
+                      session: str | None = None) -> dict[str, str]:
     """The preprocessed BOLD, brain mask, confounds TSV and sidecar of a participant's first run of
-    ``task`` in ``space`` in an fMRIPrep output folder.
+    ``task`` in ``space`` in an fMRIPrep output folder (of one session, when ``session`` is given).
 
     Raises
     ------
     BIDSError
         Naming the folder and the pattern searched when a file is missing.
     """
-    folder = Path(fmriprep_dir) / f"sub-{subject}"
-    pattern = f"sub-{subject}_*task-{task}_*space-{space}_*desc-preproc_bold.nii*"
+    folder = Path(fmriprep_dir) / f"sub-{subject}" / (f"ses-{session}" if session is not None else "")
+    visit = f"sub-{subject}" + (f"_ses-{session}" if session is not None else "")
+    pattern = f"{visit}_*task-{task}_*space-{space}_*desc-preproc_bold.nii*"
     runs = sorted(folder.glob(f"**/func/{pattern}"))
     if not runs:
         raise BIDSError(f"{folder}: no fMRIPrep BOLD matching {pattern}; check fc.fmriprep_dir, "
                         "fc.fmriprep_space and bold_task.")
     bold = runs[0]
     if len(runs) > 1:
-        log.warning("sub-%s: %d fMRIPrep runs of task %s; using the first, %s.", subject, len(runs), task, bold.name)
+        log.warning("%s: %d fMRIPrep runs of task %s; using the first, %s.", visit, len(runs), task, bold.name)
     stem = bold.name.split("_space-")[0]
     found = {"bold": bold,
              "mask": bold.with_name(bold.name.replace("desc-preproc_bold", "desc-brain_mask")),

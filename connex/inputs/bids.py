@@ -105,9 +105,13 @@ class SubjectInputs:
 
 
 def find_inputs(bids_dir: str | Path, participant_id: str, session: str | None, *, task: str,
-                strict: bool = False, partial_dwi: str = "exclude", dwi_acquisition: str | None = None
-                ) -> SubjectInputs:
+                strict: bool = False, partial_dwi: str = "exclude", dwi_acquisition: str | None = None,
+                t1w_session: str | None = None) -> SubjectInputs:
     """Find and check the T1w, DWI runs and BOLD runs of ``task`` for one participant.
+
+    ``t1w_session``: a session whose T1w stands in when this session has none (longitudinal
+    datasets often scan the T1w once); the atlas then reaches this session's DWI and BOLD through
+    that T1w (each run is registered to it).
 
     ``partial_dwi`` (:data:`connex.registry.PARTIAL_DWI_POLICIES`): when some DWI runs fail the
     check and others pass, ``exclude`` keeps none (SC is left out), ``use_remaining`` keeps those
@@ -124,6 +128,9 @@ def find_inputs(bids_dir: str | Path, participant_id: str, session: str | None, 
         found.problems[modality].append(message)
 
     t1w_files = _nifti_files(folder / "anat", "T1w")
+    if not t1w_files and t1w_session is not None:
+        t1w_files = _nifti_files(bids_dir / participant_id / f"ses-{t1w_session}" / "anat", "T1w")
+        log.info("%s ses-%s: no T1w in this session; using ses-%s's", participant_id, session, t1w_session)
     if not t1w_files:
         problem("anat", f"no T1w image in {folder / 'anat'} (expected *_T1w.nii[.gz])")
     t1w_passing = _passing(t1w_files, check_t1w, "anat", problem)
@@ -236,7 +243,9 @@ def build_inventory(bids_dir: str | Path, *, task: str = "rest", label_column: s
                     include: list[str] | None = None, exclude: list[str] | None = None,
                     strict: bool = False, partial_dwi: str = "exclude", dwi_acquisition: str | None = None
                     ) -> pd.DataFrame:
-    """The availability table: one row per participant (and session).
+    """The availability table: one row per participant, or per participant and session in a
+    dataset with ``ses-`` folders (each session is processed on its own; a session without a T1w
+    uses the participant's first session with one).
 
     Columns: ``participant_id``, ``session``, ``label``, ``site``, ``t1w``, ``dwi``, ``bold``
     (paths relative to ``bids_dir``, ``;``-separated for several runs), ``use_anat``,
@@ -257,6 +266,7 @@ def build_inventory(bids_dir: str | Path, *, task: str = "rest", label_column: s
     if unknown:
         log.warning("Participants named in include/exclude but absent from %s: %s", bids_dir, sorted(unknown))
 
+    dataset_has_sessions = any(p.is_dir() for p in bids_dir.glob("sub-*/ses-*"))
     rows = []
     for participant_id in sorted(set(folders) | set(participants.index)):
         if (wanted is not None and participant_id not in wanted) or participant_id in unwanted:
@@ -278,9 +288,20 @@ def build_inventory(bids_dir: str | Path, *, task: str = "rest", label_column: s
             rows.append(_row(participant_id, None, label, site, None, reason))
             continue
         sessions = sorted(p.name[4:] for p in (bids_dir / participant_id).glob("ses-*") if p.is_dir())
+        if not sessions and dataset_has_sessions:
+            reason = (f"{bids_dir / participant_id} has no ses- folder, while other participants have sessions "
+                      "(BIDS: every participant's files in ses- folders, or none)")
+            if strict:
+                raise BIDSError(f"{reason}.")
+            log.warning("%s: %s", participant_id, reason)
+            rows.append(_row(participant_id, None, label, site, None, reason))
+            continue
+        # the first session with a T1w lends it to the sessions that have none
+        t1w_session = next((ses for ses in sessions
+                            if _nifti_files(bids_dir / participant_id / f"ses-{ses}" / "anat", "T1w")), None)
         for session in sessions or [None]:
             found = find_inputs(bids_dir, participant_id, session, task=task, strict=strict,
-                                partial_dwi=partial_dwi, dwi_acquisition=dwi_acquisition)
+                                partial_dwi=partial_dwi, dwi_acquisition=dwi_acquisition, t1w_session=t1w_session)
             reasons = [m for messages in found.problems.values() for m in messages]
             if not in_table:
                 message = f"folder {participant_id} is not in participants.tsv (no label: not modelled)"

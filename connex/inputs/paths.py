@@ -8,6 +8,7 @@ Values may be Snakemake wildcards such as ``"{subject}"``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 #: BIDS entity order (raw entities, then the derivative ones ConneX uses); ``desc`` is last.
@@ -66,6 +67,28 @@ def bids_path(root: str | Path, *, subject: str, datatype: str | None, suffix: s
     if datatype is not None:
         folder = folder / datatype
     return folder / bids_name(subject=subject, suffix=suffix, extension=extension, session=session, **entities)
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One participant's scans of one session: what a per-subject job of the workflow processes.
+
+    ``session`` is ``None`` in a dataset without ``ses-`` folders. Either field may be a
+    Snakemake wildcard (``"{subject}"``, ``"{session}"``).
+    """
+
+    subject: str
+    session: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``sub-01`` or ``sub-01_ses-1``: the visit in tables and log lines."""
+        return f"sub-{self.subject}" + (f"_ses-{self.session}" if self.session is not None else "")
+
+    @property
+    def wildcards(self) -> dict[str, str]:
+        """The values that fill a path pattern of this visit (``str.format`` keys)."""
+        return {"subject": self.subject} | ({"session": self.session} if self.session is not None else {})
 
 
 def group_path(root: str | Path, name: str) -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,35 +57,38 @@ MEASURES: dict[str, QCMeasure] = {
 
 
 def qc_sidecars(derivatives: str | Path, subject: str, *, atlas: str, task: str, sc_weight: str = "count",
-                fc_measure: str = "correlation") -> dict[str, Path]:
-    """The JSON files the QC table reads for one participant, by stage (label without ``sub-``)."""
+                fc_measure: str = "correlation", session: str | None = None) -> dict[str, Path]:
+    """The JSON files the QC table reads for one participant (label without ``sub-``) and
+    session, by stage."""
     def path(datatype, suffix, **entities):
-        return bids_path(derivatives, subject=subject, datatype=datatype, suffix=suffix, extension=".json", **entities)
+        return bids_path(derivatives, subject=subject, session=session, datatype=datatype, suffix=suffix,
+                         extension=".json", **entities)
 
     return {
         "anat_registration": path("anat", "qc", desc="registration"),
         "anat_atlas": path("anat", "dseg", space="T1w", atlas=atlas),
         "dwi_preproc": path("dwi", "dwi", space="dwi", desc="preproc"),
         "dwi_tractography": path("dwi", "tractography", space="dwi"),
-        "dwi_connectome": sidecar_path(bids_path(derivatives, subject=subject, datatype="dwi", suffix="relmat",
-                                                 extension=".tsv", atlas=atlas, meas=sc_weight)),
+        "dwi_connectome": sidecar_path(bids_path(derivatives, subject=subject, session=session, datatype="dwi",
+                                                 suffix="relmat", extension=".tsv", atlas=atlas, meas=sc_weight)),
         "bold_preproc": path("func", "bold", task=task, space="bold", desc="preproc"),
         "bold_censoring": path("func", "outliers", task=task),
-        "bold_connectome": sidecar_path(bids_path(derivatives, subject=subject, datatype="func", suffix="relmat",
-                                                  extension=".tsv", task=task, atlas=atlas, meas=fc_measure)),
+        "bold_connectome": sidecar_path(bids_path(derivatives, subject=subject, session=session, datatype="func",
+                                                  suffix="relmat", extension=".tsv", task=task, atlas=atlas,
+                                                  meas=fc_measure)),
     }
 
 
-def sidecars_written(subject: str, *, anat: Collection[str], sc: Collection[str], fc: Collection[str],
-                     fc_kept: Collection[str], fmriprep: bool) -> dict[str, bool]:
-    """Whether this run writes each sidecar of :func:`qc_sidecars` for one participant (label
-    without ``sub-``), from the participants of each stage.
+def sidecars_written(subject: Hashable, *, anat: Collection, sc: Collection, fc: Collection,
+                     fc_kept: Collection, fmriprep: bool) -> dict[str, bool]:
+    """Whether this run writes each sidecar of :func:`qc_sidecars` for one participant (a label
+    without ``sub-``, or a :class:`~connex.inputs.paths.Visit`), from the participants of each stage.
 
     Parameters
     ----------
-    anat, sc : collection of str
+    anat, sc : collection
         Participants with a usable T1w (the anatomy stage) and with usable DWI (the SC stage).
-    fc, fc_kept : collection of str
+    fc, fc_kept : collection
         Participants whose BOLD run the FC stage scrubs, and those whose run it keeps (only they
         get a connectome).
     fmriprep : bool
@@ -150,7 +153,9 @@ def cohort_qc_table(sidecars_by_participant: dict[str, dict[str, Path]], *, robu
     Parameters
     ----------
     sidecars_by_participant : dict
-        ``participant_id`` (``sub-XX``) to :func:`qc_sidecars` of that participant.
+        ``participant_id`` (``sub-XX``), or a visit label (``sub-XX_ses-YY``) in a dataset with
+        sessions, to :func:`qc_sidecars` of that participant (visit). With sessions the table has
+        one row per visit and a ``session`` column.
     robust_z : float
         Distance from the cohort median, in robust standard deviations, beyond which a value on
         its bad side is flagged.
@@ -199,7 +204,12 @@ def cohort_qc_table(sidecars_by_participant: dict[str, dict[str, Path]], *, robu
     for pid, text in table["flags"].items():
         if text:
             log.warning("%s flagged by cohort QC: %s", pid, text)
-    return table.reset_index()
+    table = table.reset_index()
+    if table["participant_id"].str.contains("_ses-").any():
+        split = table["participant_id"].str.split("_ses-", n=1, expand=True)
+        table.insert(1, "session", split[1] if 1 in split else None)
+        table["participant_id"] = split[0]
+    return table
 
 
 def format_value(value: float) -> str:

@@ -72,7 +72,8 @@ def write_report(*, availability_tsv: str | Path, qc_figures: dict[str, list[str
              + ("<a href='#model'>Model</a>" if metrics_tsv is not None else "")
              + "<a href='#participants'>Participants</a></nav>",
              "<h2 id='inputs'>Inputs found</h2>", _availability_html(table)]
-    qc = pd.read_csv(qc_tsv, sep="\t", keep_default_na=False, na_values=["n/a"]) if qc_tsv is not None else None
+    qc = (pd.read_csv(qc_tsv, sep="\t", keep_default_na=False, na_values=["n/a"], dtype={"session": str})
+          if qc_tsv is not None else None)
     if qc is not None:
         parts += ["<h2 id='qc'>Cohort QC</h2>", _qc_html(qc)]
     if metrics_tsv is not None:
@@ -82,8 +83,8 @@ def write_report(*, availability_tsv: str | Path, qc_figures: dict[str, list[str
     for participant_id in table["participant_id"].unique():
         figures = [Path(f) for f in qc_figures.get(participant_id, []) if Path(f).is_file()]
         parts.append(f"<h3 id='{participant_id}'>{participant_id}</h3>")
-        if qc is not None and participant_id in set(qc["participant_id"]):
-            parts.append(_participant_qc_html(qc[qc["participant_id"] == participant_id].iloc[0]))
+        if qc is not None:  # one row per session in a dataset with sessions
+            parts += [_participant_qc_html(row) for _, row in qc[qc["participant_id"] == participant_id].iterrows()]
         parts += [_image(figure) for figure in figures]
         if not figures:
             parts.append("<p>No QC figure (no usable input).</p>")
@@ -105,7 +106,8 @@ def _qc_html(qc: pd.DataFrame) -> str:
     rows = []
     for _, row in qc.iterrows():
         flags = str(row["flags"]) if isinstance(row["flags"], str) else ""
-        cells = f"<td><a href='#{html.escape(row['participant_id'])}'>{html.escape(row['participant_id'])}</a></td>"
+        name = _visit_name(row)
+        cells = f"<td><a href='#{html.escape(row['participant_id'])}'>{html.escape(name)}</a></td>"
         for column, measure in MEASURES.items():
             flagged = any(flag.startswith(measure.label) for flag in flags.split("; "))
             cells += f"<td class='{'flagged' if flagged else ''}'>{format_value(row[column])}</td>"
@@ -116,8 +118,16 @@ def _qc_html(qc: pd.DataFrame) -> str:
             f"<div class='wide'><table class='qc'><tr>{header}</tr>{''.join(rows)}</table></div>")
 
 
+def _visit_name(row: pd.Series) -> str:
+    """sub-01, or sub-01 ses-1 for a row of a dataset with sessions."""
+    session = row.get("session")
+    return row["participant_id"] + (f" ses-{session}" if isinstance(session, str) and session else "")
+
+
 def _participant_qc_html(row: pd.Series) -> str:
-    values = [f"{html.escape(m.label)}: <b>{format_value(row[c])}</b>{m.unit_suffix}"
+    session = row.get("session")
+    values = [f"session <b>{html.escape(session)}</b>"] if isinstance(session, str) and session else []
+    values += [f"{html.escape(m.label)}: <b>{format_value(row[c])}</b>{m.unit_suffix}"
               for c, m in MEASURES.items() if not pd.isna(row[c])]
     flags = row["flags"] if isinstance(row["flags"], str) and row["flags"] else ""
     return ("<p>" + "; ".join(values) + "</p>"

@@ -65,6 +65,9 @@ class SynthConfig:
     (spread of each site's noise level, as a fraction).
     Images: voxel sizes, ``misalign_*`` (per-subject head position), DWI shells, SNR, BOLD
     volumes and TR, ``motion_mm`` (typical head jump), ``patient_motion_factor``.
+    Sessions: ``n_sessions`` above 1 writes each participant's scans under ``ses-1``, ``ses-2``...:
+    the same brain and networks scanned again (a new head position, head motion and noise per
+    session); session 1 is the image set a one-session cohort of the same seed has.
     """
 
     n_subjects: int = 8
@@ -95,10 +98,13 @@ class SynthConfig:
     motion_mm: float = 0.6
     patient_motion_factor: float = 1.0
     bold_noise: BoldNoise = field(default_factory=BoldNoise)
+    n_sessions: int = 1
 
     def __post_init__(self):
         if self.n_subjects < 1:
             raise ValueError(f"'n_subjects' must be at least 1; {self.n_subjects} was provided.")
+        if self.n_sessions < 1:
+            raise ValueError(f"'n_sessions' must be at least 1; {self.n_sessions} was provided.")
         if self.n_sites < 1:
             raise ValueError(f"'n_sites' must be at least 1; {self.n_sites} was provided.")
         if not 0 <= self.patient_fraction <= 1:
@@ -201,13 +207,38 @@ class _Scene:
 
 def _write_subject_images(stage: Path, truth: Path, row, site: pd.Series, scene: _Scene,
                           config: SynthConfig) -> None:
-    """Render and write one participant's T1w, DWI and BOLD (with sidecars) and ground truth."""
+    """Render and write one participant's T1w, DWI and BOLD (with sidecars) and ground truth,
+    once per session."""
     subject = row.participant_id.removeprefix("sub-")
     rng = np.random.default_rng([config.seed, 100, int(subject)])
     is_patient = row.diagnosis == "SZ"
-    template, group = scene.template, scene.group
-    networks = make_subject_networks(group, is_patient, rng, n_volumes=config.n_volumes,
+    networks = make_subject_networks(scene.group, is_patient, rng, n_volumes=config.n_volumes,
                                      repetition_time=config.repetition_time)
+    if config.n_sessions == 1:
+        subject_to_mni, motion = _write_session_images(stage, subject, None, rng, networks, is_patient, site,
+                                                       scene, config)
+        _write_subject_truth(truth, subject, scene.parcellation, networks, subject_to_mni, motion)
+        return
+    _write_subject_truth(truth, subject, scene.parcellation, networks, None, None)
+    for number in range(1, config.n_sessions + 1):
+        # session 1 continues the subject's generator, as a one-session cohort does
+        session_rng = rng if number == 1 else np.random.default_rng([config.seed, 100, int(subject), number])
+        subject_to_mni, motion = _write_session_images(stage, subject, str(number), session_rng, networks,
+                                                       is_patient, site, scene, config)
+        _write_session_truth(truth, subject, str(number), subject_to_mni, motion)
+
+
+def _write_session_images(stage: Path, subject: str, session: str | None, rng: np.random.Generator, networks,
+                          is_patient: bool, site: pd.Series, scene: _Scene, config: SynthConfig
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """One session's T1w, DWI and BOLD of one participant; returns the head pose (subject -> MNI
+    mm, (4, 4)) and the BOLD head motion ((n_volumes, 6))."""
+    template, group = scene.template, scene.group
+
+    def path(datatype: str, suffix: str, extension: str, **entities) -> Path:
+        return bids_path(stage, subject=subject, session=session, datatype=datatype, suffix=suffix,
+                         extension=extension, **entities)
+
     subject_to_mni = random_misalignment(
         rng, BRAIN_CENTRE_MM, rotation_deg=config.misalign_rotation_deg,
         translation_mm=config.misalign_translation_mm, scaling=config.misalign_scaling)
@@ -217,25 +248,22 @@ def _write_subject_images(stage: Path, truth: Path, row, site: pd.Series, scene:
                           voxel_mm=config.t1w_voxel_mm, margin_mm=4, orientation="RAS")
     t1w = render_t1w(scene.head, template, t1_grid, subject_to_mni, rng,
                      intensity_scale=site.intensity_scale, noise_sd=0.02 * site.noise_factor)
-    _save(t1w, t1_grid.affine, bids_path(stage, subject=subject, datatype="anat", suffix="T1w", extension=".nii.gz"),
-          zooms=(config.t1w_voxel_mm,) * 3)
+    _save(t1w, t1_grid.affine, path("anat", "T1w", ".nii.gz"), zooms=(config.t1w_voxel_mm,) * 3)
     write_json({**scanner, "RepetitionTime": 2.3, "EchoTime": 0.003, "InversionTime": 0.9, "FlipAngle": 8},
-               bids_path(stage, subject=subject, datatype="anat", suffix="T1w", extension=".json"))
+               path("anat", "T1w", ".json"))
 
     dwi_grid = grid_around(template.brain_mask, template.affine, subject_to_mni,
                            voxel_mm=config.dwi_voxel_mm, margin_mm=8, orientation="LAS")
     strengths = networks.sc[group.sc_edges[:, 0], group.sc_edges[:, 1]]
     dwi = render_dwi(template, dwi_grid, subject_to_mni, scene.curves, strengths, scene.gtab, rng,
                      intensity_scale=site.intensity_scale, snr=config.dwi_snr / site.noise_factor)
-    _save(dwi, dwi_grid.affine, bids_path(stage, subject=subject, datatype="dwi", suffix="dwi", extension=".nii.gz"),
+    _save(dwi, dwi_grid.affine, path("dwi", "dwi", ".nii.gz"),
           zooms=(config.dwi_voxel_mm,) * 3 + (DWI_REPETITION_TIME,))
-    write_text(" ".join(f"{b:g}" for b in scene.gtab.bvals) + "\n",
-               bids_path(stage, subject=subject, datatype="dwi", suffix="dwi", extension=".bval"))
+    write_text(" ".join(f"{b:g}" for b in scene.gtab.bvals) + "\n", path("dwi", "dwi", ".bval"))
     write_text("\n".join(" ".join(f"{v:.6f}" for v in axis) for axis in scene.gtab.bvecs.T) + "\n",
-               bids_path(stage, subject=subject, datatype="dwi", suffix="dwi", extension=".bvec"))
+               path("dwi", "dwi", ".bvec"))
     write_json({**scanner, "RepetitionTime": DWI_REPETITION_TIME, "EchoTime": 0.08,
-                "PhaseEncodingDirection": "j-", "TotalReadoutTime": 0.05},
-               bids_path(stage, subject=subject, datatype="dwi", suffix="dwi", extension=".json"))
+                "PhaseEncodingDirection": "j-", "TotalReadoutTime": 0.05}, path("dwi", "dwi", ".json"))
 
     bold_grid = grid_around(template.brain_mask, template.affine, subject_to_mni,
                             voxel_mm=config.bold_voxel_mm, margin_mm=8, orientation="LAS")
@@ -247,14 +275,11 @@ def _write_subject_images(stage: Path, truth: Path, row, site: pd.Series, scene:
     bold = render_bold(template, scene.parcellation, bold_grid, subject_to_mni, networks, motion, rng,
                        intensity_scale=site.intensity_scale, noise=bold_noise,
                        repetition_time=config.repetition_time)
-    _save(bold, bold_grid.affine,
-          bids_path(stage, subject=subject, datatype="func", suffix="bold", extension=".nii.gz", task=TASK),
+    _save(bold, bold_grid.affine, path("func", "bold", ".nii.gz", task=TASK),
           zooms=(config.bold_voxel_mm,) * 3 + (config.repetition_time,))
     write_json({**scanner, "TaskName": TASK, "RepetitionTime": config.repetition_time, "EchoTime": 0.03,
-                "PhaseEncodingDirection": "j-"},
-               bids_path(stage, subject=subject, datatype="func", suffix="bold", extension=".json", task=TASK))
-
-    _write_subject_truth(truth, subject, scene.parcellation, networks, subject_to_mni, motion)
+                "PhaseEncodingDirection": "j-"}, path("func", "bold", ".json", task=TASK))
+    return subject_to_mni, motion
 
 
 def generate_connectomes(out_dir: str | Path, config: SynthConfig | None = None, *,
@@ -350,14 +375,20 @@ def _write_subject_truth(truth: Path, subject: str, parcellation: Parcellation, 
                 bids_path(truth, subject=subject, datatype=None, suffix="timeseries", extension=".tsv", task=TASK,
                           atlas=ATLAS_NAME, desc="true"))
     if subject_to_mni is not None:
-        write_text("\n".join(" ".join(f"{v:.8f}" for v in row) for row in subject_to_mni) + "\n",
-                   bids_path(truth, subject=subject, datatype=None, suffix="xfm", extension=".txt", from_="T1w",
-                             to=MNI_SPACE, mode="world"))
+        _write_session_truth(truth, subject, None, subject_to_mni, motion)
+
+
+def _write_session_truth(truth: Path, subject: str, session: str | None, subject_to_mni: np.ndarray,
+                         motion: np.ndarray | None) -> None:
+    """The true head pose (T1w world -> MNI) and BOLD motion of one session."""
+    write_text("\n".join(" ".join(f"{v:.8f}" for v in row) for row in subject_to_mni) + "\n",
+               bids_path(truth, subject=subject, session=session, datatype=None, suffix="xfm", extension=".txt",
+                         from_="T1w", to=MNI_SPACE, mode="world"))
     if motion is not None:
         columns = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
         write_tsv(pd.DataFrame(motion, columns=columns),
-                  bids_path(truth, subject=subject, datatype=None, suffix="timeseries", extension=".tsv", task=TASK,
-                            desc="truemotion"))
+                  bids_path(truth, subject=subject, session=session, datatype=None, suffix="timeseries",
+                            extension=".tsv", task=TASK, desc="truemotion"))
 
 
 def _write_matrix(matrix: np.ndarray, names: list[str], target: Path) -> None:

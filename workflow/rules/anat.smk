@@ -13,19 +13,19 @@ rule preprocess_anat:
     input:
         t1w=subject_t1w,
     output:
-        **{tissue: deriv("{subject}", "anat", "probseg", ".nii.gz", label=tissue) for tissue in TISSUES},
+        **{tissue: deriv(VISIT, "anat", "probseg", ".nii.gz", label=tissue) for tissue in TISSUES},
         **{
-            f"sidecar_{tissue}": json_beside(deriv("{subject}", "anat", "probseg", ".nii.gz", label=tissue))
+            f"sidecar_{tissue}": json_beside(deriv(VISIT, "anat", "probseg", ".nii.gz", label=tissue))
             for tissue in TISSUES
         },
-        dseg=deriv("{subject}", "anat", "dseg", ".nii.gz"),
-        sidecar_dseg=json_beside(deriv("{subject}", "anat", "dseg", ".nii.gz")),
-        preproc=deriv("{subject}", "anat", "T1w", ".nii.gz", desc="preproc"),
-        mask=deriv("{subject}", "anat", "mask", ".nii.gz", desc="brain"),
-        affine=deriv("{subject}", "anat", "xfm", ".txt", from_="T1w", to=MNI_SPACE, mode="image", desc="affine"),
-        warp=deriv("{subject}", "anat", "xfm", ".nii.gz", from_="T1w", to=MNI_SPACE, mode="image", desc="warp"),
-        inverse_warp=deriv("{subject}", "anat", "xfm", ".nii.gz", from_=MNI_SPACE, to="T1w", mode="image", desc="warp"),
-        metrics=deriv("{subject}", "anat", "qc", ".json", desc="registration"),
+        dseg=deriv(VISIT, "anat", "dseg", ".nii.gz"),
+        sidecar_dseg=json_beside(deriv(VISIT, "anat", "dseg", ".nii.gz")),
+        preproc=deriv(VISIT, "anat", "T1w", ".nii.gz", desc="preproc"),
+        mask=deriv(VISIT, "anat", "mask", ".nii.gz", desc="brain"),
+        affine=deriv(VISIT, "anat", "xfm", ".txt", from_="T1w", to=MNI_SPACE, mode="image", desc="affine"),
+        warp=deriv(VISIT, "anat", "xfm", ".nii.gz", from_="T1w", to=MNI_SPACE, mode="image", desc="warp"),
+        inverse_warp=deriv(VISIT, "anat", "xfm", ".nii.gz", from_=MNI_SPACE, to="T1w", mode="image", desc="warp"),
+        metrics=deriv(VISIT, "anat", "qc", ".json", desc="registration"),
     log:
         log_path("preprocess_anat", "subject"),
     benchmark:
@@ -52,9 +52,9 @@ rule atlas_to_t1w:
         inverse_warp=rules.preprocess_anat.output.inverse_warp,
         atlas_files=atlas_input_files,
     output:
-        dseg=deriv("{subject}", "anat", "dseg", ".nii.gz", space="T1w", atlas="{atlas}"),
-        sidecar=deriv("{subject}", "anat", "dseg", ".json", space="T1w", atlas="{atlas}"),
-        figure=deriv("{subject}", "figures", "qc", ".png", atlas="{atlas}", desc="registration"),
+        dseg=deriv(VISIT, "anat", "dseg", ".nii.gz", space="T1w", atlas="{atlas}"),
+        sidecar=deriv(VISIT, "anat", "dseg", ".json", space="T1w", atlas="{atlas}"),
+        figure=deriv(VISIT, "figures", "qc", ".png", atlas="{atlas}", desc="registration"),
     log:
         log_path("atlas_to_t1w", "subject", "atlas"),
     benchmark:
@@ -67,6 +67,7 @@ rule atlas_to_t1w:
         runtime=10,
     params:
         atlas=atlas_params,
+        title=VISIT.label,
     script:
         "../scripts/atlas_to_t1w.py"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from connex import registry
 from connex.functional.stage import cleaning_params
 from connex.inputs.bids import read_inventory
-from connex.inputs.paths import bids_path, group_path, sidecar_path
+from connex.inputs.paths import Visit, bids_path, group_path, sidecar_path
 from connex.model.dataset import detect_atlas
 
 # ---------------------------------------------------------------------------- from the config
@@ -45,16 +45,40 @@ def existing_subjects():
     return sorted(p.name[4:] for p in BIDS_DIR.glob("sub-*") if p.is_dir())
 
 
+def existing_sessions():
+    """Session labels of the BIDS folders that exist now (none in a dataset without ses- folders,
+    and in the demo, which is made later and has no sessions)."""
+    if not BIDS_DIR.is_dir():
+        return []
+    return sorted({p.name[4:] for p in BIDS_DIR.glob("sub-*/ses-*") if p.is_dir()})
+
+
+# A dataset with sessions is processed per visit (participant and session): every per-subject
+# path and job carries the session (sub-01/ses-1/...); without sessions, paths are as before.
+SESSIONS = existing_sessions()
+HAS_SESSIONS = bool(SESSIONS)
+VISIT = Visit("{subject}", "{session}" if HAS_SESSIONS else None)  # the pattern of per-subject rules
+
+
 wildcard_constraints:
     subject="|".join(existing_subjects()) or "[a-zA-Z0-9]+",
+    session="|".join(SESSIONS) or "[a-zA-Z0-9]+",
     atlas="|".join(ATLASES),
 
 
 # ------------------------------------------------------------------------------------ paths
-def deriv(subject, datatype, suffix, extension, **entities):
-    """Path of a per-subject derivative (a Snakemake pattern when subject is "{subject}")."""
+def deriv(visit, datatype, suffix, extension, **entities):
+    """Path of a per-visit derivative (a Snakemake pattern for VISIT)."""
     return str(
-        bids_path(DERIVATIVES, subject=subject, datatype=datatype, suffix=suffix, extension=extension, **entities)
+        bids_path(
+            DERIVATIVES,
+            subject=visit.subject,
+            session=visit.session,
+            datatype=datatype,
+            suffix=suffix,
+            extension=extension,
+            **entities,
+        )
     )
 
 
@@ -68,17 +92,21 @@ def group(name):
     return str(group_path(DERIVATIVES, name))
 
 
-def outputs_of(rule, subjects):
-    """Every output of a per-subject rule for these participants. Stage targets name all of them,
-    not only the last file of the chain: an intermediate lost to a killed job (a tractogram, a
+def outputs_of(rule, visits):
+    """Every output of a per-visit rule for these visits. Stage targets name all of them, not
+    only the last file of the chain: an intermediate lost to a killed job (a tractogram, a
     preprocessed DWI) is then made again instead of being silently missing."""
-    return [path.format(subject=s) for s in subjects for path in rule.output]
+    return [path.format(**v.wildcards) for v in visits for path in rule.output]
 
 
 def job_name(*wildcards):
     """A job's file name from its rule's wildcards, BIDS-style: ("subject", "atlas") ->
-    "sub-{subject}_atlas-{atlas}"; "group" for a cohort-level rule (no wildcard)."""
-    return "_".join(f"{'sub' if w == 'subject' else w}-{{{w}}}" for w in wildcards) or "group"
+    "sub-{subject}_atlas-{atlas}" ("sub-{subject}_ses-{session}_atlas-{atlas}" in a dataset with
+    sessions); "group" for a cohort-level rule (no wildcard)."""
+    if HAS_SESSIONS and "subject" in wildcards:
+        wildcards = tuple(w for s in wildcards for w in (("subject", "session") if s == "subject" else (s,)))
+    prefixes = {"subject": "sub", "session": "ses"}
+    return "_".join(f"{prefixes.get(w, w)}-{{{w}}}" for w in wildcards) or "group"
 
 
 def log_path(rule, *wildcards):
@@ -98,14 +126,27 @@ def inventory():
     return read_inventory(checkpoints.bids_inventory.get().output.table)
 
 
-def subjects_with(column):
-    """Participant labels (without "sub-") whose availability column is true."""
-    table = inventory()
-    return sorted({pid[4:] for pid in table.loc[table[column], "participant_id"]})
+def table_visit(row):
+    """The Visit of an availability-table row."""
+    session = row["session"]
+    return Visit(row["participant_id"][4:], session if isinstance(session, str) else None)
 
 
-def subject_inventory_row(wildcards):
-    """The availability-table row of one participant (first session)."""
+def visits_with(column):
+    """The visits (participant and session) whose availability column is true, in table order."""
     table = inventory()
-    rows = table[table["participant_id"] == f"sub-{wildcards.subject}"]
-    return rows.iloc[0]
+    return [table_visit(row) for _, row in table[table[column]].iterrows()]
+
+
+def wildcards_visit(wildcards):
+    """The Visit a per-visit job's wildcards name."""
+    return Visit(wildcards.subject, wildcards.session if HAS_SESSIONS else None)
+
+
+def visit_inventory_row(wildcards):
+    """The availability-table row of the visit a job's wildcards name."""
+    visit = wildcards_visit(wildcards)
+    table = inventory()
+    same = table["participant_id"] == f"sub-{visit.subject}"
+    same &= table["session"] == visit.session if visit.session is not None else table["session"].isna()
+    return table[same].iloc[0]

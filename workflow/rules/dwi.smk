@@ -14,16 +14,16 @@ rule preprocess_dwi:
         preproc=rules.preprocess_anat.output.preproc,
         mask=rules.preprocess_anat.output.mask,
     output:
-        **{tissue: deriv("{subject}", "dwi", "probseg", ".nii.gz", space="dwi", label=tissue) for tissue in TISSUES},
-        dwi=deriv("{subject}", "dwi", "dwi", ".nii.gz", space="dwi", desc="preproc"),
-        bval=deriv("{subject}", "dwi", "dwi", ".bval", space="dwi", desc="preproc"),
-        bvec=deriv("{subject}", "dwi", "dwi", ".bvec", space="dwi", desc="preproc"),
-        sidecar=deriv("{subject}", "dwi", "dwi", ".json", space="dwi", desc="preproc"),
-        mask=deriv("{subject}", "dwi", "mask", ".nii.gz", space="dwi", desc="brain"),
-        xfm=deriv("{subject}", "dwi", "xfm", ".txt", from_="T1w", to="dwi", mode="image"),
-        motion=deriv("{subject}", "dwi", "motion", ".tsv", space="dwi", desc="volumes"),
-        fa=deriv("{subject}", "dwi", "dwimap", ".nii.gz", space="dwi", model="tensor", param="fa"),
-        md=deriv("{subject}", "dwi", "dwimap", ".nii.gz", space="dwi", model="tensor", param="md"),
+        **{tissue: deriv(VISIT, "dwi", "probseg", ".nii.gz", space="dwi", label=tissue) for tissue in TISSUES},
+        dwi=deriv(VISIT, "dwi", "dwi", ".nii.gz", space="dwi", desc="preproc"),
+        bval=deriv(VISIT, "dwi", "dwi", ".bval", space="dwi", desc="preproc"),
+        bvec=deriv(VISIT, "dwi", "dwi", ".bvec", space="dwi", desc="preproc"),
+        sidecar=deriv(VISIT, "dwi", "dwi", ".json", space="dwi", desc="preproc"),
+        mask=deriv(VISIT, "dwi", "mask", ".nii.gz", space="dwi", desc="brain"),
+        xfm=deriv(VISIT, "dwi", "xfm", ".txt", from_="T1w", to="dwi", mode="image"),
+        motion=deriv(VISIT, "dwi", "motion", ".tsv", space="dwi", desc="volumes"),
+        fa=deriv(VISIT, "dwi", "dwimap", ".nii.gz", space="dwi", model="tensor", param="fa"),
+        md=deriv(VISIT, "dwi", "dwimap", ".nii.gz", space="dwi", model="tensor", param="md"),
     log:
         log_path("preprocess_dwi", "subject"),
     benchmark:
@@ -53,8 +53,8 @@ rule tractography:
         mask=rules.preprocess_dwi.output.mask,
         fa=rules.preprocess_dwi.output.fa,
     output:
-        tractogram=deriv("{subject}", "dwi", "tractography", ".trk", space="dwi"),
-        sidecar=deriv("{subject}", "dwi", "tractography", ".json", space="dwi"),
+        tractogram=deriv(VISIT, "dwi", "tractography", ".trk", space="dwi"),
+        sidecar=deriv(VISIT, "dwi", "tractography", ".json", space="dwi"),
     log:
         log_path("tractography", "subject"),
     benchmark:
@@ -83,10 +83,10 @@ rule structural_connectome:
         atlas_t1w=rules.atlas_to_t1w.output.dseg,
         atlas_files=atlas_input_files,
     output:
-        **{f"meas_{w}": sc_matrix("{subject}", "{atlas}", w) for w in SC_WEIGHTS},
-        **{f"sidecar_{w}": json_beside(sc_matrix("{subject}", "{atlas}", w)) for w in SC_WEIGHTS},
-        dseg=deriv("{subject}", "dwi", "dseg", ".nii.gz", space="dwi", atlas="{atlas}"),
-        figure=deriv("{subject}", "figures", "qc", ".png", atlas="{atlas}", desc="sc"),
+        **{f"meas_{w}": sc_matrix(VISIT, "{atlas}", w) for w in SC_WEIGHTS},
+        **{f"sidecar_{w}": json_beside(sc_matrix(VISIT, "{atlas}", w)) for w in SC_WEIGHTS},
+        dseg=deriv(VISIT, "dwi", "dseg", ".nii.gz", space="dwi", atlas="{atlas}"),
+        figure=deriv(VISIT, "figures", "qc", ".png", atlas="{atlas}", desc="sc"),
     log:
         log_path("structural_connectome", "subject", "atlas"),
     benchmark:
@@ -99,6 +99,7 @@ rule structural_connectome:
         runtime=15,
     params:
         atlas=atlas_params,
+        title=VISIT.label,
         weights=SC_WEIGHTS,
         assignment_radius_mm=config["sc"]["assignment_radius_mm"],
         self_loops=config["sc"]["self_loops"],

@@ -16,15 +16,15 @@ rule preprocess_bold:
         mask=rules.preprocess_anat.output.mask,
     output:
         **{
-            tissue: deriv("{subject}", "func", "probseg", ".nii.gz", task=TASK, space="bold", label=tissue)
+            tissue: deriv(VISIT, "func", "probseg", ".nii.gz", task=TASK, space="bold", label=tissue)
             for tissue in TISSUES
         },
-        bold=deriv("{subject}", "func", "bold", ".nii.gz", task=TASK, space="bold", desc="preproc"),
-        sidecar=deriv("{subject}", "func", "bold", ".json", task=TASK, space="bold", desc="preproc"),
-        mask=deriv("{subject}", "func", "mask", ".nii.gz", task=TASK, space="bold", desc="brain"),
-        xfm=deriv("{subject}", "func", "xfm", ".txt", task=TASK, from_="T1w", to="bold", mode="image"),
-        confounds=deriv("{subject}", "func", "timeseries", ".tsv", task=TASK, desc="confounds"),
-        confounds_json=deriv("{subject}", "func", "timeseries", ".json", task=TASK, desc="confounds"),
+        bold=deriv(VISIT, "func", "bold", ".nii.gz", task=TASK, space="bold", desc="preproc"),
+        sidecar=deriv(VISIT, "func", "bold", ".json", task=TASK, space="bold", desc="preproc"),
+        mask=deriv(VISIT, "func", "mask", ".nii.gz", task=TASK, space="bold", desc="brain"),
+        xfm=deriv(VISIT, "func", "xfm", ".txt", task=TASK, from_="T1w", to="bold", mode="image"),
+        confounds=deriv(VISIT, "func", "timeseries", ".tsv", task=TASK, desc="confounds"),
+        confounds_json=deriv(VISIT, "func", "timeseries", ".json", task=TASK, desc="confounds"),
     log:
         log_path("preprocess_bold", "subject"),
     benchmark:
@@ -47,8 +47,8 @@ checkpoint bold_censoring:
     input:
         unpack(preprocessed_bold),
     output:
-        outliers=deriv("{subject}", "func", "outliers", ".tsv", task=TASK),
-        sidecar=deriv("{subject}", "func", "outliers", ".json", task=TASK),
+        outliers=deriv(VISIT, "func", "outliers", ".tsv", task=TASK),
+        sidecar=deriv(VISIT, "func", "outliers", ".json", task=TASK),
     log:
         log_path("bold_censoring", "subject"),
     benchmark:
@@ -74,11 +74,11 @@ rule functional_connectome:
         decision=rules.bold_censoring.output.sidecar,
         atlas_files=atlas_input_files,
     output:
-        **{f"meas_{m}": fc_matrix("{subject}", "{atlas}", m) for m in FC_MEASURES},
-        **{f"sidecar_{m}": json_beside(fc_matrix("{subject}", "{atlas}", m)) for m in FC_MEASURES},
-        timeseries=fc_timeseries("{subject}", "{atlas}"),
-        timeseries_sidecar=json_beside(fc_timeseries("{subject}", "{atlas}")),
-        figure=deriv("{subject}", "figures", "qc", ".png", task=TASK, atlas="{atlas}", desc="fc"),
+        **{f"meas_{m}": fc_matrix(VISIT, "{atlas}", m) for m in FC_MEASURES},
+        **{f"sidecar_{m}": json_beside(fc_matrix(VISIT, "{atlas}", m)) for m in FC_MEASURES},
+        timeseries=fc_timeseries(VISIT, "{atlas}"),
+        timeseries_sidecar=json_beside(fc_timeseries(VISIT, "{atlas}")),
+        figure=deriv(VISIT, "figures", "qc", ".png", task=TASK, atlas="{atlas}", desc="fc"),
     log:
         log_path("functional_connectome", "subject", "atlas"),
     benchmark:
@@ -91,6 +91,7 @@ rule functional_connectome:
         runtime=15,
     params:
         atlas=atlas_params,
+        title=VISIT.label,
         cleaning=CLEANING,
         measures=FC_MEASURES,
         fisher_z=config["fc"]["fisher_z"],

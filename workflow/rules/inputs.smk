@@ -65,7 +65,7 @@ rule input_qc:
         table=rules.bids_inventory.output.table,
         images=subject_raw_files,
     output:
-        figure=deriv("{subject}", "figures", "qc", ".png", desc="inputs"),
+        figure=deriv(VISIT, "figures", "qc", ".png", desc="inputs"),
     log:
         log_path("input_qc", "subject"),
     benchmark:
@@ -78,7 +78,7 @@ rule input_qc:
         runtime=10,
     params:
         bids_dir=str(BIDS_DIR),
-        participant_id="sub-{subject}",
+        participant_id=VISIT.label,
         files=subject_qc_params,
     script:
         "../scripts/input_qc.py"

@@ -20,5 +20,5 @@ write_json({**report, "Sources": [snakemake.input.preproc, snakemake.input.affin
            snakemake.output.sidecar)
 plot_registration(t1w=snakemake.input.preproc, brain_mask=snakemake.input.mask, atlas_labels=snakemake.output.dseg,
                   out_png=snakemake.output.figure,
-                  title=f"sub-{snakemake.wildcards.subject}: brain mask (red) and atlas {atlas.name} "
+                  title=f"{snakemake.params.title}: brain mask (red) and atlas {atlas.name} "
                         f"({report['NumberOfRegionsPresent']}/{atlas.n_regions} regions) in T1w space")

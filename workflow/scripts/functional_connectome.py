@@ -13,5 +13,5 @@ run_functional_connectome(bold=inp.bold, mask=inp.mask, confounds=inp.confounds,
                           sidecar=inp.sidecar, atlas=atlas, out_timeseries=out.timeseries,
                           out_matrices={m: out[f"meas_{m}"] for m in params.measures}, out_figure=out.figure,
                           params=CleaningParams(**params.cleaning), fisher_z=params.fisher_z,
-                          estimator=params.estimator, title=f"sub-{snakemake.wildcards.subject}",
+                          estimator=params.estimator, title=snakemake.params.title,
                           atlas_t1w=inp.get("atlas_t1w"), xfm=inp.get("xfm"))

@@ -15,4 +15,4 @@ with open(inp.tracking) as handle:
 run_connectome(tractogram=inp.tractogram, mask=inp.mask, fa=inp.fa, xfm=inp.xfm, atlas=atlas, atlas_t1w=inp.atlas_t1w,
                out_matrices={w: out[f"meas_{w}"] for w in params.weights}, out_dseg=out.dseg, out_figure=out.figure,
                assignment_radius_mm=params.assignment_radius_mm, self_loops=params.self_loops,
-               tracking=tracking, title=f"sub-{snakemake.wildcards.subject}")
+               tracking=tracking, title=snakemake.params.title)

@@ -1,7 +1,7 @@
 # Input functions of the anatomy stage's rules (workflow/rules/anat.smk).
 def subject_t1w(wildcards):
-    """The T1w the inventory chose for one participant."""
-    return str(BIDS_DIR / subject_inventory_row(wildcards)["t1w"])
+    """The T1w the inventory chose for one visit."""
+    return str(BIDS_DIR / visit_inventory_row(wildcards)["t1w"])
 
 
 def atlas_params(wildcards):
@@ -28,16 +28,16 @@ def atlas_input_files(wildcards):
 
 
 def all_anat_outputs(wildcards):
-    """The anatomy stage's outputs for every participant with a usable T1w, every atlas."""
-    subjects = subjects_with("use_anat")
+    """The anatomy stage's outputs for every visit with a usable T1w, every atlas."""
+    visits = visits_with("use_anat")
     return (
-        outputs_of(rules.preprocess_anat, subjects)
-        + [deriv(s, "anat", "dseg", ".nii.gz", space="T1w", atlas=a) for s in subjects for a in ATLASES]
+        outputs_of(rules.preprocess_anat, visits)
+        + [deriv(v, "anat", "dseg", ".nii.gz", space="T1w", atlas=a) for v in visits for a in ATLASES]
         + [group(f"atlas-{a}_dseg.tsv") for a in ATLASES]
     )
 
 
 def all_anat_figures(wildcards):
-    """The registration QC figure of every participant with a usable T1w, every atlas."""
-    subjects = subjects_with("use_anat")
-    return [deriv(s, "figures", "qc", ".png", atlas=a, desc="registration") for s in subjects for a in ATLASES]
+    """The registration QC figure of every visit with a usable T1w, every atlas."""
+    visits = visits_with("use_anat")
+    return [deriv(v, "figures", "qc", ".png", atlas=a, desc="registration") for v in visits for a in ATLASES]

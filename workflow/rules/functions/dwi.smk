@@ -5,15 +5,15 @@ from connex.structural.tracking import TrackingParams
 
 
 def subject_dwi_runs(wildcards):
-    """The DWI runs the inventory found for one participant (bval/bvec beside each)."""
-    runs = [str(BIDS_DIR / f) for f in subject_inventory_row(wildcards)["dwi"].split(";")]
+    """The DWI runs the inventory found for one visit (bval/bvec beside each)."""
+    runs = [str(BIDS_DIR / f) for f in visit_inventory_row(wildcards)["dwi"].split(";")]
     stems = [r[: -len(".nii.gz")] if r.endswith(".nii.gz") else r[: -len(".nii")] for r in runs]
     return {"dwi": runs, "bval": [f"{s}.bval" for s in stems], "bvec": [f"{s}.bvec" for s in stems]}
 
 
-def sc_matrix(subject, atlas, weight):
+def sc_matrix(visit, atlas, weight):
     """Path of one structural connectome."""
-    return deriv(subject, "dwi", "relmat", ".tsv", atlas=atlas, meas=weight)
+    return deriv(visit, "dwi", "relmat", ".tsv", atlas=atlas, meas=weight)
 
 
 def tracking_params():
@@ -22,15 +22,15 @@ def tracking_params():
 
 
 def all_sc_outputs(wildcards):
-    """The SC stage's outputs for every participant with usable DWI, every atlas and weight."""
-    subjects = subjects_with("use_sc")
+    """The SC stage's outputs for every visit with usable DWI, every atlas and weight."""
+    visits = visits_with("use_sc")
     return (
-        outputs_of(rules.preprocess_dwi, subjects)
-        + outputs_of(rules.tractography, subjects)
-        + [sc_matrix(s, a, w) for s in subjects for a in ATLASES for w in SC_WEIGHTS]
+        outputs_of(rules.preprocess_dwi, visits)
+        + outputs_of(rules.tractography, visits)
+        + [sc_matrix(v, a, w) for v in visits for a in ATLASES for w in SC_WEIGHTS]
     )
 
 
 def all_sc_figures(wildcards):
-    """The SC QC figure of every participant with usable DWI, every atlas."""
-    return [deriv(s, "figures", "qc", ".png", atlas=a, desc="sc") for s in subjects_with("use_sc") for a in ATLASES]
+    """The SC QC figure of every visit with usable DWI, every atlas."""
+    return [deriv(v, "figures", "qc", ".png", atlas=a, desc="sc") for v in visits_with("use_sc") for a in ATLASES]

@@ -9,19 +9,21 @@ from connex.functional.stage import find_fmriprep_run
 
 
 def subject_bold(wildcards):
-    """The first BOLD run of the task the inventory found for one participant."""
-    return str(BIDS_DIR / subject_inventory_row(wildcards)["bold"].split(";")[0])
+    """The first BOLD run of the task the inventory found for one visit."""
+    return str(BIDS_DIR / visit_inventory_row(wildcards)["bold"].split(";")[0])
 
 
-def fmriprep_run(subject):
-    """One participant's fMRIPrep run of the task (raises BIDSError when there is none)."""
-    return find_fmriprep_run(FMRIPREP_DIR, subject, task=TASK, space=config["fc"]["fmriprep_space"])
+def fmriprep_run(visit):
+    """One visit's fMRIPrep run of the task (raises BIDSError when there is none)."""
+    return find_fmriprep_run(
+        FMRIPREP_DIR, visit.subject, session=visit.session, task=TASK, space=config["fc"]["fmriprep_space"]
+    )
 
 
 def preprocessed_bold(wildcards):
     """The preprocessed run, its brain mask, confounds and sidecar: ConneX's, or fMRIPrep's."""
     if FMRIPREP_DIR:
-        found = fmriprep_run(wildcards.subject)
+        found = fmriprep_run(wildcards_visit(wildcards))
         return {k: found[k] for k in ("bold", "mask", "confounds", "sidecar")}
     outputs = rules.preprocess_bold.output
     return {"bold": outputs.bold, "mask": outputs.mask, "confounds": outputs.confounds, "sidecar": outputs.sidecar}
@@ -32,62 +34,61 @@ def fc_atlas_inputs(wildcards):
     if FMRIPREP_DIR:
         return {}
     return {
-        "atlas_t1w": deriv(wildcards.subject, "anat", "dseg", ".nii.gz", space="T1w", atlas=wildcards.atlas),
+        "atlas_t1w": deriv(wildcards_visit(wildcards), "anat", "dseg", ".nii.gz", space="T1w", atlas=wildcards.atlas),
         "xfm": rules.preprocess_bold.output.xfm,
     }
 
 
-def fc_timeseries(subject, atlas):
-    """Path of one participant's region time series."""
-    return deriv(subject, "func", "timeseries", ".tsv", task=TASK, atlas=atlas)
+def fc_timeseries(visit, atlas):
+    """Path of one visit's region time series."""
+    return deriv(visit, "func", "timeseries", ".tsv", task=TASK, atlas=atlas)
 
 
-def fc_matrix(subject, atlas, measure):
+def fc_matrix(visit, atlas, measure):
     """Path of one functional connectome."""
-    return deriv(subject, "func", "relmat", ".tsv", task=TASK, atlas=atlas, meas=measure)
+    return deriv(visit, "func", "relmat", ".tsv", task=TASK, atlas=atlas, meas=measure)
 
 
 def fc_candidates():
-    """Participants whose BOLD goes into the FC stage (fMRIPrep mode: every listed participant
-    with an fMRIPrep run; the others are logged)."""
+    """Visits whose BOLD goes into the FC stage (fMRIPrep mode: every visit of the inventory with
+    an fMRIPrep run; the others are logged)."""
     if not FMRIPREP_DIR:
-        return subjects_with("use_fc")
+        return visits_with("use_fc")
     found = []
-    for pid in inventory()["participant_id"].unique():
+    for _, row in inventory().iterrows():
+        visit = table_visit(row)
         try:
-            fmriprep_run(pid[4:])
-            found.append(pid[4:])
+            fmriprep_run(visit)
+            found.append(visit)
         except BIDSError as error:
-            logger.warning(f"{pid}: left out of the FC stage: {error}")
-    return sorted(found)
+            logger.warning(f"{visit.label}: left out of the FC stage: {error}")
+    return found
 
 
-def fc_kept_subjects():
-    """Participants whose run passed scrubbing (reads each bold_censoring checkpoint)."""
+def fc_kept_visits():
+    """Visits whose run passed scrubbing (reads each bold_censoring checkpoint)."""
     kept = []
-    for subject in fc_candidates():
-        decision = checkpoints.bold_censoring.get(subject=subject).output.sidecar
+    for visit in fc_candidates():
+        decision = checkpoints.bold_censoring.get(**visit.wildcards).output.sidecar
         if json.loads(Path(decision).read_text())["Included"]:
-            kept.append(subject)
+            kept.append(visit)
     return kept
 
 
 def all_fc_decisions(wildcards):
     """Every candidate's scrubbing decision (and, without fMRIPrep, its preprocessed run), named up
     front so that all BOLD jobs run in parallel (asked only through the checkpoint, they would
-    come one subject at a time)."""
-    subjects = fc_candidates()
-    preprocessed = [] if FMRIPREP_DIR else outputs_of(rules.preprocess_bold, subjects)
-    return preprocessed + [deriv(s, "func", "outliers", ".json", task=TASK) for s in subjects]
+    come one visit at a time)."""
+    visits = fc_candidates()
+    preprocessed = [] if FMRIPREP_DIR else outputs_of(rules.preprocess_bold, visits)
+    return preprocessed + [deriv(v, "func", "outliers", ".json", task=TASK) for v in visits]
 
 
 def all_fc_outputs(wildcards):
     """Every functional connectome of the runs kept after scrubbing."""
-    return [fc_matrix(s, a, m) for s in fc_kept_subjects() for a in ATLASES for m in FC_MEASURES]
+    return [fc_matrix(v, a, m) for v in fc_kept_visits() for a in ATLASES for m in FC_MEASURES]
 
 
 def all_fc_figures(wildcards):
     """The FC QC figure of every run kept after scrubbing, every atlas."""
-    return [
-        deriv(s, "figures", "qc", ".png", task=TASK, atlas=a, desc="fc") for s in fc_kept_subjects() for a in ATLASES
-    ]
+    return [deriv(v, "figures", "qc", ".png", task=TASK, atlas=a, desc="fc") for v in fc_kept_visits() for a in ATLASES]

@@ -15,8 +15,8 @@ def bids_root(wildcards, input):
 
 
 def subject_raw_files(wildcards):
-    """The raw files the input QC of one participant reads."""
-    row = subject_inventory_row(wildcards)
+    """The raw files the input QC of one visit reads."""
+    row = visit_inventory_row(wildcards)
     files = []
     for column in ("t1w", "dwi", "bold"):
         if isinstance(row[column], str):
@@ -26,10 +26,10 @@ def subject_raw_files(wildcards):
 
 def subject_qc_params(wildcards):
     """Relative paths of a participant's inputs, as in the availability table."""
-    row = subject_inventory_row(wildcards)
+    row = visit_inventory_row(wildcards)
     return {c: (row[c] if isinstance(row[c], str) else None) for c in ("t1w", "dwi", "bold", "reason")}
 
 
 def all_input_qc_figures(wildcards):
-    """The input QC figure of every participant with a usable T1w."""
-    return [deriv(s, "figures", "qc", ".png", desc="inputs") for s in subjects_with("use_anat")]
+    """The input QC figure of every visit with a usable T1w."""
+    return [deriv(v, "figures", "qc", ".png", desc="inputs") for v in visits_with("use_anat")]

@@ -7,7 +7,7 @@ from snakemake.logging import logger
 from connex.config import participants_folder
 from connex.errors import ConfigError
 from connex.evaluation.splits import can_cross_validate, min_subjects_per_class, trainings_per_split
-from connex.model.dataset import atlas_relmats
+from connex.model.dataset import atlas_relmats, selection
 from connex.model.timeseries import atlas_timeseries
 from connex.model.weighting import modality_weighting
 
@@ -29,21 +29,57 @@ def model_weighting():
     return modality_weighting(MODEL["fc_measure"], fc_is_fisher_z=config["fc"]["fisher_z"] and not CONNECTOMES_DIR)
 
 
-def model_connectome_files(wildcards):
-    """participant_id -> {"sc": path, "fc": path} of the connectomes this workflow makes for the
-    labelled participants (empty with connectomes_dir: the dataset stage searches that folder)."""
-    if CONNECTOMES_DIR:
-        return {}
+def model_visits(visits):
+    """participant label -> the visit whose connectome the model reads: model.select.session's
+    (a participant without it is left out), or else the participant's first session in sorted
+    order among these visits (those with the modality), as with connectomes_dir."""
+    wanted = selection(MODEL["select"]).get("ses")
+    chosen = {}
+    for visit in sorted(visits, key=lambda v: (v.session is not None, v.session or "")):
+        if wanted is None or visit.session == (wanted or None):
+            chosen.setdefault(visit.subject, visit)
+    return chosen
+
+
+def model_modality_visits():
+    """modality -> {participant_id: visit} of the labelled participants' connectomes this workflow
+    makes (SC: usable DWI; FC: runs kept after scrubbing), one visit each (model_visits)."""
     table = inventory()
     labelled = set(table.loc[table["use_model"], "participant_id"])
+    made = {
+        "sc": visits_with("use_sc") if "sc" in MODEL_MODALITIES else [],
+        "fc": fc_kept_visits() if "fc" in MODEL_MODALITIES else [],
+    }
+    if HAS_SESSIONS and not _SESSION_LOGGED:
+        _SESSION_LOGGED.append(True)
+        wanted = selection(MODEL["select"]).get("ses")
+        logger.info(
+            f"Model stages: each participant's connectomes of session {wanted} (model.select.session)"
+            if wanted is not None
+            else "Model stages: each participant's connectomes of its first session in sorted order "
+            "(model.select.session: null; set it to choose)"
+        )
+    return {
+        modality: {f"sub-{s}": v for s, v in model_visits(visits).items() if f"sub-{s}" in labelled}
+        for modality, visits in made.items()
+    }
+
+
+def model_connectome_files(wildcards):
+    """participant_id -> {"sc": path, "fc": path} of the connectomes the model reads (empty with
+    connectomes_dir: the dataset stage searches that folder)."""
+    if CONNECTOMES_DIR:
+        return {}
+    visits = model_modality_visits()
     files = {}
-    for subject in subjects_with("use_sc") if "sc" in MODEL_MODALITIES else []:
-        if f"sub-{subject}" in labelled:
-            files.setdefault(f"sub-{subject}", {})["sc"] = sc_matrix(subject, MODEL_ATLAS, MODEL["sc_weight"])
-    for subject in fc_kept_subjects() if "fc" in MODEL_MODALITIES else []:
-        if f"sub-{subject}" in labelled:
-            files.setdefault(f"sub-{subject}", {})["fc"] = fc_matrix(subject, MODEL_ATLAS, MODEL["fc_measure"])
-    return files
+    for pid, visit in visits["sc"].items():
+        files.setdefault(pid, {})["sc"] = sc_matrix(visit, MODEL_ATLAS, MODEL["sc_weight"])
+    for pid, visit in visits["fc"].items():
+        files.setdefault(pid, {})["fc"] = fc_matrix(visit, MODEL_ATLAS, MODEL["fc_measure"])
+    return dict(sorted(files.items()))
+
+
+_SESSION_LOGGED = []
 
 
 def model_dataset_inputs(wildcards):
@@ -58,7 +94,7 @@ def model_dataset_inputs(wildcards):
     files = model_connectome_files(wildcards)
     connectomes = sorted(p for f in files.values() for p in f.values())
     if "fc" in MODEL_MODALITIES and MODEL["fc_timeseries"] == "auto":  # read by the tangent baseline
-        connectomes += [fc_timeseries(s.removeprefix("sub-"), MODEL_ATLAS) for s, f in files.items() if "fc" in f]
+        connectomes += [fc_timeseries(v, MODEL_ATLAS) for v in model_modality_visits()["fc"].values()]
     return {
         "participants": rules.synthesize_demo.output.bids if IS_DEMO else str(BIDS_DIR / "participants.tsv"),
         "connectomes": connectomes,
@@ -115,7 +151,7 @@ def model_is_possible():
     out of `all` and of the report with one warning, and the connectome stages still run."""
     if CONNECTOMES_DIR:
         return True
-    table = inventory()
+    table = inventory().drop_duplicates("participant_id")  # one row per session
     counts = table.loc[table["use_model"], "label"].value_counts()
     cv = MODEL["cv"]
     possible = can_cross_validate(counts, scheme=cv["scheme"], n_folds=cv["folds"])

@@ -3,25 +3,32 @@ from connex.report.cohort_qc import qc_sidecars, sidecars_written
 
 
 def cohort_qc_params(wildcards):
-    """participant_id -> {stage: JSON path} of the QC sidecars this run makes for each participant
-    (only those: a stale file of a stage that no longer runs for a participant is never read)."""
+    """visit label (sub-01, or sub-01_ses-1) -> {stage: JSON path} of the QC sidecars this run
+    makes for each visit (only those: a stale file of a stage that no longer runs for a visit is
+    never read)."""
     stages = {
-        "anat": set(subjects_with("use_anat")),
-        "sc": set(subjects_with("use_sc")),
+        "anat": set(visits_with("use_anat")),
+        "sc": set(visits_with("use_sc")),
         "fc": set(fc_candidates()),
-        "fc_kept": set(fc_kept_subjects()),
+        "fc_kept": set(fc_kept_visits()),
     }
     # The matrices the model reads, where this run makes them.
     atlas = MODEL_ATLAS if MODEL_ATLAS in ATLASES else ATLASES[0]
     fc_measure = MODEL["fc_measure"] if MODEL["fc_measure"] in FC_MEASURES else FC_MEASURES[0]
     table = {}
-    for pid in inventory()["participant_id"].unique():
-        subject = pid[4:]
+    for _, row in inventory().iterrows():
+        visit = table_visit(row)
         files = qc_sidecars(
-            DERIVATIVES, subject, atlas=atlas, task=TASK, sc_weight=MODEL["sc_weight"], fc_measure=fc_measure
+            DERIVATIVES,
+            visit.subject,
+            session=visit.session,
+            atlas=atlas,
+            task=TASK,
+            sc_weight=MODEL["sc_weight"],
+            fc_measure=fc_measure,
         )
-        written = sidecars_written(subject, **stages, fmriprep=bool(FMRIPREP_DIR))
-        table[pid] = {stage: str(path) for stage, path in files.items() if written[stage]}
+        written = sidecars_written(visit, **stages, fmriprep=bool(FMRIPREP_DIR))
+        table[visit.label] = {stage: str(path) for stage, path in files.items() if written[stage]}
     return table
 
 
