@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--fc-effect-edges", type=int, default=8,
                        help="number of FC edges carrying the SZ effect, at most regions/2 (default 8)")
     synth.add_argument("--volumes", type=int, default=150, help="BOLD volumes (default 150)")
+    synth.add_argument("--hard", action="store_true",
+                       help="a cohort closer to real scans: each subject's own anatomy, white matter full of fibres "
+                            "(realistic FA), larger motion with jumps and spin-history dips, lower SNR "
+                            "(connex.synth.cohort.hard_config)")
     synth.add_argument("--sessions", type=int, default=1,
                        help="sessions per participant (default 1: no ses- folders); each session rescans the "
                             "same brain with a new head position, motion and noise")
@@ -77,12 +81,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _synth(args: argparse.Namespace) -> int:
     from connex.synth import SynthConfig, generate_cohort, generate_connectomes
+    from connex.synth.cohort import hard_config
 
-    config = SynthConfig(n_subjects=args.subjects, seed=args.seed, n_sites=args.sites,
-                         n_regions=args.regions, sc_effect=args.sc_effect, fc_effect=args.fc_effect,
-                         n_sc_effect_edges=args.sc_effect_edges,
-                         n_fc_effect_edges=args.fc_effect_edges, n_volumes=args.volumes,
-                         n_sessions=args.sessions)
+    settings = dict(n_subjects=args.subjects, seed=args.seed, n_sites=args.sites,
+                    n_regions=args.regions, sc_effect=args.sc_effect, fc_effect=args.fc_effect,
+                    n_sc_effect_edges=args.sc_effect_edges, n_fc_effect_edges=args.fc_effect_edges,
+                    n_volumes=args.volumes, n_sessions=args.sessions)
+    config = hard_config(**settings) if args.hard else SynthConfig(**settings)
     start = time.perf_counter()
     if args.connectomes_only:
         generate_connectomes(args.out, config)

@@ -18,7 +18,7 @@ from connex.functional.connectivity import (
     parcellate,
     select_confounds,
 )
-from connex.functional.stage import find_fmriprep_run, run_censoring, run_functional_connectome
+from connex.functional.stage import find_fmriprep_run, run_censoring, run_functional_connectome, run_region_timeseries
 
 
 def test_strategies_are_nilearn_load_confounds_parameters():
@@ -106,10 +106,10 @@ def test_connectivity_measures(rng):
     assert abs(shrunk[0, 1]) < abs(empirical[0, 1])  # Ledoit-Wolf shrinks off-diagonal terms
 
 
-def fake_fmriprep(root, rng, *, drop_column=None, subject="05"):
+def fake_fmriprep(root, rng, *, drop_column=None, subject="05", run=None):
     """An fMRIPrep-like run in MNI space: two correlated regions of a small atlas."""
     func = root / f"sub-{subject}" / "func"
-    func.mkdir(parents=True)
+    func.mkdir(parents=True, exist_ok=True)
     affine = np.diag([4.0, 4.0, 4.0, 1.0])
     affine[:3, 3] = [-20, -20, -20]
     labels = np.zeros((10, 10, 10), np.int32)
@@ -123,7 +123,7 @@ def fake_fmriprep(root, rng, *, drop_column=None, subject="05"):
     data[labels == 10] += 8 * first + 30 * motion[:, 0]
     data[labels == 20] += 8 * second + 30 * motion[:, 0]
     data += rng.normal(0, 1, data.shape)
-    stem = f"sub-{subject}_task-rest"
+    stem = f"sub-{subject}_task-rest" + (f"_run-{run}" if run else "")
     bold = nib.Nifti1Image(data.astype(np.float32), affine)
     nib.save(bold, func / f"{stem}_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz")
     nib.save(nib.Nifti1Image(np.ones((10, 10, 10), np.uint8), affine),
@@ -149,11 +149,13 @@ def test_connectome_from_fmriprep_derivatives(tmp_path, rng):
     out = tmp_path / "out"
     run_censoring(confounds=found["confounds"], sidecar=found["sidecar"], bold=found["bold"],
                   out_tsv=str(out / "outliers.tsv"), out_json=str(out / "outliers.json"), params=params)
-    matrices = run_functional_connectome(
+    run_region_timeseries(
         bold=found["bold"], mask=found["mask"], confounds=found["confounds"], outliers=str(out / "outliers.tsv"),
         sidecar=found["sidecar"], atlas=atlas, out_timeseries=str(out / "timeseries.tsv"),
-        out_matrices={"correlation": str(out / "correlation_relmat.tsv")}, out_figure=str(out / "qc.png"),
-        params=params, fisher_z=False, estimator="ledoitwolf", title="sub-05")
+        out_figure=str(out / "qc.png"), params=params, title="sub-05")
+    matrices = run_functional_connectome(timeseries=[str(out / "timeseries.tsv")],
+                                         out_matrices={"correlation": str(out / "correlation_relmat.tsv")},
+                                         fisher_z=False, estimator="ledoitwolf")
     assert abs(matrices["correlation"][0, 1] - true_correlation) < 0.05
     written = pd.read_csv(out / "correlation_relmat.tsv", sep="\t")
     assert list(written.columns) == ["left", "right"]
@@ -183,8 +185,42 @@ def test_excluded_run_writes_the_reason_and_gets_no_connectome(tmp_path, rng):
     decision = json.loads((tmp_path / "o.json").read_text())
     assert not result.included and decision["Included"] is False and "minimum of 600 s" in decision["Reason"]
     with pytest.raises(BIDSError, match="excluded"):
-        run_functional_connectome(bold=found["bold"], mask=found["mask"], confounds=found["confounds"],
-                                  outliers=str(tmp_path / "o.tsv"), sidecar=found["sidecar"], atlas=atlas,
-                                  out_timeseries=str(tmp_path / "t.tsv"), out_matrices={},
-                                  out_figure=str(tmp_path / "q.png"), params=params, fisher_z=False,
-                                  estimator="ledoitwolf", title="x")
+        run_region_timeseries(bold=found["bold"], mask=found["mask"], confounds=found["confounds"],
+                              outliers=str(tmp_path / "o.tsv"), sidecar=found["sidecar"], atlas=atlas,
+                              out_timeseries=str(tmp_path / "t.tsv"), out_figure=str(tmp_path / "q.png"),
+                              params=params, title="x")
+
+
+def test_runs_of_a_visit_are_concatenated_after_removing_each_runs_mean(tmp_path, rng):
+    """Two fMRIPrep runs (run-1, run-2): each found by its label, cleaned on its own, and one
+    matrix from both: the correlation of the concatenated, per-run demeaned time series."""
+    for run in ("1", "2"):
+        atlas, _ = fake_fmriprep(tmp_path / "fmriprep", rng, run=run)
+    with pytest.raises(BIDSError, match="run-3"):
+        find_fmriprep_run(tmp_path / "fmriprep", "05", task="rest", space="MNI152NLin2009cAsym", run="3")
+    params = CleaningParams(strategy="6P", fd_threshold=None, min_clean_seconds=60, standardize=None)
+    series = []
+    for run in ("1", "2"):
+        found = find_fmriprep_run(tmp_path / "fmriprep", "05", task="rest", space="MNI152NLin2009cAsym", run=run)
+        assert f"_run-{run}_" in found["bold"] and f"_run-{run}_" in found["confounds"]
+        out = tmp_path / f"run-{run}"
+        run_censoring(confounds=found["confounds"], sidecar=found["sidecar"], bold=found["bold"],
+                      out_tsv=str(out / "outliers.tsv"), out_json=str(out / "outliers.json"), params=params)
+        run_region_timeseries(bold=found["bold"], mask=found["mask"], confounds=found["confounds"],
+                              outliers=str(out / "outliers.tsv"), sidecar=found["sidecar"], atlas=atlas,
+                              out_timeseries=str(out / "timeseries.tsv"), out_figure=str(out / "qc.png"),
+                              params=params, title="x")
+        series.append(str(out / "timeseries.tsv"))
+    values = [pd.read_csv(p, sep="\t").to_numpy() for p in series]
+    values[1] = values[1] + 50.0  # a run with another mean must not add a spurious correlation
+    pd.DataFrame(values[1], columns=["left", "right"]).to_csv(series[1], sep="\t", index=False)
+    matrices = run_functional_connectome(timeseries=series, fisher_z=False, estimator="ledoitwolf",
+                                         out_matrices={m: str(tmp_path / f"{m}.tsv")
+                                                       for m in ("correlation", "covariance")})
+    pooled = np.concatenate([v - v.mean(axis=0) for v in values])
+    assert matrices["correlation"][0, 1] == pytest.approx(np.corrcoef(pooled.T)[0, 1], abs=1e-9)
+    assert 0.5 < matrices["correlation"][0, 1] < 0.95
+    naive = np.corrcoef(np.concatenate(values).T)[0, 1]
+    assert naive > matrices["correlation"][0, 1] + 0.05  # what concatenating without demeaning would give
+    sidecar = json.loads((tmp_path / "correlation.json").read_text())
+    assert sidecar["Runs"] == 2 and sidecar["VolumesKept"] == 300 and sidecar["Sources"] == series

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import jsonschema
 import matplotlib.pyplot as plt
+import nibabel as nib
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from connex.inputs.bids import read_inventory
@@ -109,6 +111,19 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_cohort_6, 
         assert sidecar["NumberOfRegions"] == 8 and sidecar["MissingRegions"] == []
         assert (anat / f"sub-{subject}_from-T1w_to-MNI152NLin2009aSym_mode-image_desc-warp_xfm.nii.gz").is_file()
         assert (anat / f"sub-{subject}_label-WM_probseg.nii.gz").is_file()
+        # every dseg has its look-up table beside it (BIDS _dseg.tsv): the indices the image holds
+        tissues = pd.read_csv(anat / f"sub-{subject}_dseg.tsv", sep="\t")
+        assert tissues.values.tolist() == [[1, "GM"], [2, "WM"], [3, "CSF"]]
+        regions = pd.read_csv(anat / f"sub-{subject}_space-T1w_atlas-synth_dseg.tsv", sep="\t")
+        image = nib.load(anat / f"sub-{subject}_space-T1w_atlas-synth_dseg.nii.gz")
+        assert set(np.unique(np.asarray(image.dataobj))) - {0} <= set(regions["index"])
+        positions = pd.read_csv(out / "connex" / f"sub-{subject}" / "dwi" /
+                                f"sub-{subject}_space-dwi_atlas-synth_dseg.tsv", sep="\t")
+        assert positions["index"].tolist() == list(range(1, 9))
+        assert positions["atlas_index"].tolist() == regions["index"].tolist()
+        bold = json.loads((out / "connex" / f"sub-{subject}" / "func" /
+                           f"sub-{subject}_task-rest_space-bold_desc-preproc_bold.json").read_text())
+        assert bold["TaskName"] == "rest" and bold["SkullStripped"] is False and "SliceTimingCorrected" in bold
     for subject in ("01", "02", "03"):
         dwi = out / "connex" / f"sub-{subject}" / "dwi"
         count = pd.read_csv(dwi / f"sub-{subject}_atlas-synth_meas-count_relmat.tsv", sep="\t")
@@ -155,7 +170,9 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_cohort_6, 
     assert len(metrics) == 7 and (metrics["n_splits"] == 6).all()  # 7 models, 3 folds x 2 repeats (config.yaml)
     dataset = pd.read_csv(out / "connex" / "group" / "dataset.tsv", sep="\t")
     assert dataset["included"].all() and len(dataset) == 6
-    assert (out / "connex" / "dataset_description.json").is_file()
+    description = json.loads((out / "connex" / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative" and description["DatasetLinks"]["raw"].startswith("file://")
+    assert "*_relmat.tsv" in (out / "connex" / ".bidsignore").read_text().splitlines()
     assert not list(out.rglob(".*.tmp*")) and not [p for p in out.rglob(".*") if p.name.startswith(".sub-")]
 
     # Asking for more clean time than the runs have: only the scrubbing decision reruns, and every
@@ -193,7 +210,6 @@ def test_fc_from_fmriprep_derivatives_through_the_workflow(tiny_bids, tmp_path, 
     for subject in ("01", "02", "03"):
         atlas, _ = fake_fmriprep(fmriprep, rng, subject=subject)
     image, table = tmp_path / "two.nii.gz", tmp_path / "two.tsv"
-    import nibabel as nib
 
     nib.save(nib.Nifti1Image(atlas.labels, atlas.affine), image)
     atlas.table[["index", "name"]].to_csv(table, sep="\t", index=False)
@@ -276,38 +292,61 @@ def test_fc_only_cohort_runs_the_fc_models_end_to_end(tmp_path):
         "split-r01f01_model-connex_fc.pt", "split-r01f02_model-connex_fc.pt"]
 
 
-def test_two_sessions_give_one_connectome_per_session(tiny_sessions_cohort, tmp_path):
+def test_two_sessions_give_one_connectome_per_session_from_all_runs(tiny_sessions_cohort, tmp_path):
     """A dataset with ses- folders is processed per visit (sub-XX/ses-YY/... outputs, one job per
-    participant and session); the model stage reads each participant's first session, or the one
-    model.select.session names."""
+    participant and session), a visit's BOLD runs each on their own and their time series
+    concatenated into one matrix; the model stage reads each participant's first session, or the
+    one model.select.session names."""
+    import shutil
+
+    bids = Path(shutil.copytree(tiny_sessions_cohort, tmp_path / "bids"))
+    func = bids / "sub-02" / "ses-2" / "func"  # two runs: ses-2's own, and a rescan (ses-1's images)
+    for extension in (".nii.gz", ".json"):
+        source = func / f"sub-02_ses-2_task-rest_bold{extension}"
+        source.rename(func / f"sub-02_ses-2_task-rest_run-1_bold{extension}")
+        shutil.copy(bids / "sub-02" / "ses-1" / "func" / f"sub-02_ses-1_task-rest_bold{extension}",
+                    func / f"sub-02_ses-2_task-rest_run-2_bold{extension}")
     out = tmp_path / "out"
     settings = {"fc": {"min_clean_seconds": 60, "strategy": "none"}, "model": {"modalities": ["fc"]}}
     dataset = out / "connex" / "group" / "dataset.npz"
     result = snakemake("--cores", "2", "fc", str(dataset), "--configfile", overlay(tmp_path, settings),
-                       "--config", f"bids_dir={tiny_sessions_cohort}", f"output_dir={out}")
+                       "--config", f"bids_dir={bids}", f"output_dir={out}")
     assert result.returncode == 0, result.stderr[-3000:]
-    matrices = sorted(p.relative_to(out / "connex").as_posix()
-                      for p in (out / "connex").glob("sub-*/ses-*/func/*_meas-correlation_relmat.tsv"))
+    connex = out / "connex"
+    matrices = sorted(p.relative_to(connex).as_posix()
+                      for p in connex.glob("sub-*/ses-*/func/*_meas-correlation_relmat.tsv"))
     assert matrices == [f"sub-{s}/ses-{v}/func/sub-{s}_ses-{v}_task-rest_atlas-synth_meas-correlation_relmat.tsv"
                         for s in ("01", "02") for v in ("1", "2")]
-    assert not list((out / "connex").glob("sub-*/func"))  # nothing outside the session folders
-    for visit in ("sub-01_ses-1", "sub-01_ses-2", "sub-02_ses-1", "sub-02_ses-2"):
-        assert (out / "logs" / "preprocess_bold" / f"{visit}.log").is_file()
+    assert not list(connex.glob("sub-*/func"))  # nothing outside the session folders
+    for job in ("sub-01_ses-1_task-rest", "sub-01_ses-2_task-rest", "sub-02_ses-1_task-rest",
+                "sub-02_ses-2_task-rest_run-1", "sub-02_ses-2_task-rest_run-2"):
+        assert (out / "logs" / "preprocess_bold" / f"{job}.log").is_file(), job
     # the two sessions are two scans (new head position, motion, noise), not one copied
-    first, second = (pd.read_csv(out / "connex" / m, sep="\t").to_numpy() for m in matrices[:2])
+    first, second = (pd.read_csv(connex / m, sep="\t").to_numpy() for m in matrices[:2])
     assert first.shape == (8, 8) and not np.allclose(first, second)
-    table = pd.read_csv(out / "connex" / "group" / "dataset.tsv", sep="\t")
+    # two runs: each cleaned to its own time series, one matrix of both
+    folder = connex / "sub-02" / "ses-2" / "func"
+    series = [pd.read_csv(folder / f"sub-02_ses-2_task-rest_run-{r}_atlas-synth_timeseries.tsv", sep="\t")
+              for r in ("1", "2")]
+    assert [len(t) for t in series] == [40, 40]
+    sidecar = json.loads((folder / "sub-02_ses-2_task-rest_atlas-synth_meas-correlation_relmat.json").read_text())
+    assert sidecar["Runs"] == 2 and sidecar["VolumesKept"] == 80
+    pooled = np.concatenate([t.to_numpy() - t.to_numpy().mean(axis=0) for t in series])
+    combined = pd.read_csv(folder / "sub-02_ses-2_task-rest_atlas-synth_meas-correlation_relmat.tsv", sep="\t")
+    expected = np.arctanh(np.corrcoef(pooled.T)[0, 1])  # fc.fisher_z is on by default
+    assert combined.iloc[0, 1] == pytest.approx(expected, abs=1e-6)
+    table = pd.read_csv(connex / "group" / "dataset.tsv", sep="\t")
     assert table["fc_file"].str.contains("/ses-1/").all() and table["included"].all()
     assert "first session in sorted order" in result.stderr
     # the SC stage has one job per visit too (planned, not run: tractography is the slow part)
     plan = snakemake("--dry-run", "--cores", "1", "sc", "--configfile", overlay(tmp_path, settings),
-                     "--config", f"bids_dir={tiny_sessions_cohort}", f"output_dir={out}")
+                     "--config", f"bids_dir={bids}", f"output_dir={out}")
     assert plan.stdout.count("rule tractography:") == 4, plan.stdout[-2000:]
 
     settings["model"]["select"] = {"session": "2"}
     again = snakemake("--cores", "2", str(dataset), "--configfile", overlay(tmp_path, settings),
-                      "--config", f"bids_dir={tiny_sessions_cohort}", f"output_dir={out}")
+                      "--config", f"bids_dir={bids}", f"output_dir={out}")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "rule preprocess_bold" not in again.stdout + again.stderr
-    table = pd.read_csv(out / "connex" / "group" / "dataset.tsv", sep="\t")
+    table = pd.read_csv(connex / "group" / "dataset.tsv", sep="\t")
     assert table["fc_file"].str.contains("/ses-2/").all()

@@ -34,9 +34,10 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 
 from connex.errors import check_choice
-from connex.inputs.io import save_nifti, write_json
+from connex.inputs.io import save_nifti, write_json, write_tsv
 from connex.inputs.paths import sidecar_path
 from connex.registry import TISSUE_METHODS, TISSUES
 
@@ -237,9 +238,10 @@ def dice(a: np.ndarray, b: np.ndarray, label: int) -> float:
     return 1.0 if total == 0 else 2.0 * float((x & y).sum()) / total
 
 
-def save_tissue_maps(result: TissueMaps, *, probseg: dict[str, Path], dseg: Path, source: str) -> None:
+def save_tissue_maps(result: TissueMaps, *, probseg: dict[str, Path], dseg: Path, source: str,
+                     dseg_table: Path | None = None) -> None:
     """Write the probability maps and the hard labels (atomically), each with a JSON sidecar
-    saying how they were made."""
+    saying how they were made, and the labels' look-up table (BIDS ``_dseg.tsv``: index, name)."""
     description = {
         "atropos": "ANTs Atropos segmentation of the subject's T1w (Gaussian mixture, MRF), initialised "
                    f"from the MNI152 tissue priors warped to T1w space and weighted by them "
@@ -254,3 +256,5 @@ def save_tissue_maps(result: TissueMaps, *, probseg: dict[str, Path], dseg: Path
     save_nifti(result.dseg, dseg)
     labels = {"0": "outside"} | {str(index): name for name, index in DSEG_LABELS.items()}
     write_json({**common, "Labels": labels}, sidecar_path(dseg))
+    if dseg_table is not None:
+        write_tsv(pd.DataFrame({"index": list(DSEG_LABELS.values()), "name": list(DSEG_LABELS)}), dseg_table)

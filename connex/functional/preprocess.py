@@ -65,9 +65,10 @@ def preprocess_bold(path: str | Path, metadata: dict, t1w_preproc: nib.Nifti1Ima
     start = time.perf_counter()
     series = load_bold(path, metadata, dummy_scans=dummy_scans, min_volumes=min_volumes)
     seconds["load"] = time.perf_counter() - start
-    metrics: dict = {"source": str(path), "RepetitionTime": series.repetition_time, "dummy_scans": dummy_scans,
-                     "n_volumes": series.n_volumes, "slice_timing_corrected": False,
-                     "susceptibility_distortion_correction": False}
+    # BIDS keys where BIDS defines one (TaskName, RepetitionTime, SkullStripped, SliceTimingCorrected)
+    metrics: dict = {"TaskName": metadata.get("TaskName"), "RepetitionTime": series.repetition_time,
+                     "SkullStripped": False, "SliceTimingCorrected": False, "dummy_scans": dummy_scans,
+                     "n_volumes": series.n_volumes, "susceptibility_distortion_correction": False}
     if slice_timing:
         if series.slice_timing is None:
             log.warning("%s: slice-timing correction asked for but the sidecar has no SliceTiming; skipped.", path)
@@ -75,7 +76,7 @@ def preprocess_bold(path: str | Path, metadata: dict, t1w_preproc: nib.Nifti1Ima
             start = time.perf_counter()
             series = correct_slice_timing(series)
             seconds["slice_timing"] = time.perf_counter() - start
-            metrics["slice_timing_corrected"] = True
+            metrics["SliceTimingCorrected"] = True
     start = time.perf_counter()
     series, motion, centre = realign(series)
     seconds["realign"] = time.perf_counter() - start

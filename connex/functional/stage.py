@@ -31,6 +31,7 @@ from connex.functional.connectivity import (
     parcellate,
 )
 from connex.functional.preprocess import preprocess_bold
+from connex.inputs.checks import bids_entities
 from connex.inputs.io import atomic_path, save_nifti, write_array, write_json, write_tsv
 from connex.inputs.paths import sidecar_path
 from connex.registry import FC_MEASURE_DESCRIPTIONS, TISSUES
@@ -76,9 +77,11 @@ def run_bold_preprocessing(*, bold: str, metadata: dict, t1w_preproc: str, t1w_m
 # ------------------------------------------------------------------------- fMRIPrep derivatives
 
 def find_fmriprep_run(fmriprep_dir: str | Path, subject: str, *, task: str, space: str,
-                      session: str | None = None) -> dict[str, str]:
-    """The preprocessed BOLD, brain mask, confounds TSV and sidecar of a participant's first run of
-    ``task`` in ``space`` in an fMRIPrep output folder (of one session, when ``session`` is given).
+                      session: str | None = None, run: str | None = None) -> dict[str, str]:
+    """The preprocessed BOLD, brain mask, confounds TSV and sidecar of a participant's run of
+    ``task`` in ``space`` in an fMRIPrep output folder (of one session, when ``session`` is given):
+    the run labelled ``run``, or with ``run`` None the first in sorted order (the only one, for a
+    visit whose raw run has no ``run-``).
 
     Raises
     ------
@@ -89,6 +92,9 @@ def find_fmriprep_run(fmriprep_dir: str | Path, subject: str, *, task: str, spac
     visit = f"sub-{subject}" + (f"_ses-{session}" if session is not None else "")
     pattern = f"{visit}_*task-{task}_*space-{space}_*desc-preproc_bold.nii*"
     runs = sorted(folder.glob(f"**/func/{pattern}"))
+    if run is not None:
+        pattern = pattern.replace(f"task-{task}_*", f"task-{task}_*run-{run}_*")
+        runs = [path for path in runs if bids_entities(path.name.split(".")[0])[0].get("run") == run]
     if not runs:
         raise BIDSError(f"{folder}: no fMRIPrep BOLD matching {pattern}; check fc.fmriprep_dir, "
                         "fc.fmriprep_space and bold_task.")
@@ -170,15 +176,15 @@ def atlas_on_bold(atlas: Atlas, reference: nib.Nifti1Image, *, atlas_t1w: str | 
     return positions
 
 
-def run_functional_connectome(*, bold: str, mask: str, confounds: str, outliers: str, sidecar: str, atlas: Atlas,
-                              out_timeseries: str, out_matrices: dict[str, str], out_figure: str,
-                              params: CleaningParams, fisher_z: bool, estimator: str, title: str,
-                              atlas_t1w: str | None = None, xfm: str | None = None) -> dict[str, np.ndarray]:
-    """Parcellated, cleaned time series (all atlas regions, atlas order) and one matrix per measure,
-    with JSON sidecars and the QC figure (FD trace, carpet plot, matrix)."""
+def run_region_timeseries(*, bold: str, mask: str, confounds: str, outliers: str, sidecar: str, atlas: Atlas,
+                          out_timeseries: str, out_figure: str, params: CleaningParams, title: str,
+                          atlas_t1w: str | None = None, xfm: str | None = None) -> np.ndarray:
+    """One run's parcellated, cleaned time series (kept volumes x all atlas regions, atlas order)
+    with its JSON sidecar, and the run's QC figure (FD trace, carpet plot, the run's own
+    correlation matrix). Returns the time series."""
     decision = json.loads(sidecar_path(outliers).read_text())
     if not decision["Included"]:
-        raise BIDSError(f"{bold}: this run was excluded ({decision['Reason']}); no connectome is made for it.")
+        raise BIDSError(f"{bold}: this run was excluded ({decision['Reason']}); no time series is made for it.")
     image = nib.load(bold)
     if image.ndim != 4:
         raise BIDSError(f"{bold}: preprocessed BOLD must be 4-D; got shape {image.shape}.")
@@ -201,26 +207,63 @@ def run_functional_connectome(*, bold: str, mask: str, confounds: str, outliers:
         log.warning("Atlas %s: %d region(s) without signal in BOLD space (zero columns, zero rows and columns "
                     "in the matrices): %s", atlas.name, len(missing), ", ".join(missing))
     write_array(timeseries, names, out_timeseries)
-    common = {"Atlas": atlas.name, "RegionsWithoutSignal": missing, "VolumesKept": int(keep.sum()),
-              "VolumesTotal": int(len(keep)), "RepetitionTime": repetition_time,
-              "ConfoundStrategy": params.strategy, "GlobalSignalRegression": params.global_signal,
-              "ConfoundColumns": [] if selected is None else list(selected.columns),
-              "Cleaning": params.as_dict(), "Sources": [bold, confounds, outliers]}
-    write_json({**common, "Description": "mean cleaned signal of each atlas region, kept volumes only"},
+    write_json({"Description": "mean cleaned signal of each atlas region, kept volumes only",
+                "Atlas": atlas.name, "RegionsWithoutSignal": missing, "VolumesKept": int(keep.sum()),
+                "VolumesTotal": int(len(keep)), "RepetitionTime": repetition_time,
+                "MeanFramewiseDisplacement": decision.get("MeanFramewiseDisplacement"),
+                "ConfoundStrategy": params.strategy, "GlobalSignalRegression": params.global_signal,
+                "ConfoundColumns": [] if selected is None else list(selected.columns),
+                "Cleaning": params.as_dict(), "Sources": [bold, confounds, outliers]},
                sidecar_path(out_timeseries))
+    fd = table["framewise_displacement"].to_numpy(dtype=float) if "framewise_displacement" in table else None
+    plot_functional_connectome(fd, params.fd_threshold, keep, data, labels, brain,
+                               connectivity(timeseries, without_signal, "correlation"), out_figure,
+                               title=f"{title}, atlas {atlas.name}: {int(keep.sum())}/{len(keep)} volumes kept, "
+                                     f"strategy {params.strategy}{'+GSR' if params.global_signal else ''}")
+    return timeseries
+
+
+def run_functional_connectome(*, timeseries: list[str], out_matrices: dict[str, str], fisher_z: bool,
+                              estimator: str) -> dict[str, np.ndarray]:
+    """One matrix per measure from the cleaned time series of a visit's kept runs (one or more
+    :func:`run_region_timeseries` files of one atlas), with JSON sidecars.
+
+    Several runs are combined by concatenating their time series after removing each run's mean
+    (the pooled within-run covariance; with the default z-scoring each run weighs by its kept
+    volumes); a region without signal in any run is a zero row and column.
+    """
+    if not timeseries:
+        raise BIDSError("no kept run to make a functional connectome from.")
+    runs, sidecars, names = [], [], None
+    for path in timeseries:
+        table = pd.read_csv(path, sep="\t")
+        if names is not None and list(table.columns) != names:
+            raise BIDSError(f"{path}: regions {list(table.columns)[:3]}... differ from {timeseries[0]}'s.")
+        names = list(table.columns)
+        values = table.to_numpy(dtype=np.float64)
+        runs.append(values - values.mean(axis=0))
+        sidecars.append(json.loads(sidecar_path(path).read_text()))
+    missing = sorted({name for sidecar in sidecars for name in sidecar["RegionsWithoutSignal"]}, key=names.index)
+    without_signal = [names.index(name) + 1 for name in missing]
+    combined = np.concatenate(runs)
+    first = sidecars[0]
+    kept, total = (sum(int(sc[key]) for sc in sidecars) for key in ("VolumesKept", "VolumesTotal"))
+    if len(runs) > 1:
+        log.info("%d runs combined (%d volumes kept of %d): %s", len(runs), kept, total,
+                 ", ".join(Path(p).name for p in timeseries))
+    common = {"Atlas": first["Atlas"], "RegionsWithoutSignal": missing, "VolumesKept": kept, "VolumesTotal": total,
+              "Runs": len(runs), "RunCombination": "concatenated after removing each run's mean",
+              "RepetitionTime": first["RepetitionTime"], "ConfoundStrategy": first["ConfoundStrategy"],
+              "GlobalSignalRegression": first["GlobalSignalRegression"], "Cleaning": first["Cleaning"],
+              "Sources": [str(p) for p in timeseries]}
     matrices = {}
     for measure, path in out_matrices.items():
-        matrices[measure] = connectivity(timeseries, without_signal, measure, fisher_z=fisher_z, estimator=estimator)
+        matrices[measure] = connectivity(combined, without_signal, measure, fisher_z=fisher_z, estimator=estimator)
         write_array(matrices[measure], names, path)
         write_json({**common, "Measure": measure, "Description": FC_MEASURE_DESCRIPTIONS[measure],
                     "FisherZ": fisher_z and measure == "correlation",
                     "CovarianceEstimator": "empirical" if measure == "correlation" else estimator},
                    sidecar_path(path))
-    fd = table["framewise_displacement"].to_numpy(dtype=float) if "framewise_displacement" in table else None
-    plot_functional_connectome(fd, params.fd_threshold, keep, data, labels, brain, matrices.get("correlation",
-                               next(iter(matrices.values()))), out_figure,
-                               title=f"{title}, atlas {atlas.name}: {int(keep.sum())}/{len(keep)} volumes kept, "
-                                     f"strategy {params.strategy}{'+GSR' if params.global_signal else ''}")
     return matrices
 
 

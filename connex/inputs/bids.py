@@ -146,8 +146,31 @@ def find_inputs(bids_dir: str | Path, participant_id: str, session: str | None, 
                               if (m := re.search(r"_task-([a-zA-Z0-9]+)_", f.name))})
         hint = f" (found task {', '.join(other_tasks)}; set 'bold_task' in the config)" if other_tasks else ""
         problem("func", f"no BOLD series of task '{task}' in {folder / 'func'}{hint}")
-    found.bold = _passing(bold_files, lambda path: check_bold(path, bids_dir), "func", problem)
+    found.bold = _one_file_per_run(_passing(bold_files, lambda path: check_bold(path, bids_dir), "func", problem),
+                                   participant_id)
     return found
+
+
+def bold_run_key(path: str | Path) -> str:
+    """How a BOLD run of a visit is told apart: ``"_run-<label>"``, or ``""`` for a file without
+    ``run-`` (a visit's only run). Appended to the task entity of every per-run derivative name,
+    so a run keeps its raw name (``task-rest_run-2``, or ``task-rest``)."""
+    run = bids_entities(Path(path).name.split(".")[0])[0].get("run")
+    return f"_run-{run}" if run is not None else ""
+
+
+def _one_file_per_run(runs: list[Path], participant_id: str) -> list[Path]:
+    """The first file (sorted) of each ``run-`` label: files of one run that differ in another
+    entity (acq-, dir-, echo-...) are not runs to combine; the others are named in the log."""
+    kept: dict[str, Path] = {}
+    for path in runs:
+        key = bold_run_key(path)
+        if key in kept:
+            log.warning("%s: %s and %s are the same run of the task; using %s (runs are told apart by run-)",
+                        participant_id, kept[key].name, path.name, kept[key].name)
+            continue
+        kept[key] = path
+    return list(kept.values())
 
 
 def _passing(files: list[Path], check, modality: str, problem) -> list[Path]:
@@ -384,8 +407,24 @@ def write_derivatives_description(*, target: str | Path, bids_dir: str | Path) -
     from connex import __version__
     from connex.inputs.io import write_json
 
+    source = Path(bids_dir).resolve().as_uri()
     return write_json({
-        "Name": "ConneX derivatives", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
+        "Name": "ConneX derivatives", "BIDSVersion": "1.10.0", "DatasetType": "derivative",
         "GeneratedBy": [{"Name": "ConneX", "Version": __version__}],
-        "SourceDatasets": [{"URL": Path(bids_dir).resolve().as_uri()}],
+        "SourceDatasets": [{"URL": source}], "DatasetLinks": {"raw": source},
     }, target)
+
+
+#: What ConneX writes that the BIDS specification (1.10) does not define yet, for ``.bidsignore``:
+#: connectivity matrices (BEP017), tractograms and diffusion model maps (BEP016), scrubbing tables,
+#: QC values and figures, plain-text transforms, and the cohort-level folder.
+BIDSIGNORE = ("*_relmat.tsv", "*_relmat.json", "*_tractography.*", "*_dwimap.*", "*_outliers.*", "*_qc.json",
+              "*_motion.tsv", "*_xfm.txt", "*_xfm.nii.gz", "figures/", "group/")
+
+
+def write_bidsignore(target: str | Path) -> Path:
+    """The derivatives folder's ``.bidsignore``: :data:`BIDSIGNORE`, one pattern a line."""
+    from connex.inputs.io import write_text
+
+    header = "# Files ConneX writes that BIDS 1.10 does not define yet (see connex.inputs.bids.BIDSIGNORE)\n"
+    return write_text(header + "\n".join(BIDSIGNORE) + "\n", target)

@@ -57,9 +57,10 @@ MEASURES: dict[str, QCMeasure] = {
 
 
 def qc_sidecars(derivatives: str | Path, subject: str, *, atlas: str, task: str, sc_weight: str = "count",
-                fc_measure: str = "correlation", session: str | None = None) -> dict[str, Path]:
+                fc_measure: str = "correlation", session: str | None = None, bold_run: str = "") -> dict[str, Path]:
     """The JSON files the QC table reads for one participant (label without ``sub-``) and
-    session, by stage."""
+    session, by stage; BOLD preprocessing and scrubbing of the run ``bold_run`` (``""`` or
+    ``"_run-<label>"``, :func:`connex.inputs.bids.bold_run_key`), the FC matrix of the visit."""
     def path(datatype, suffix, **entities):
         return bids_path(derivatives, subject=subject, session=session, datatype=datatype, suffix=suffix,
                          extension=".json", **entities)
@@ -71,8 +72,8 @@ def qc_sidecars(derivatives: str | Path, subject: str, *, atlas: str, task: str,
         "dwi_tractography": path("dwi", "tractography", space="dwi"),
         "dwi_connectome": sidecar_path(bids_path(derivatives, subject=subject, session=session, datatype="dwi",
                                                  suffix="relmat", extension=".tsv", atlas=atlas, meas=sc_weight)),
-        "bold_preproc": path("func", "bold", task=task, space="bold", desc="preproc"),
-        "bold_censoring": path("func", "outliers", task=task),
+        "bold_preproc": path("func", "bold", task=task + bold_run, space="bold", desc="preproc"),
+        "bold_censoring": path("func", "outliers", task=task + bold_run),
         "bold_connectome": sidecar_path(bids_path(derivatives, subject=subject, session=session, datatype="func",
                                                   suffix="relmat", extension=".tsv", task=task, atlas=atlas,
                                                   meas=fc_measure)),

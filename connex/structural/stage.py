@@ -99,7 +99,8 @@ def run_tractography(*, dwi: str, bval: str, bvec: str, mask: str, fa: str, tiss
 
 
 def run_connectome(*, tractogram: str, mask: str, fa: str, xfm: str, atlas: Atlas, atlas_t1w: str,
-                   out_matrices: dict[str, str], out_dseg: str, out_figure: str, assignment_radius_mm: float,
+                   out_matrices: dict[str, str], out_dseg: str, out_dseg_table: str, out_figure: str,
+                   assignment_radius_mm: float,
                    self_loops: bool, tracking: dict, title: str) -> tuple[dict[str, np.ndarray], dict]:
     """The atlas in DWI space, one connectome matrix per weight (``SC_WEIGHTS``), full atlas size in
     atlas order, with JSON sidecars, and the QC figure."""
@@ -109,6 +110,9 @@ def run_connectome(*, tractogram: str, mask: str, fa: str, xfm: str, atlas: Atla
     labels = labels * (np.asarray(reference.dataobj) > 0)
     labels = atlas_positions(labels, atlas)
     save_nifti(nib.Nifti1Image(labels.astype(np.int32), reference.affine), out_dseg)
+    # the DWI-space image holds atlas positions (1..n, the matrices' order), not the atlas's indices
+    write_tsv(pd.DataFrame({"index": np.arange(1, atlas.n_regions + 1), "name": atlas.table["name"].to_numpy(),
+                            "atlas_index": atlas.table["index"].to_numpy()}), out_dseg_table)
     streamlines = load_tractogram(tractogram, reference)
     fa_data = np.asarray(nib.load(fa).dataobj, dtype=np.float64)
     matrices, figures = connectome(streamlines, labels, reference.affine, atlas.n_regions, fa_data,

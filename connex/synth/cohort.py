@@ -29,6 +29,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 from dipy.core.gradients import GradientTable
+from scipy import ndimage
 
 from connex import __version__
 from connex.anat.templates import MNI_SPACE, MNITemplate, head_model, load_mni_template
@@ -43,6 +44,7 @@ from connex.synth.networks import (
     make_group_networks,
     make_subject_networks,
 )
+from connex.synth.tissues import LABELS, individual_labels, render_phantom
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,12 @@ class SynthConfig:
     (spread of each site's noise level, as a fraction).
     Images: voxel sizes, ``misalign_*`` (per-subject head position), DWI shells, SNR, BOLD
     volumes and TR, ``motion_mm`` (typical head jump), ``patient_motion_factor``.
+    Realism (all off by default, which keeps the demo cohort's images; :func:`hard_config` turns
+    them on): ``individual_anatomy`` gives each participant its own tissues (the template's
+    perturbed, :func:`connex.synth.tissues.individual_labels`) and renders the T1w from them, so a
+    segmentation of the image beats the template priors; ``background_fibre_fraction`` fills the
+    white matter outside the bundles with fibres that join no regions (realistic FA, false paths
+    for tractography); ``bold_noise.spin_history`` adds slice-wise dips after head jumps.
     Sessions: ``n_sessions`` above 1 writes each participant's scans under ``ses-1``, ``ses-2``...:
     the same brain and networks scanned again (a new head position, head motion and noise per
     session); session 1 is the image set a one-session cohort of the same seed has.
@@ -99,6 +107,8 @@ class SynthConfig:
     patient_motion_factor: float = 1.0
     bold_noise: BoldNoise = field(default_factory=BoldNoise)
     n_sessions: int = 1
+    individual_anatomy: bool = False
+    background_fibre_fraction: float = 0.0
 
     def __post_init__(self):
         if self.n_subjects < 1:
@@ -115,6 +125,15 @@ class SynthConfig:
             raise ValueError(f"'n_fc_effect_edges' ({self.n_fc_effect_edges}) must be at most half of "
                              f"'n_regions' ({self.n_regions}): FC effect edges share no region.")
         self.bvalues = tuple(float(b) for b in self.bvalues)
+
+
+def hard_config(**changes) -> SynthConfig:
+    """A cohort closer to real scans than the demo's (:class:`SynthConfig`, "Realism"): each
+    subject's own anatomy, white matter full of fibres (FA about 0.3-0.5 there), larger head motion
+    with more jumps, spin-history dips and a lower SNR; ``changes`` override any field."""
+    settings = {"individual_anatomy": True, "background_fibre_fraction": 0.45, "motion_mm": 1.0, "dwi_snr": 20.0,
+                "bold_noise": BoldNoise(spin_history=0.04, thermal_snr=70.0)}
+    return SynthConfig(**(settings | changes))
 
 
 def make_participants(config: SynthConfig) -> pd.DataFrame:
@@ -203,6 +222,25 @@ class _Scene:
     group: GroupNetworks
     curves: list[np.ndarray]
     gtab: GradientTable
+    #: The subject's tissues: the template's (None), or an individual's labels on the template grid.
+    anatomy: IndividualAnatomy | None = None
+
+
+@dataclass(frozen=True)
+class IndividualAnatomy:
+    """One subject's own brain on the template grid: hard ``labels`` (connex.synth.tissues.LABELS)
+    and ``tissues``, the template with its GM/WM/CSF maps replaced by those labels' fractions."""
+
+    labels: np.ndarray
+    tissues: MNITemplate
+
+
+def individual_anatomy(template: MNITemplate, rng: np.random.Generator) -> IndividualAnatomy:
+    """A made-up individual's tissues around the template's (:func:`individual_labels`)."""
+    labels = individual_labels(template, rng)
+    fractions = {name: ndimage.gaussian_filter((labels == value).astype(np.float32), 0.5)
+                 for name, value in LABELS.items()}
+    return IndividualAnatomy(labels=labels, tissues=replace(template, **fractions))
 
 
 def _write_subject_images(stage: Path, truth: Path, row, site: pd.Series, scene: _Scene,
@@ -214,6 +252,8 @@ def _write_subject_images(stage: Path, truth: Path, row, site: pd.Series, scene:
     is_patient = row.diagnosis == "SZ"
     networks = make_subject_networks(scene.group, is_patient, rng, n_volumes=config.n_volumes,
                                      repetition_time=config.repetition_time)
+    if config.individual_anatomy:  # this subject's brain, scanned in every session
+        scene = replace(scene, anatomy=individual_anatomy(scene.template, rng))
     if config.n_sessions == 1:
         subject_to_mni, motion = _write_session_images(stage, subject, None, rng, networks, is_patient, site,
                                                        scene, config)
@@ -246,8 +286,14 @@ def _write_session_images(stage: Path, subject: str, session: str | None, rng: n
 
     t1_grid = grid_around(scene.head > 0.02, template.affine, subject_to_mni,
                           voxel_mm=config.t1w_voxel_mm, margin_mm=4, orientation="RAS")
-    t1w = render_t1w(scene.head, template, t1_grid, subject_to_mni, rng,
-                     intensity_scale=site.intensity_scale, noise_sd=0.02 * site.noise_factor)
+    if scene.anatomy is None:
+        t1w = render_t1w(scene.head, template, t1_grid, subject_to_mni, rng,
+                         intensity_scale=site.intensity_scale, noise_sd=0.02 * site.noise_factor)
+    else:
+        t1w = np.round(render_phantom(template, scene.anatomy.labels, t1_grid, subject_to_mni, rng,
+                                      noise_sd=0.02 * site.noise_factor, intensity_scale=site.intensity_scale
+                                      ).t1w).astype(np.int16)
+    tissues = template if scene.anatomy is None else scene.anatomy.tissues
     _save(t1w, t1_grid.affine, path("anat", "T1w", ".nii.gz"), zooms=(config.t1w_voxel_mm,) * 3)
     write_json({**scanner, "RepetitionTime": 2.3, "EchoTime": 0.003, "InversionTime": 0.9, "FlipAngle": 8},
                path("anat", "T1w", ".json"))
@@ -255,8 +301,9 @@ def _write_session_images(stage: Path, subject: str, session: str | None, rng: n
     dwi_grid = grid_around(template.brain_mask, template.affine, subject_to_mni,
                            voxel_mm=config.dwi_voxel_mm, margin_mm=8, orientation="LAS")
     strengths = networks.sc[group.sc_edges[:, 0], group.sc_edges[:, 1]]
-    dwi = render_dwi(template, dwi_grid, subject_to_mni, scene.curves, strengths, scene.gtab, rng,
-                     intensity_scale=site.intensity_scale, snr=config.dwi_snr / site.noise_factor)
+    dwi = render_dwi(tissues, dwi_grid, subject_to_mni, scene.curves, strengths, scene.gtab, rng,
+                     intensity_scale=site.intensity_scale, snr=config.dwi_snr / site.noise_factor,
+                     background_fibre_fraction=config.background_fibre_fraction)
     _save(dwi, dwi_grid.affine, path("dwi", "dwi", ".nii.gz"),
           zooms=(config.dwi_voxel_mm,) * 3 + (DWI_REPETITION_TIME,))
     write_text(" ".join(f"{b:g}" for b in scene.gtab.bvals) + "\n", path("dwi", "dwi", ".bval"))
@@ -272,7 +319,7 @@ def _write_session_images(stage: Path, subject: str, session: str | None, rng: n
         motion_scale *= config.patient_motion_factor
     motion = motion_parameters(rng, config.n_volumes, scale_mm=motion_scale)
     bold_noise = replace(config.bold_noise, thermal_snr=config.bold_noise.thermal_snr / site.noise_factor)
-    bold = render_bold(template, scene.parcellation, bold_grid, subject_to_mni, networks, motion, rng,
+    bold = render_bold(tissues, scene.parcellation, bold_grid, subject_to_mni, networks, motion, rng,
                        intensity_scale=site.intensity_scale, noise=bold_noise,
                        repetition_time=config.repetition_time)
     _save(bold, bold_grid.affine, path("func", "bold", ".nii.gz", task=TASK),

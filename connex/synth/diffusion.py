@@ -155,7 +155,7 @@ def render_dwi(template: MNITemplate, grid: Grid, subject_to_mni: np.ndarray,
                curves_mni: list[np.ndarray], strengths: np.ndarray, gtab: GradientTable,
                rng: np.random.Generator, *, intensity_scale: float, snr: float,
                base_radius_mm: float = 2.0, fibre_fraction: float = 0.7,
-               max_fibre_fraction: float = 0.85) -> np.ndarray:
+               max_fibre_fraction: float = 0.85, background_fibre_fraction: float = 0.0) -> np.ndarray:
     """A DWI series (X, Y, Z, g) int16 with b-vectors in voxel axes (FSL convention for LAS).
 
     Each voxel holds free water in its tissue mix and, where bundles pass, one stick-like
@@ -163,6 +163,12 @@ def render_dwi(template: MNITemplate, grid: Grid, subject_to_mni: np.ndarray,
     A bundle's radius grows with the square root of its strength, so its cross-section (and
     the streamline count a uniform white-matter seeding gives it) grows with the strength.
     Rician noise has sigma = b=0 white-matter signal / ``snr``.
+
+    ``background_fibre_fraction`` above 0 fills the white matter outside the bundles with fibres
+    that join no pair of regions (as most of a real brain's white matter does for an atlas's
+    edges): a stick of that fraction (times the WM probability) along a smooth random orientation
+    field (coherent over about a centimetre), which gives white matter a realistic FA and
+    tractography false paths to follow.
     """
     tissues = sample_tissues(template, grid, subject_to_mni)
     total = sum(tissues.values())
@@ -185,6 +191,10 @@ def render_dwi(template: MNITemplate, grid: Grid, subject_to_mni: np.ndarray,
     weight *= np.minimum(1.0, max_fibre_fraction / per_voxel[voxel_ids])
     fibre_total = np.bincount(voxel_ids, weights=weight, minlength=n_voxels)
 
+    if background_fibre_fraction > 0:
+        voxel_ids, tangents, weight = _add_background_fibres(
+            voxel_ids, tangents, weight, tissues["wm"], grid, rng, background_fibre_fraction)
+        fibre_total = np.bincount(voxel_ids, weights=weight, minlength=n_voxels)
     cos2 = (tangents @ bvecs.T) ** 2  # (m, g)
     sticks = np.exp(-bvals * (FIBRE_RADIAL + (FIBRE_AXIAL - FIBRE_RADIAL) * cos2)) * weight[:, None]
     fibre_signal = np.zeros((n_voxels, len(bvals)))
@@ -195,6 +205,22 @@ def render_dwi(template: MNITemplate, grid: Grid, subject_to_mni: np.ndarray,
     white_matter_s0 = T2_BRIGHTNESS["wm"] * 1000.0 * intensity_scale
     noisy = add_noise(signal, snr=snr, S0=white_matter_s0, noise_type="rician", rng=rng)
     return np.round(noisy).astype(np.int16)
+
+
+def _add_background_fibres(voxel_ids: np.ndarray, tangents: np.ndarray, weight: np.ndarray, wm: np.ndarray,
+                           grid: Grid, rng: np.random.Generator, fraction: float
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The bundle sticks plus one stick in every white-matter voxel (WM > 0.5) no bundle covers:
+    weight ``fraction`` x WM, direction a smoothed random vector field (sigma 8 mm)."""
+    voxel_mm = float(np.abs(np.linalg.det(grid.affine[:3, :3])) ** (1 / 3))
+    field = np.stack([ndimage.gaussian_filter(rng.standard_normal(grid.shape), 8.0 / voxel_mm)
+                      for _ in range(3)], axis=-1).reshape(-1, 3)
+    covered = np.zeros(int(np.prod(grid.shape)), bool)
+    covered[voxel_ids] = True
+    free = np.flatnonzero((wm.ravel() > 0.5) & ~covered)
+    directions = field[free] / np.maximum(np.linalg.norm(field[free], axis=1, keepdims=True), 1e-12)
+    return (np.r_[voxel_ids, free], np.vstack([tangents, directions]),
+            np.r_[weight, fraction * np.clip(wm.ravel()[free], 0, 1)])
 
 
 def rasterize_bundles(curves_mni: list[np.ndarray], strengths: np.ndarray, grid: Grid,

@@ -117,6 +117,9 @@ class BoldNoise:
     drift: float = 0.02
     motion_mm: float = 0.6
     spike_drop: float = 0.03
+    #: Spin-history-like dips after a sudden movement: alternate slices (third voxel axis) lose this
+    #: fraction of their signal in the volume after the jump and half of it in the next (0: none).
+    spin_history: float = 0.0
 
 
 def motion_parameters(rng: np.random.Generator, n_volumes: int, *, scale_mm: float
@@ -188,6 +191,11 @@ def render_bold(template: MNITemplate, parcellation: Parcellation, grid: Grid,
                                                       to_static[:3, 3], order=1, mode="nearest")
         if jump[index] > 0.5:  # spin-history-like signal drop after a sudden movement
             volume[..., index] *= 1.0 - noise.spike_drop
+    if noise.spin_history > 0:
+        for index in np.flatnonzero(jump > 0.5):
+            for lag, depth in ((0, noise.spin_history), (1, noise.spin_history / 2)):
+                if index + lag < n_volumes:
+                    volume[:, :, ::2, index + lag] *= 1.0 - depth
     return np.round(volume).astype(np.int16)
 
 

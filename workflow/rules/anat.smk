@@ -20,6 +20,7 @@ rule preprocess_anat:
         },
         dseg=deriv(VISIT, "anat", "dseg", ".nii.gz"),
         sidecar_dseg=json_beside(deriv(VISIT, "anat", "dseg", ".nii.gz")),
+        dseg_table=deriv(VISIT, "anat", "dseg", ".tsv"),
         preproc=deriv(VISIT, "anat", "T1w", ".nii.gz", desc="preproc"),
         mask=deriv(VISIT, "anat", "mask", ".nii.gz", desc="brain"),
         affine=deriv(VISIT, "anat", "xfm", ".txt", from_="T1w", to=MNI_SPACE, mode="image", desc="affine"),
@@ -54,6 +55,7 @@ rule atlas_to_t1w:
     output:
         dseg=deriv(VISIT, "anat", "dseg", ".nii.gz", space="T1w", atlas="{atlas}"),
         sidecar=deriv(VISIT, "anat", "dseg", ".json", space="T1w", atlas="{atlas}"),
+        table=deriv(VISIT, "anat", "dseg", ".tsv", space="T1w", atlas="{atlas}"),
         figure=deriv(VISIT, "figures", "qc", ".png", atlas="{atlas}", desc="registration"),
     log:
         log_path("atlas_to_t1w", "subject", "atlas"),

@@ -19,6 +19,7 @@ IS_DEMO = config["bids_dir"] == "demo"
 BIDS_DIR = OUTPUT_DIR / "demo" / "bids" if IS_DEMO else Path(config["bids_dir"])
 ATLASES = config["atlases"]
 TASK = config["bold_task"]
+BOLD_TASK = f"{TASK}{{bold_run}}"  # the task entity of a per-run BOLD output (bold_run: "" or "_run-<label>")
 SC_WEIGHTS = list(registry.SC_WEIGHTS)
 TISSUES = list(registry.TISSUES)
 FC_MEASURES = config["fc"]["measures"]
@@ -63,6 +64,7 @@ VISIT = Visit("{subject}", "{session}" if HAS_SESSIONS else None)  # the pattern
 wildcard_constraints:
     subject="|".join(existing_subjects()) or "[a-zA-Z0-9]+",
     session="|".join(SESSIONS) or "[a-zA-Z0-9]+",
+    bold_run="(_run-[a-zA-Z0-9]+)?",
     atlas="|".join(ATLASES),
 
 
@@ -102,11 +104,12 @@ def outputs_of(rule, visits):
 def job_name(*wildcards):
     """A job's file name from its rule's wildcards, BIDS-style: ("subject", "atlas") ->
     "sub-{subject}_atlas-{atlas}" ("sub-{subject}_ses-{session}_atlas-{atlas}" in a dataset with
-    sessions); "group" for a cohort-level rule (no wildcard)."""
+    sessions); a BOLD run's jobs "sub-{subject}_task-rest{bold_run}"; "group" for a cohort-level
+    rule (no wildcard)."""
     if HAS_SESSIONS and "subject" in wildcards:
         wildcards = tuple(w for s in wildcards for w in (("subject", "session") if s == "subject" else (s,)))
-    prefixes = {"subject": "sub", "session": "ses"}
-    return "_".join(f"{prefixes.get(w, w)}-{{{w}}}" for w in wildcards) or "group"
+    names = {"subject": "sub-{subject}", "session": "ses-{session}", "bold_run": f"task-{BOLD_TASK}"}
+    return "_".join(names.get(w, f"{w}-{{{w}}}") for w in wildcards) or "group"
 
 
 def log_path(rule, *wildcards):

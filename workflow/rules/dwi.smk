@@ -86,6 +86,7 @@ rule structural_connectome:
         **{f"meas_{w}": sc_matrix(VISIT, "{atlas}", w) for w in SC_WEIGHTS},
         **{f"sidecar_{w}": json_beside(sc_matrix(VISIT, "{atlas}", w)) for w in SC_WEIGHTS},
         dseg=deriv(VISIT, "dwi", "dseg", ".nii.gz", space="dwi", atlas="{atlas}"),
+        dseg_table=deriv(VISIT, "dwi", "dseg", ".tsv", space="dwi", atlas="{atlas}"),
         figure=deriv(VISIT, "figures", "qc", ".png", atlas="{atlas}", desc="sc"),
     log:
         log_path("structural_connectome", "subject", "atlas"),

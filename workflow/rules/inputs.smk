@@ -34,6 +34,7 @@ checkpoint bids_inventory:
     output:
         table=group("availability.tsv"),
         description=str(DERIVATIVES / "dataset_description.json"),
+        bidsignore=str(DERIVATIVES / ".bidsignore"),
     log:
         log_path("bids_inventory"),
     benchmark:

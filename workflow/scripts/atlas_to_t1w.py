@@ -6,7 +6,7 @@ log_to_file(snakemake.log[0], job=f"{snakemake.rule} {dict(snakemake.wildcards)}
 
 from connex.anat.atlases import load_atlas
 from connex.anat.preprocess import Registration, atlas_to_t1w
-from connex.inputs.io import save_nifti, write_json
+from connex.inputs.io import save_nifti, write_json, write_tsv
 from connex.report.figures import plot_registration
 
 spec = snakemake.params.atlas
@@ -16,6 +16,7 @@ registration = Registration.load(affine=snakemake.input.affine, warp=snakemake.i
                                  inverse_warp=snakemake.input.inverse_warp, t1w=mask)
 labels, report = atlas_to_t1w(atlas, mask, registration)
 save_nifti(labels, snakemake.output.dseg)
+write_tsv(atlas.table, snakemake.output.table)  # the atlas's own indices, as in the image
 write_json({**report, "Sources": [snakemake.input.preproc, snakemake.input.affine, snakemake.input.inverse_warp]},
            snakemake.output.sidecar)
 plot_registration(t1w=snakemake.input.preproc, brain_mask=snakemake.input.mask, atlas_labels=snakemake.output.dseg,

@@ -4,7 +4,7 @@ log_to_file(snakemake.log[0], job=f"{snakemake.rule} {dict(snakemake.wildcards)}
 
 import sys
 
-from connex.inputs.bids import build_inventory, console_summary, write_derivatives_description
+from connex.inputs.bids import build_inventory, console_summary, write_bidsignore, write_derivatives_description
 from connex.inputs.io import write_tsv
 
 params = snakemake.params
@@ -17,3 +17,4 @@ write_tsv(table, snakemake.output.table)
 for line in console_summary(table):
     print(line, file=sys.__stderr__)
 write_derivatives_description(target=snakemake.output.description, bids_dir=params.bids_dir)
+write_bidsignore(snakemake.output.bidsignore)

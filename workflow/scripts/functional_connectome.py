@@ -2,16 +2,9 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0], job=f"{snakemake.rule} {dict(snakemake.wildcards)}")
 
-from connex.anat.atlases import load_atlas
-from connex.functional.connectivity import CleaningParams
 from connex.functional.stage import run_functional_connectome
 
-inp, out, params = snakemake.input, snakemake.output, snakemake.params
-spec = params.atlas
-atlas = load_atlas(spec["name"], custom=spec["custom"], synth_dir=spec["synth_dir"])
-run_functional_connectome(bold=inp.bold, mask=inp.mask, confounds=inp.confounds, outliers=inp.outliers,
-                          sidecar=inp.sidecar, atlas=atlas, out_timeseries=out.timeseries,
-                          out_matrices={m: out[f"meas_{m}"] for m in params.measures}, out_figure=out.figure,
-                          params=CleaningParams(**params.cleaning), fisher_z=params.fisher_z,
-                          estimator=params.estimator, title=snakemake.params.title,
-                          atlas_t1w=inp.get("atlas_t1w"), xfm=inp.get("xfm"))
+out, params = snakemake.output, snakemake.params
+run_functional_connectome(timeseries=list(snakemake.input.timeseries),
+                          out_matrices={m: out[f"meas_{m}"] for m in params.measures},
+                          fisher_z=params.fisher_z, estimator=params.estimator)

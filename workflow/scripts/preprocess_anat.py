@@ -18,4 +18,4 @@ priors = tissue_maps_to_t1w(result.brain_mask, result.registration)
 tissues = segment_tissues(result.preproc, result.brain_mask, priors, method=snakemake.params.tissues,
                           n_threads=snakemake.threads)
 save_tissue_maps(tissues, probseg={tissue: Path(out[tissue]) for tissue in TISSUES}, dseg=Path(out.dseg),
-                 source=snakemake.input.t1w)
+                 dseg_table=Path(out.dseg_table), source=snakemake.input.t1w)

@@ -13,6 +13,7 @@ atlas = load_atlas(spec["name"], custom=spec["custom"], synth_dir=spec["synth_di
 with open(inp.tracking) as handle:
     tracking = json.load(handle)
 run_connectome(tractogram=inp.tractogram, mask=inp.mask, fa=inp.fa, xfm=inp.xfm, atlas=atlas, atlas_t1w=inp.atlas_t1w,
-               out_matrices={w: out[f"meas_{w}"] for w in params.weights}, out_dseg=out.dseg, out_figure=out.figure,
+               out_matrices={w: out[f"meas_{w}"] for w in params.weights}, out_dseg=out.dseg,
+               out_dseg_table=out.dseg_table, out_figure=out.figure,
                assignment_radius_mm=params.assignment_radius_mm, self_loops=params.self_loops,
                tracking=tracking, title=snakemake.params.title)

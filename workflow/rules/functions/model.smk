@@ -94,7 +94,12 @@ def model_dataset_inputs(wildcards):
     files = model_connectome_files(wildcards)
     connectomes = sorted(p for f in files.values() for p in f.values())
     if "fc" in MODEL_MODALITIES and MODEL["fc_timeseries"] == "auto":  # read by the tangent baseline
-        connectomes += [fc_timeseries(v, MODEL_ATLAS) for v in model_modality_visits()["fc"].values()]
+        kept = fc_kept_runs()
+        connectomes += [
+            fc_timeseries(v, MODEL_ATLAS, f"{TASK}{key}")
+            for v in model_modality_visits()["fc"].values()
+            for key in kept[v]
+        ]
     return {
         "participants": rules.synthesize_demo.output.bids if IS_DEMO else str(BIDS_DIR / "participants.tsv"),
         "connectomes": connectomes,

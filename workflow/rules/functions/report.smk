@@ -9,9 +9,12 @@ def cohort_qc_params(wildcards):
     stages = {
         "anat": set(visits_with("use_anat")),
         "sc": set(visits_with("use_sc")),
-        "fc": set(fc_candidates()),
+        "fc": {visit for visit, _ in fc_candidates()},
         "fc_kept": set(fc_kept_visits()),
     }
+    first_run = {}  # the scrubbing and preprocessing numbers are those of a visit's first run
+    for visit, key in fc_candidates():
+        first_run.setdefault(visit, key)
     # The matrices the model reads, where this run makes them.
     atlas = MODEL_ATLAS if MODEL_ATLAS in ATLASES else ATLASES[0]
     fc_measure = MODEL["fc_measure"] if MODEL["fc_measure"] in FC_MEASURES else FC_MEASURES[0]
@@ -24,6 +27,7 @@ def cohort_qc_params(wildcards):
             session=visit.session,
             atlas=atlas,
             task=TASK,
+            bold_run=first_run.get(visit, ""),
             sc_weight=MODEL["sc_weight"],
             fc_measure=fc_measure,
         )
