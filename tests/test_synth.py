@@ -272,3 +272,48 @@ def test_command_line(tmp_path):
     assert main(["synth", str(out), "--connectomes-only"]) == 2  # exists: refused
     assert main(["synth", str(tmp_path / "x"), "--regions", "8", "--connectomes-only"]) == 2
     assert main(["inventory", str(out), str(tmp_path / "t.tsv")]) == 0
+
+
+def test_harder_cohort_own_anatomy_white_matter_fibres_and_spin_history(tiny_cohort, tmp_path):
+    """The realism options: each subject's tissues are its own (not the template's), white matter
+    outside the bundles is anisotropic, and slices alternate in brightness after a head jump;
+    with the options off the demo's images are unchanged (test_images_are_reproducible)."""
+    from dataclasses import replace
+
+    from connex.synth.cohort import individual_anatomy
+    from connex.synth.images import BoldNoise
+
+    template = load_mni_template(2)
+    anatomy = individual_anatomy(template, np.random.default_rng(0))
+    template_labels = np.argmax(np.stack([template.csf, template.gm, template.wm]), 0) + 1
+    moved = (anatomy.labels != template_labels) & template.brain_mask
+    assert 0.05 < moved.sum() / template.brain_mask.sum() < 0.5  # boundaries move, the brain stays
+    total = anatomy.tissues.gm + anatomy.tissues.wm + anatomy.tissues.csf
+    interior = ndimage.binary_erosion(template.brain_mask, iterations=2)
+    assert np.allclose(total[interior], 1.0, atol=0.01) and total[~template.brain_mask].max() < 0.5
+
+    config = replace(TINY, n_subjects=1, individual_anatomy=True, background_fibre_fraction=0.45,
+                     motion_mm=2.0, bold_noise=BoldNoise(spin_history=0.3))
+    hard = generate_cohort(tmp_path / "hard", config)
+
+    def white_matter_fa(root):
+        path = bids_path(root, subject="01", datatype="dwi", suffix="dwi", extension=".nii.gz")
+        image = nib.load(path)
+        bvals, bvecs = read_gradients(path, image.shape[3])
+        data = np.asarray(image.dataobj, dtype=float)
+        b0 = data[..., bvals < 50].mean(-1)
+        inside = b0 > 0.3 * np.percentile(b0, 99)
+        return np.percentile(TensorModel(gradient_table(bvals, bvecs=bvecs)).fit(data[inside]).fa, 75)
+
+    assert white_matter_fa(hard) > white_matter_fa(tiny_cohort) + 0.1
+    bold = np.asarray(nib.load(bids_path(hard, subject="01", datatype="func", suffix="bold", extension=".nii.gz",
+                                         task="rest")).dataobj, dtype=float)
+    motion = pd.read_csv(bids_path(hard / TRUTH, subject="01", datatype=None, suffix="timeseries", extension=".tsv",
+                                   task="rest", desc="truemotion"), sep="\t").to_numpy()
+    steps = np.abs(np.diff(motion, axis=0))
+    jump = np.r_[0.0, steps[:, :3].sum(1) + 50 * steps[:, 3:].sum(1)]
+    after = np.flatnonzero(jump > 0.5)
+    assert len(after) >= 1
+    even_over_odd = bold[:, :, ::2].mean((0, 1, 2)) / bold[:, :, 1::2].mean((0, 1, 2))
+    quiet = np.setdiff1d(np.arange(len(jump)), np.r_[after, after + 1])
+    assert np.median(even_over_odd[after]) < 0.9 * np.median(even_over_odd[quiet])
