@@ -18,7 +18,13 @@ from connex.functional.connectivity import (
     parcellate,
     select_confounds,
 )
-from connex.functional.stage import find_fmriprep_run, run_censoring, run_functional_connectome, run_region_timeseries
+from connex.functional.stage import (
+    find_fmriprep_run,
+    fmriprep_run_keys,
+    run_censoring,
+    run_functional_connectome,
+    run_region_timeseries,
+)
 
 
 def test_strategies_are_nilearn_load_confounds_parameters():
@@ -196,6 +202,9 @@ def test_runs_of_a_visit_are_concatenated_after_removing_each_runs_mean(tmp_path
     matrix from both: the correlation of the concatenated, per-run demeaned time series."""
     for run in ("1", "2"):
         atlas, _ = fake_fmriprep(tmp_path / "fmriprep", rng, run=run)
+    assert fmriprep_run_keys(tmp_path / "fmriprep", "05", task="rest", space="MNI152NLin2009cAsym") == [
+        "_run-1", "_run-2"]
+    assert fmriprep_run_keys(tmp_path / "fmriprep", "05", task="rest", space="MNI152NLin6Asym") == []
     with pytest.raises(BIDSError, match="run-3"):
         find_fmriprep_run(tmp_path / "fmriprep", "05", task="rest", space="MNI152NLin2009cAsym", run="3")
     params = CleaningParams(strategy="6P", fd_threshold=None, min_clean_seconds=60, standardize=None)

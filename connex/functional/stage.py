@@ -76,6 +76,19 @@ def run_bold_preprocessing(*, bold: str, metadata: dict, t1w_preproc: str, t1w_m
 
 # ------------------------------------------------------------------------- fMRIPrep derivatives
 
+def fmriprep_run_keys(fmriprep_dir: str | Path, subject: str, *, task: str, space: str,
+                      session: str | None = None) -> list[str]:
+    """The runs of ``task`` in ``space`` an fMRIPrep folder holds for one participant (and
+    session), as :func:`connex.inputs.bids.bold_run_key` keys (``"_run-<label>"``, or ``""`` for a
+    run without ``run-``), sorted; empty when there is none."""
+    from connex.inputs.bids import bold_run_key
+
+    folder = Path(fmriprep_dir) / f"sub-{subject}" / (f"ses-{session}" if session is not None else "")
+    visit = f"sub-{subject}" + (f"_ses-{session}" if session is not None else "")
+    runs = folder.glob(f"**/func/{visit}_*task-{task}_*space-{space}_*desc-preproc_bold.nii*")
+    return sorted({bold_run_key(path) for path in runs})
+
+
 def find_fmriprep_run(fmriprep_dir: str | Path, subject: str, *, task: str, space: str,
                       session: str | None = None, run: str | None = None) -> dict[str, str]:
     """The preprocessed BOLD, brain mask, confounds TSV and sidecar of a participant's run of

@@ -4,8 +4,7 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
-from connex.errors import BIDSError
-from connex.functional.stage import find_fmriprep_run
+from connex.functional.stage import find_fmriprep_run, fmriprep_run_keys
 from connex.inputs.bids import bold_run_key
 
 
@@ -66,18 +65,20 @@ def fc_matrix(visit, atlas, measure):
 
 
 def fc_candidates():
-    """(visit, bold_run) of every BOLD run that goes into the FC stage (fMRIPrep mode: those with
-    an fMRIPrep run; the others are logged)."""
-    runs = [(v, key) for v in visits_with("use_fc") for key in visit_bold_runs(v)]
+    """(visit, bold_run) of every BOLD run that goes into the FC stage: the raw runs the inventory
+    found, or in fMRIPrep mode every run of the task fMRIPrep wrote for a visit of the inventory
+    (whatever the raw BOLD; a visit without one is logged)."""
     if not FMRIPREP_DIR:
-        return runs
+        return [(v, key) for v in visits_with("use_fc") for key in visit_bold_runs(v)]
     found = []
-    for visit, key in runs:
-        try:
-            fmriprep_run(visit, key)
-            found.append((visit, key))
-        except BIDSError as error:
-            logger.warning(f"{visit.label}: run {key or '(one)'} left out of the FC stage: {error}")
+    for _, row in inventory().iterrows():
+        visit = table_visit(row)
+        keys = fmriprep_run_keys(
+            FMRIPREP_DIR, visit.subject, session=visit.session, task=TASK, space=config["fc"]["fmriprep_space"]
+        )
+        if not keys:
+            logger.warning(f"{visit.label}: left out of the FC stage: no fMRIPrep run of task {TASK} in {FMRIPREP_DIR}")
+        found += [(visit, key) for key in keys]
     return found
 
 
