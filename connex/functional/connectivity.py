@@ -73,7 +73,7 @@ class CleaningParams:
     in Hz (``None`` to skip); ``fd_threshold`` in mm (``None``: no scrubbing).
     """
 
-    strategy: str = "aCompCor"
+    strategy: str = "36P"
     global_signal: bool = False
     n_compcor: int = 10
     fd_threshold: float | None = 0.5
