@@ -39,6 +39,7 @@ from connex.anat.coreg import register_to_t1w, t1w_to_epi
 from connex.functional.confounds import TissueMasks, compute_confounds, tissue_masks
 from connex.functional.realign import realign
 from connex.functional.series import BoldSeries, correct_slice_timing, load_bold
+from connex.inputs.checks import bids_entities
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,8 @@ def preprocess_bold(path: str | Path, metadata: dict, t1w_preproc: nib.Nifti1Ima
     series = load_bold(path, metadata, dummy_scans=dummy_scans, min_volumes=min_volumes)
     seconds["load"] = time.perf_counter() - start
     # BIDS keys where BIDS defines one (TaskName, RepetitionTime, SkullStripped, SliceTimingCorrected)
-    metrics: dict = {"TaskName": metadata.get("TaskName"), "RepetitionTime": series.repetition_time,
+    task = metadata.get("TaskName") or bids_entities(Path(path).name.split(".")[0])[0].get("task")
+    metrics: dict = {"TaskName": task, "RepetitionTime": series.repetition_time,
                      "SkullStripped": False, "SliceTimingCorrected": False, "dummy_scans": dummy_scans,
                      "n_volumes": series.n_volumes, "susceptibility_distortion_correction": False}
     if slice_timing:
