@@ -83,10 +83,17 @@ def fmriprep_run_keys(fmriprep_dir: str | Path, subject: str, *, task: str, spac
     run without ``run-``), sorted; empty when there is none."""
     from connex.inputs.bids import bold_run_key
 
+    return sorted({bold_run_key(path) for path in _fmriprep_bold(fmriprep_dir, subject, task, space, session)[2]})
+
+
+def _fmriprep_bold(fmriprep_dir: str | Path, subject: str, task: str, space: str, session: str | None
+                   ) -> tuple[Path, str, list[Path]]:
+    """The visit's folder in an fMRIPrep output, the pattern searched, and the preprocessed BOLD
+    runs of ``task`` in ``space`` it holds (sorted)."""
     folder = Path(fmriprep_dir) / f"sub-{subject}" / (f"ses-{session}" if session is not None else "")
     visit = f"sub-{subject}" + (f"_ses-{session}" if session is not None else "")
-    runs = folder.glob(f"**/func/{visit}_*task-{task}_*space-{space}_*desc-preproc_bold.nii*")
-    return sorted({bold_run_key(path) for path in runs})
+    pattern = f"{visit}_*task-{task}_*space-{space}_*desc-preproc_bold.nii*"
+    return folder, pattern, sorted(folder.glob(f"**/func/{pattern}"))
 
 
 def find_fmriprep_run(fmriprep_dir: str | Path, subject: str, *, task: str, space: str,
@@ -101,10 +108,7 @@ def find_fmriprep_run(fmriprep_dir: str | Path, subject: str, *, task: str, spac
     BIDSError
         Naming the folder and the pattern searched when a file is missing.
     """
-    folder = Path(fmriprep_dir) / f"sub-{subject}" / (f"ses-{session}" if session is not None else "")
-    visit = f"sub-{subject}" + (f"_ses-{session}" if session is not None else "")
-    pattern = f"{visit}_*task-{task}_*space-{space}_*desc-preproc_bold.nii*"
-    runs = sorted(folder.glob(f"**/func/{pattern}"))
+    folder, pattern, runs = _fmriprep_bold(fmriprep_dir, subject, task, space, session)
     if run is not None:
         pattern = pattern.replace(f"task-{task}_*", f"task-{task}_*run-{run}_*")
         runs = [path for path in runs if bids_entities(path.name.split(".")[0])[0].get("run") == run]
@@ -113,7 +117,7 @@ def find_fmriprep_run(fmriprep_dir: str | Path, subject: str, *, task: str, spac
                         "fc.fmriprep_space and bold_task.")
     bold = runs[0]
     if len(runs) > 1:
-        log.warning("%s: %d fMRIPrep runs of task %s; using the first, %s.", visit, len(runs), task, bold.name)
+        log.warning("%s: %d fMRIPrep runs of task %s; using the first, %s.", folder, len(runs), task, bold.name)
     stem = bold.name.split("_space-")[0]
     found = {"bold": bold,
              "mask": bold.with_name(bold.name.replace("desc-preproc_bold", "desc-brain_mask")),

@@ -148,7 +148,11 @@ def wildcards_visit(wildcards):
 
 def visit_inventory_row(wildcards):
     """The availability-table row of the visit a job's wildcards name."""
-    visit = wildcards_visit(wildcards)
+    return inventory_row(wildcards_visit(wildcards))
+
+
+def inventory_row(visit):
+    """The availability-table row of one visit."""
     table = inventory()
     same = table["participant_id"] == f"sub-{visit.subject}"
     same &= table["session"] == visit.session if visit.session is not None else table["session"].isna()

@@ -11,10 +11,7 @@ from connex.inputs.bids import bold_run_key
 def visit_bold_runs(visit):
     """bold_run key -> raw BOLD file (relative to BIDS_DIR) of the task's runs the inventory
     found for a visit, in run order."""
-    table = inventory()
-    same = table["participant_id"] == f"sub-{visit.subject}"
-    same &= table["session"] == visit.session if visit.session is not None else table["session"].isna()
-    files = table.loc[same, "bold"].iloc[0]
+    files = inventory_row(visit)["bold"]
     return {bold_run_key(f): f for f in files.split(";")} if isinstance(files, str) else {}
 
 

@@ -6,15 +6,15 @@ def cohort_qc_params(wildcards):
     """visit label (sub-01, or sub-01_ses-1) -> {stage: JSON path} of the QC sidecars this run
     makes for each visit (only those: a stale file of a stage that no longer runs for a visit is
     never read)."""
-    stages = {
-        "anat": set(visits_with("use_anat")),
-        "sc": set(visits_with("use_sc")),
-        "fc": {visit for visit, _ in fc_candidates()},
-        "fc_kept": set(fc_kept_visits()),
-    }
     first_run = {}  # the scrubbing and preprocessing numbers are those of a visit's first run
     for visit, key in fc_candidates():
         first_run.setdefault(visit, key)
+    stages = {
+        "anat": set(visits_with("use_anat")),
+        "sc": set(visits_with("use_sc")),
+        "fc": set(first_run),
+        "fc_kept": set(fc_kept_visits()),
+    }
     # The matrices the model reads, where this run makes them.
     atlas = MODEL_ATLAS if MODEL_ATLAS in ATLASES else ATLASES[0]
     fc_measure = MODEL["fc_measure"] if MODEL["fc_measure"] in FC_MEASURES else FC_MEASURES[0]
