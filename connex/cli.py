@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--sessions", type=int, default=1,
                        help="sessions per participant (default 1: no ses- folders); each session rescans the "
                             "same brain with a new head position, motion and noise")
+    synth.add_argument("--jobs", type=int, default=1,
+                       help="participants rendered at once, one process each (default 1; same images for any)")
     synth.add_argument("--connectomes-only", action="store_true",
                        help="write only SC/FC matrices (fast: hundreds of subjects in seconds)")
 
@@ -92,7 +94,7 @@ def _synth(args: argparse.Namespace) -> int:
     if args.connectomes_only:
         generate_connectomes(args.out, config)
     else:
-        generate_cohort(args.out, config, progress=sys.stderr.isatty())
+        generate_cohort(args.out, config, progress=sys.stderr.isatty(), n_jobs=args.jobs)
     log.info("Done in %.1f s: %s", time.perf_counter() - start, args.out)
     return 0
 

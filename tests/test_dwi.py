@@ -203,6 +203,7 @@ def test_tracking_is_reproducible_with_its_seed_and_follows_the_fibre(tmp_path, 
     first, figures = track(shm, fa, mask, series.affine, params)
     again, _ = track(shm, fa, mask, series.affine, params)
     other, _ = track(shm, fa, mask, series.affine, TrackingParams(**{**params.as_dict(), "random_seed": 4}))
+    caplog.clear()  # only the batched run's lines (another test may have left INFO logging on)
     with caplog.at_level(logging.INFO, logger="connex.structural.tracking"):
         batched, _ = track(shm, fa, mask, series.affine, params, threads=2, seed_batch=300)
     progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Tracking: ")]
@@ -217,3 +218,28 @@ def test_tracking_is_reproducible_with_its_seed_and_follows_the_fibre(tmp_path, 
     directions = np.concatenate([np.diff(s, axis=0) for s in first])
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     assert np.median(np.abs(directions[:, 0])) > (0.95 if algorithm == "deterministic" else 0.8)  # CSA is broad
+
+
+def test_fodf_fitted_only_where_tracking_reaches_gives_the_same_streamlines(tmp_path):
+    """With FA stopping, fitting the fODF in the voxels at or above the threshold and their
+    neighbours (fodf_region) gives exactly the streamlines of a fit in the whole mask."""
+    from connex.structural.tracking import TrackingParams, fit_fodf, fodf_region, track
+
+    path = _write_series(tmp_path, "sub-01", np.diag([-2.0, 2, 2, 1]), np.array([1.0, 0, 0]), shape=(20, 8, 8),
+                         n_dirs=30)
+    series = load_dwi(path)
+    mask = np.ones(series.data.shape[:3], bool)
+    fa = fit_tensor(series, mask, b0_threshold=50)["FA"].astype(float)
+    fa[12:] = 0.05  # no fibre beyond x = 12: streamlines stop there
+    fa[:, :2] = 0.05
+    params = TrackingParams(algorithm="deterministic", seeds_per_voxel=2, min_length_mm=4, random_seed=3)
+    region = fodf_region(fa, mask, params)
+    assert region[:13, 1:].all() and not region[13:].any() and not region[:, 0].any()
+    full, _ = fit_fodf(series.data, series.gradient_table(50), mask, "csd")
+    part, _ = fit_fodf(series.data, series.gradient_table(50), region, "csd")
+    assert not np.array_equal(full, part)  # the fits differ outside the region...
+    first, figures = track(full, fa, mask, series.affine, params)
+    second, _ = track(part, fa, mask, series.affine, params)
+    assert figures["streamlines_kept"] > 50  # ...the streamlines do not
+    assert len(first) == len(second) and all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert fodf_region(fa, mask, replace(params, stopping="cmc")) is mask

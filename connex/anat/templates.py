@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from nilearn import datasets
 from scipy import ndimage
 
 from connex.errors import check_choice
@@ -51,6 +50,8 @@ class MNITemplate:
 def load_mni_template(resolution: int = 2) -> MNITemplate:
     """Load the nilearn MNI152 template and tissue maps at ``resolution`` mm (1 or 2)."""
     check_choice("resolution", resolution, (1, 2))
+    from nilearn import datasets  # here, not at import: every job imports this module, few load the template
+
     t1w = datasets.load_mni152_template(resolution=resolution)
     gm = datasets.load_mni152_gm_template(resolution=resolution).get_fdata(dtype=np.float32)
     wm = datasets.load_mni152_wm_template(resolution=resolution).get_fdata(dtype=np.float32)

@@ -19,7 +19,7 @@ from connex.registry import SC_WEIGHT_DESCRIPTIONS, TISSUES
 from connex.report.figures import plot_structural_connectome
 from connex.structural.connectome import connectome
 from connex.structural.preprocess import DWISeries, fit_tensor, fsl_bvecs, fsl_to_voxel_axes, preprocess_dwi
-from connex.structural.tracking import TrackingParams, fit_fodf, load_tractogram, save_tractogram, track
+from connex.structural.tracking import TrackingParams, fit_fodf, fodf_region, load_tractogram, save_tractogram, track
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,10 @@ def run_tractography(*, dwi: str, bval: str, bvec: str, mask: str, fa: str, tiss
     mask_data = np.asarray(reference.dataobj) > 0
     fa_data = np.asarray(nib.load(fa).dataobj, dtype=np.float64)
     tissues = {name: np.asarray(nib.load(path).dataobj, dtype=np.float64) for name, path in tissue_maps.items()}
-    log.info("Fitting the %s fODF model in %d voxels.", params.model.upper(), int(mask_data.sum()))
-    shm, details = fit_fodf(series.data, series.gradient_table(b0_threshold), mask_data, params.model)
+    region = fodf_region(fa_data, mask_data, params)
+    log.info("Fitting the %s fODF model in %d voxels (of %d in the brain mask: those tracking can reach).",
+             params.model.upper(), int(region.sum()), int(mask_data.sum()))
+    shm, details = fit_fodf(series.data, series.gradient_table(b0_threshold), region, params.model)
     streamlines, figures = track(shm, fa_data, mask_data, series.affine, params, tissues=tissues, threads=threads)
     if not streamlines:
         raise RuntimeError(f"{dwi}: tractography kept no streamline (seed voxels: {figures['seed_voxels']}); "

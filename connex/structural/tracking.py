@@ -167,6 +167,20 @@ def track(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affine: np.nd
     return kept, figures
 
 
+def fodf_region(fa: np.ndarray, mask: np.ndarray, params: TrackingParams) -> np.ndarray:
+    """Voxels (X, Y, Z) bool whose fODF tracking can read: with FA stopping, the voxels at or
+    above the stopping (or seeding) FA and their 26 neighbours (every point a streamline reaches
+    has interpolated FA above the threshold, so the 8 voxels around it are within one voxel of
+    one that is); the whole mask otherwise. Fitting only these gives the same tractogram in a
+    fraction of the time (white matter is a third of a brain mask)."""
+    if params.stopping != "fa":
+        return mask
+    from scipy import ndimage
+
+    above = mask & (fa >= min(params.fa_threshold, params.seed_fa_threshold))
+    return mask & ndimage.binary_dilation(above, structure=np.ones((3, 3, 3), dtype=bool))
+
+
 def stopping_criterion(fa: np.ndarray, mask: np.ndarray, affine: np.ndarray, params: TrackingParams,
                        tissues: dict[str, np.ndarray] | None):
     """The tracking stopping criterion of ``params.stopping`` (module docstring); arrays (X, Y, Z)."""

@@ -22,8 +22,12 @@ at the end, so ``OUT`` appears whole or not at all.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
@@ -178,7 +182,7 @@ def make_ground_truth(config: SynthConfig) -> tuple[Parcellation, GroupNetworks]
 
 
 def generate_cohort(out_dir: str | Path, config: SynthConfig | None = None, *,
-                    progress: bool = False) -> Path:
+                    progress: bool = False, n_jobs: int = 1) -> Path:
     """Write a synthetic BIDS cohort with images and ground truth to ``out_dir``.
 
     Parameters
@@ -188,6 +192,9 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig | None = None, *,
     config : SynthConfig, optional
     progress : bool
         Show a progress bar (command line).
+    n_jobs : int
+        Participants rendered at once, each in its own process. Every participant has its own
+        random generator (seed, participant), so any ``n_jobs`` writes the same images.
     """
     config = config or SynthConfig()
     out_dir = _check_new_folder(out_dir)
@@ -202,12 +209,15 @@ def generate_cohort(out_dir: str | Path, config: SynthConfig | None = None, *,
     with staged_folder(out_dir) as stage:
         truth = stage / "derivatives" / "groundtruth"
         _write_dataset_files(stage, truth, config, participants, parcellation, group)
-        rows = list(participants.itertuples())
-        if progress:
-            from tqdm import tqdm
-            rows = tqdm(rows, desc="synthetic subjects", unit="subject")
-        for row in rows:
-            _write_subject_images(stage, truth, row, sites.loc[row.site], scene, config)
+        rows = [SimpleNamespace(**row) for row in participants.to_dict("records")]
+        render = partial(_render_participant, stage, truth, sites, scene, config)
+        with ProcessPoolExecutor(n_jobs) if n_jobs > 1 else nullcontext() as pool:
+            done = pool.map(render, rows) if pool is not None else map(render, rows)
+            if progress:
+                from tqdm import tqdm
+                done = tqdm(done, total=len(rows), desc="synthetic subjects", unit="subject")
+            for _ in done:
+                pass
     log.info("Wrote %d synthetic subjects to %s", config.n_subjects, out_dir)
     return out_dir
 
@@ -241,6 +251,11 @@ def individual_anatomy(template: MNITemplate, rng: np.random.Generator) -> Indiv
     fractions = {name: ndimage.gaussian_filter((labels == value).astype(np.float32), 0.5)
                  for name, value in LABELS.items()}
     return IndividualAnatomy(labels=labels, tissues=replace(template, **fractions))
+
+
+def _render_participant(stage: Path, truth: Path, sites: pd.DataFrame, scene: _Scene, config: SynthConfig,
+                        row: SimpleNamespace) -> None:
+    _write_subject_images(stage, truth, row, sites.loc[row.site], scene, config)
 
 
 def _write_subject_images(stage: Path, truth: Path, row, site: pd.Series, scene: _Scene,

@@ -14,7 +14,8 @@ rule synthesize_demo:
         benchmark_path("synthesize_demo")
     conda:
         "../../environment.yml"
-    threads: 1
+    # Nothing else can run before the demo exists: its participants are rendered side by side.
+    threads: 2
     resources:
         mem_mb=2000,
         runtime=30,

@@ -8,4 +8,5 @@ generate_cohort(
     snakemake.output.bids,
     SynthConfig(n_subjects=snakemake.params.subjects, seed=snakemake.params.seed,
                 n_sites=snakemake.params.sites, n_regions=snakemake.params.regions),
+    n_jobs=snakemake.threads,
 )
