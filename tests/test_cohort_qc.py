@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from connex.report.cohort_qc import cohort_qc_table, qc_sidecars, sidecars_written
+from connex.report.cohort_qc import cohort_qc_table, qc_sidecars, sidecars_written, written_sidecars
 
 
 def write_subject(root, subject, *, fd=0.2, streamlines=40000, missing=(), dwi=True, kept=290, translation=0.0,
@@ -80,3 +80,27 @@ def test_sidecars_written_follow_the_stages_each_participant_went_through(tmp_pa
     written = {stage for stage, made in sidecars_written("02", **stages, fmriprep=True).items() if made}
     assert written == {"anat_registration", "anat_atlas", "bold_censoring"}  # fMRIPrep preprocessed the BOLD
     assert not any(sidecars_written("04", **stages, fmriprep=False).values())
+
+
+def test_a_visit_with_two_runs_is_judged_on_both(tmp_path):
+    """FD over all volumes of both runs, the share of all volumes kept, the worse coregistration,
+    and a run left out by scrubbing named in the flags."""
+    files = qc_sidecars(tmp_path, "01", atlas="synth", task="rest", bold_runs=["_run-1", "_run-2"])
+    assert {"bold_censoring_run-1", "bold_censoring_run-2", "bold_preproc_run-2"} <= set(files)
+    assert "task-rest_run-2" in files["bold_censoring_run-2"].name
+    content = {"bold_preproc_run-1": {"bold_t1w_correlation": 0.6}, "bold_preproc_run-2": {"bold_t1w_correlation": 0.3},
+               "bold_censoring_run-1": {"MeanFramewiseDisplacement": 0.2, "VolumesKept": 200, "VolumesTotal": 200,
+                                        "Included": True},
+               "bold_censoring_run-2": {"MeanFramewiseDisplacement": 0.8, "VolumesKept": 40, "VolumesTotal": 100,
+                                        "Included": False, "Reason": "80 s of clean data is under 120 s"}}
+    for stage, body in content.items():
+        files[stage].parent.mkdir(parents=True, exist_ok=True)
+        files[stage].write_text(json.dumps(body))
+    written = sidecars_written("01", anat=set(), sc=set(), fc={"01"}, fc_kept={"01"}, fmriprep=False)
+    kept = written_sidecars(files, written)
+    assert set(kept) == {*content, "bold_connectome"}
+    row = cohort_qc_table({"sub-01": kept}).iloc[0]
+    assert row["mean_fd_mm"] == pytest.approx((0.2 * 200 + 0.8 * 100) / 300)
+    assert row["volumes_kept_fraction"] == pytest.approx(240 / 300)
+    assert row["bold_t1w_r"] == pytest.approx(0.3)
+    assert row["flags"] == "BOLD run-2 excluded: 80 s of clean data is under 120 s"

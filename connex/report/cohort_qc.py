@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Hashable
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,14 +57,20 @@ MEASURES: dict[str, QCMeasure] = {
 
 
 def qc_sidecars(derivatives: str | Path, subject: str, *, atlas: str, task: str, sc_weight: str = "count",
-                fc_measure: str = "correlation", session: str | None = None, bold_run: str = "") -> dict[str, Path]:
+                fc_measure: str = "correlation", session: str | None = None,
+                bold_runs: Sequence[str] = ("",)) -> dict[str, Path]:
     """The JSON files the QC table reads for one participant (label without ``sub-``) and
-    session, by stage; BOLD preprocessing and scrubbing of the run ``bold_run`` (``""`` or
-    ``"_run-<label>"``, :func:`connex.inputs.bids.bold_run_key`), the FC matrix of the visit."""
+    session, by stage: BOLD preprocessing and scrubbing of each run of ``bold_runs`` (keys ``""``
+    or ``"_run-<label>"``, :func:`connex.inputs.bids.bold_run_key`; stages ``bold_preproc<key>``
+    and ``bold_censoring<key>``), the FC matrix of the visit."""
     def path(datatype, suffix, **entities):
         return bids_path(derivatives, subject=subject, session=session, datatype=datatype, suffix=suffix,
                          extension=".json", **entities)
 
+    runs = {}
+    for key in bold_runs:
+        runs[f"bold_preproc{key}"] = path("func", "bold", task=task + key, space="bold", desc="preproc")
+        runs[f"bold_censoring{key}"] = path("func", "outliers", task=task + key)
     return {
         "anat_registration": path("anat", "qc", desc="registration"),
         "anat_atlas": path("anat", "dseg", space="T1w", atlas=atlas),
@@ -72,8 +78,7 @@ def qc_sidecars(derivatives: str | Path, subject: str, *, atlas: str, task: str,
         "dwi_tractography": path("dwi", "tractography", space="dwi"),
         "dwi_connectome": sidecar_path(bids_path(derivatives, subject=subject, session=session, datatype="dwi",
                                                  suffix="relmat", extension=".tsv", atlas=atlas, meas=sc_weight)),
-        "bold_preproc": path("func", "bold", task=task + bold_run, space="bold", desc="preproc"),
-        "bold_censoring": path("func", "outliers", task=task + bold_run),
+        **runs,
         "bold_connectome": sidecar_path(bids_path(derivatives, subject=subject, session=session, datatype="func",
                                                   suffix="relmat", extension=".tsv", task=task, atlas=atlas,
                                                   meas=fc_measure)),
@@ -101,6 +106,15 @@ def sidecars_written(subject: Hashable, *, anat: Collection, sc: Collection, fc:
             "bold_connectome": subject in fc_kept}
 
 
+def written_sidecars(sidecars: dict[str, Path], written: dict[str, bool]) -> dict[str, Path]:
+    """The sidecars of :func:`qc_sidecars` that :func:`sidecars_written` says this run makes
+    (each BOLD run's as its stage's)."""
+    def stage(name: str) -> str:
+        return next((prefix for prefix in ("bold_preproc", "bold_censoring") if name.startswith(prefix)), name)
+
+    return {name: path for name, path in sidecars.items() if written[stage(name)]}
+
+
 def read_sidecars(sidecars: dict[str, Path]) -> dict[str, dict | None]:
     """Each stage's sidecar of one participant, parsed (None where the stage did not run)."""
     return {name: json.loads(Path(p).read_text()) if Path(p).is_file() else None for name, p in sidecars.items()}
@@ -125,13 +139,27 @@ def subject_qc_values(read: dict[str, dict | None]) -> dict[str, float]:
     values["streamlines"] = take("dwi_tractography", "streamlines_kept")
     values["streamlines_assigned_fraction"] = take("dwi_connectome", "fraction_assigned")
     values["sc_regions_empty"] = take("dwi_connectome", "RegionsWithoutVoxels", len)
-    values["bold_t1w_r"] = take("bold_preproc", "bold_t1w_correlation")
-    values["mean_fd_mm"] = take("bold_censoring", "MeanFramewiseDisplacement")
-    censoring = read.get("bold_censoring")
-    if censoring is not None and censoring.get("VolumesTotal"):
-        values["volumes_kept_fraction"] = censoring["VolumesKept"] / censoring["VolumesTotal"]
+    # Every BOLD run of the visit: the worst coregistration, FD averaged over all volumes, the
+    # share of all volumes kept.
+    preproc = [r for name, r in read.items() if name.startswith("bold_preproc") and r is not None]
+    bold_r = [r["bold_t1w_correlation"] for r in preproc if r.get("bold_t1w_correlation") is not None]
+    values["bold_t1w_r"] = float(min(bold_r)) if bold_r else np.nan
+    decisions = [r for _, r in bold_decisions(read) if r.get("VolumesTotal")]
+    if decisions:
+        total = sum(r["VolumesTotal"] for r in decisions)
+        with_fd = [r for r in decisions if r.get("MeanFramewiseDisplacement") is not None]
+        if with_fd:
+            values["mean_fd_mm"] = (sum(r["MeanFramewiseDisplacement"] * r["VolumesTotal"] for r in with_fd)
+                                    / sum(r["VolumesTotal"] for r in with_fd))
+        values["volumes_kept_fraction"] = sum(r["VolumesKept"] for r in decisions) / total
     values["fc_regions_without_signal"] = take("bold_connectome", "RegionsWithoutSignal", len)
     return values
+
+
+def bold_decisions(read: dict[str, dict | None]) -> list[tuple[str, dict]]:
+    """(run key, scrubbing decision) of each BOLD run of a visit that was scrubbed."""
+    return [(name.removeprefix("bold_censoring"), r) for name, r in read.items()
+            if name.startswith("bold_censoring") and r is not None]
 
 
 ROBUST_Z = 3.0
@@ -170,9 +198,10 @@ def cohort_qc_table(sidecars_by_participant: dict[str, dict[str, Path]], *, robu
     flags = {pid: [] for pid in table.index}
     past_limit = {pid: set() for pid in table.index}  # measures already flagged by a fixed rule
     for pid, r in read.items():  # a run left out by scrubbing, with its reason
-        decision = r.get("bold_censoring")
-        if decision is not None and not decision.get("Included", True):
-            flags[pid].append(f"BOLD run excluded: {decision.get('Reason', 'no reason given')}")
+        for key, decision in bold_decisions(r):
+            if not decision.get("Included", True):
+                run = f"BOLD {key.removeprefix('_')} excluded" if key else "BOLD run excluded"
+                flags[pid].append(f"{run}: {decision.get('Reason', 'no reason given')}")
     for column, measure in MEASURES.items():
         values = table[column]
         present = values.dropna()

@@ -1,18 +1,18 @@
 # Input functions of the report's rules (workflow/rules/report.smk), and the targets of `all`.
-from connex.report.cohort_qc import qc_sidecars, sidecars_written
+from connex.report.cohort_qc import qc_sidecars, sidecars_written, written_sidecars
 
 
 def cohort_qc_params(wildcards):
     """visit label (sub-01, or sub-01_ses-1) -> {stage: JSON path} of the QC sidecars this run
     makes for each visit (only those: a stale file of a stage that no longer runs for a visit is
     never read)."""
-    first_run = {}  # the scrubbing and preprocessing numbers are those of a visit's first run
+    bold_runs = {}  # every BOLD run of a visit: its preprocessing and scrubbing numbers
     for visit, key in fc_candidates():
-        first_run.setdefault(visit, key)
+        bold_runs.setdefault(visit, []).append(key)
     stages = {
         "anat": set(visits_with("use_anat")),
         "sc": set(visits_with("use_sc")),
-        "fc": set(first_run),
+        "fc": set(bold_runs),
         "fc_kept": set(fc_kept_visits()),
     }
     # The matrices the model reads, where this run makes them.
@@ -27,12 +27,12 @@ def cohort_qc_params(wildcards):
             session=visit.session,
             atlas=atlas,
             task=TASK,
-            bold_run=first_run.get(visit, ""),
+            bold_runs=bold_runs.get(visit, [""]),
             sc_weight=MODEL["sc_weight"],
             fc_measure=fc_measure,
         )
         written = sidecars_written(visit, **stages, fmriprep=bool(FMRIPREP_DIR))
-        table[visit.label] = {stage: str(path) for stage, path in files.items() if written[stage]}
+        table[visit.label] = {stage: str(path) for stage, path in written_sidecars(files, written).items()}
     return table
 
 
