@@ -162,6 +162,16 @@ def bold_decisions(read: dict[str, dict | None]) -> list[tuple[str, dict]]:
             if name.startswith("bold_censoring") and r is not None]
 
 
+def excluded_run_flags(read: dict[str, dict | None]) -> list[str]:
+    """A flag for each BOLD run of a visit left out by scrubbing, with its reason."""
+    flags = []
+    for key, decision in bold_decisions(read):
+        if not decision.get("Included", True):
+            run = f"BOLD {key.removeprefix('_')} excluded" if key else "BOLD run excluded"
+            flags.append(f"{run}: {decision.get('Reason', 'no reason given')}")
+    return flags
+
+
 ROBUST_Z = 3.0
 MIN_SUBJECTS = 5
 
@@ -197,11 +207,8 @@ def cohort_qc_table(sidecars_by_participant: dict[str, dict[str, Path]], *, robu
     table.index.name = "participant_id"
     flags = {pid: [] for pid in table.index}
     past_limit = {pid: set() for pid in table.index}  # measures already flagged by a fixed rule
-    for pid, r in read.items():  # a run left out by scrubbing, with its reason
-        for key, decision in bold_decisions(r):
-            if not decision.get("Included", True):
-                run = f"BOLD {key.removeprefix('_')} excluded" if key else "BOLD run excluded"
-                flags[pid].append(f"{run}: {decision.get('Reason', 'no reason given')}")
+    for pid, r in read.items():
+        flags[pid].extend(excluded_run_flags(r))
     for column, measure in MEASURES.items():
         values = table[column]
         present = values.dropna()
