@@ -143,6 +143,20 @@ def test_two_matching_files_are_an_error(tmp_path, rng):
     assert find_relmat(tmp_path, "02", "sc", atlas="toy", meas="count").name == "sub-02_atlas-toy_meas-count_relmat.tsv"
 
 
+def test_an_upgraded_output_folder_reads_the_stat_named_matrix(tmp_path, rng):
+    """ConneX 0.1.0 wrote meas-, later versions stat-: both in one folder (a rerun), the stat- one
+    is read; a meas- file alone is still read; two stat- files are still an error."""
+    old = tmp_path / "sub-01" / "dwi" / "sub-01_atlas-toy_meas-count_relmat.tsv"
+    write_relmat(old, random_pair(rng)[0])
+    assert find_relmat(tmp_path, "01", "sc", atlas="toy", meas="count") == old
+    new = old.with_name("sub-01_atlas-toy_stat-count_relmat.tsv")
+    write_relmat(new, random_pair(rng)[0])
+    assert find_relmat(tmp_path, "01", "sc", atlas="toy", meas="count") == new
+    write_relmat(old.with_name("sub-01_atlas-toy_stat-count_desc-x_relmat.tsv"), random_pair(rng)[0])
+    with pytest.raises(ConnectomeError, match="differ in desc"):
+        find_relmat(tmp_path, "01", "sc", atlas="toy", meas="count")
+
+
 def test_synthetic_connectomes_only_output_is_a_valid_input(tmp_path):
     from connex.synth import SynthConfig
     from connex.synth.cohort import generate_connectomes

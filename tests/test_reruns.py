@@ -23,8 +23,8 @@ def sc_files(out: Path) -> dict[str, Path]:
     dwi = out / "connex" / f"sub-{SUBJECT}" / "dwi"
     return {"preproc": dwi / f"sub-{SUBJECT}_space-dwi_desc-preproc_dwi.nii.gz",
             "tractogram": dwi / f"sub-{SUBJECT}_space-dwi_tractography.trk",
-            "count": dwi / f"sub-{SUBJECT}_atlas-synth_meas-count_relmat.tsv",
-            "sidecar": dwi / f"sub-{SUBJECT}_atlas-synth_meas-count_relmat.json"}
+            "count": dwi / f"sub-{SUBJECT}_atlas-synth_stat-count_relmat.tsv",
+            "sidecar": dwi / f"sub-{SUBJECT}_atlas-synth_stat-count_relmat.json"}
 
 
 def rules_run(result) -> list[str]:

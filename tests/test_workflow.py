@@ -126,11 +126,11 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_cohort_6, 
         assert bold["TaskName"] == "rest" and bold["SkullStripped"] is False and "SliceTimingCorrected" in bold
     for subject in ("01", "02", "03"):
         dwi = out / "connex" / f"sub-{subject}" / "dwi"
-        count = pd.read_csv(dwi / f"sub-{subject}_atlas-synth_meas-count_relmat.tsv", sep="\t")
+        count = pd.read_csv(dwi / f"sub-{subject}_atlas-synth_stat-count_relmat.tsv", sep="\t")
         names = pd.read_csv(tiny_bids / "derivatives" / "groundtruth" / "atlas-synth_dseg.tsv", sep="\t")["name"]
         assert count.shape == (8, 8) and list(count.columns) == list(names)  # full atlas, atlas order
         assert np.allclose(count.to_numpy(), count.to_numpy().T) and np.all(np.diag(count.to_numpy()) == 0)
-        sidecar = json.loads((dwi / f"sub-{subject}_atlas-synth_meas-count_relmat.json").read_text())
+        sidecar = json.loads((dwi / f"sub-{subject}_atlas-synth_stat-count_relmat.json").read_text())
         assert sidecar["streamlines"] > 100 and sidecar["Tractography"]["parameters"]["model"] == "csd"
     accuracy = sc_accuracy(tiny_bids, out / "connex")
     # chance is 0.5; 4 mm voxels, 12 directions and 8 regions give a coarse, deterministic 0.75
@@ -138,7 +138,7 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_cohort_6, 
     for subject in ("01", "02", "03"):
         func = out / "connex" / f"sub-{subject}" / "func"
         for measure in ("correlation", "partialcorrelation", "covariance"):
-            matrix = pd.read_csv(func / f"sub-{subject}_task-rest_atlas-synth_meas-{measure}_relmat.tsv", sep="\t")
+            matrix = pd.read_csv(func / f"sub-{subject}_task-rest_atlas-synth_stat-{measure}_relmat.tsv", sep="\t")
             assert matrix.shape == (8, 8) and np.allclose(matrix.to_numpy(), matrix.to_numpy().T)
         series = pd.read_csv(func / f"sub-{subject}_task-rest_atlas-synth_timeseries.tsv", sep="\t")
         decision = json.loads((func / f"sub-{subject}_task-rest_outliers.json").read_text())
@@ -223,7 +223,7 @@ def test_fc_from_fmriprep_derivatives_through_the_workflow(tiny_bids, tmp_path, 
     assert "preprocess_anat" not in result.stdout + result.stderr
     for subject in ("01", "02", "03"):
         matrix = pd.read_csv(out / "connex" / f"sub-{subject}" / "func" /
-                             f"sub-{subject}_task-rest_atlas-two_meas-correlation_relmat.tsv", sep="\t")
+                             f"sub-{subject}_task-rest_atlas-two_stat-correlation_relmat.tsv", sep="\t")
         assert list(matrix.columns) == ["left", "right"] and 0.5 < matrix.iloc[0, 1] < 0.95
 
 
@@ -314,8 +314,8 @@ def test_two_sessions_give_one_connectome_per_session_from_all_runs(tiny_session
     assert result.returncode == 0, result.stderr[-3000:]
     connex = out / "connex"
     matrices = sorted(p.relative_to(connex).as_posix()
-                      for p in connex.glob("sub-*/ses-*/func/*_meas-correlation_relmat.tsv"))
-    assert matrices == [f"sub-{s}/ses-{v}/func/sub-{s}_ses-{v}_task-rest_atlas-synth_meas-correlation_relmat.tsv"
+                      for p in connex.glob("sub-*/ses-*/func/*_stat-correlation_relmat.tsv"))
+    assert matrices == [f"sub-{s}/ses-{v}/func/sub-{s}_ses-{v}_task-rest_atlas-synth_stat-correlation_relmat.tsv"
                         for s in ("01", "02") for v in ("1", "2")]
     assert not list(connex.glob("sub-*/func"))  # nothing outside the session folders
     for job in ("sub-01_ses-1_task-rest", "sub-01_ses-2_task-rest", "sub-02_ses-1_task-rest",
@@ -331,10 +331,10 @@ def test_two_sessions_give_one_connectome_per_session_from_all_runs(tiny_session
     kept = [json.loads((folder / f"sub-02_ses-2_task-rest_run-{r}_outliers.json").read_text())["VolumesKept"]
             for r in ("1", "2")]
     assert [len(t) for t in series] == kept and 30 <= min(kept)
-    sidecar = json.loads((folder / "sub-02_ses-2_task-rest_atlas-synth_meas-correlation_relmat.json").read_text())
+    sidecar = json.loads((folder / "sub-02_ses-2_task-rest_atlas-synth_stat-correlation_relmat.json").read_text())
     assert sidecar["Runs"] == 2 and sidecar["VolumesKept"] == sum(kept) and sidecar["FisherZ"] is False
     pooled = np.concatenate([t.to_numpy() - t.to_numpy().mean(axis=0) for t in series])
-    combined = pd.read_csv(folder / "sub-02_ses-2_task-rest_atlas-synth_meas-correlation_relmat.tsv", sep="\t")
+    combined = pd.read_csv(folder / "sub-02_ses-2_task-rest_atlas-synth_stat-correlation_relmat.tsv", sep="\t")
     assert combined.iloc[0, 1] == pytest.approx(np.corrcoef(pooled.T)[0, 1], abs=1e-6)
     table = pd.read_csv(connex / "group" / "dataset.tsv", sep="\t")
     assert table["fc_file"].str.contains("/ses-1/").all() and table["included"].all()

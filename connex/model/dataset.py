@@ -6,8 +6,8 @@ Connectomes are read from a derivatives folder in the layout the pipeline writes
 users of other tools can reproduce)::
 
     <root>/participants.tsv                      participant_id, <label column>, site, age, sex
-    <root>/sub-<label>/dwi/sub-<label>_atlas-<atlas>_meas-<weight>_relmat.tsv
-    <root>/sub-<label>/func/sub-<label>_task-<task>_atlas-<atlas>_meas-<measure>_relmat.tsv
+    <root>/sub-<label>/dwi/sub-<label>_atlas-<atlas>_stat-<weight>_relmat.tsv
+    <root>/sub-<label>/func/sub-<label>_task-<task>_atlas-<atlas>_stat-<measure>_relmat.tsv
 
 Other tools' names are read too (:func:`find_relmat` matches BIDS entities, not text): the atlas
 under ``atlas-`` or ``seg-`` (XCP-D 0.8+), the measure under ``meas-``, ``stat-`` or ``measure-``
@@ -424,6 +424,7 @@ def find_relmat(root: str | Path, subject: str, modality: str, *, atlas: str, me
         others = {k: v for k, v in entities.items() if k not in (*_NOT_SELECTABLE, key)}
         if all(value is None or others.get(k) == (value or None) for k, value in wanted.items()):
             matches.append((path, others))
+    matches = _prefer_stat_naming(matches)
     what = (f"{modality.upper()} connectomes match atlas '{atlas}' and measure '{meas}'"
             + (f" (task '{task}')" if task and modality == "fc" else ""))
     sessions = sorted({others.get("ses") for _, others in matches}, key=lambda ses: (ses is not None, ses or ""))
@@ -444,6 +445,18 @@ def find_relmat(root: str | Path, subject: str, modality: str, *, atlas: str, me
         raise ConnectomeError(f"sub-{subject}: {len(matches)} {what}: {[str(path) for path, _ in matches]}{how} "
                               "(README, 'Connectomes from elsewhere').")
     return matches[0][0] if matches else None
+
+
+def _prefer_stat_naming(matches: list[tuple[Path, dict]]) -> list[tuple[Path, dict]]:
+    """Of files that differ only in how they name the measure (an output folder of ConneX 0.1.0,
+    which wrote ``meas-``, rerun by a later version, which writes ``stat-``), the ``stat-`` one."""
+    kept = []
+    for path, others in matches:
+        twins = [p for p, o in matches if o == others]
+        current = [p for p in twins if "stat" in relmat_entities(p)]
+        if len(twins) == 1 or len(current) != 1 or path == current[0]:
+            kept.append((path, others))
+    return kept
 
 
 def describe_relmats(root: str | Path, subject: str, modality: str) -> str:

@@ -77,11 +77,11 @@ def qc_sidecars(derivatives: str | Path, subject: str, *, atlas: str, task: str,
         "dwi_preproc": path("dwi", "dwi", space="dwi", desc="preproc"),
         "dwi_tractography": path("dwi", "tractography", space="dwi"),
         "dwi_connectome": sidecar_path(bids_path(derivatives, subject=subject, session=session, datatype="dwi",
-                                                 suffix="relmat", extension=".tsv", atlas=atlas, meas=sc_weight)),
+                                                 suffix="relmat", extension=".tsv", atlas=atlas, stat=sc_weight)),
         **runs,
         "bold_connectome": sidecar_path(bids_path(derivatives, subject=subject, session=session, datatype="func",
                                                   suffix="relmat", extension=".tsv", task=task, atlas=atlas,
-                                                  meas=fc_measure)),
+                                                  stat=fc_measure)),
     }
 
 

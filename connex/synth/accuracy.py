@@ -56,7 +56,7 @@ def sc_accuracy(bids_dir: Path, derivatives: Path, atlas: str = "synth", weight:
     for pid, diagnosis in zip(participants["participant_id"], participants["diagnosis"]):
         subject = pid[4:]
         path = bids_path(derivatives, subject=subject, datatype="dwi", suffix="relmat", extension=".tsv", atlas=atlas,
-                         meas=weight)
+                         stat=weight)
         if not path.exists():
             continue
         estimated = pd.read_csv(path, sep="\t").to_numpy(float)
@@ -110,7 +110,7 @@ def fc_accuracy(bids_dir: Path, derivatives: Path, atlas: str = "synth", task: s
     for pid, diagnosis in zip(participants["participant_id"], participants["diagnosis"]):
         subject = pid[4:]
         path = bids_path(derivatives, subject=subject, datatype="func", suffix="relmat", extension=".tsv", task=task,
-                         atlas=atlas, meas="correlation")
+                         atlas=atlas, stat="correlation")
         if not path.exists():
             continue
         estimated = pd.read_csv(path, sep="\t").to_numpy(float)

@@ -13,7 +13,7 @@ def subject_dwi_runs(wildcards):
 
 def sc_matrix(visit, atlas, weight):
     """Path of one structural connectome."""
-    return deriv(visit, "dwi", "relmat", ".tsv", atlas=atlas, meas=weight)
+    return deriv(visit, "dwi", "relmat", ".tsv", atlas=atlas, stat=weight)
 
 
 def tracking_params():

@@ -58,7 +58,7 @@ def fc_timeseries(visit, atlas, task):
 
 def fc_matrix(visit, atlas, measure):
     """Path of one functional connectome."""
-    return deriv(visit, "func", "relmat", ".tsv", task=TASK, atlas=atlas, meas=measure)
+    return deriv(visit, "func", "relmat", ".tsv", task=TASK, atlas=atlas, stat=measure)
 
 
 def fc_candidates():
