@@ -35,7 +35,8 @@ TRACKING_ALGORITHMS = ("deterministic", "probabilistic")
 #: Stopping criteria (``sc.stopping``): low FA, or the continuous map criterion from tissue maps.
 STOPPING_CRITERIA = ("fa", "cmc")
 
-#: The weights of a structural connectome, as written (``stat-<name>``; ConneX 0.1.0 wrote ``meas-<name>``, still read), with what each holds.
+#: The weights of a structural connectome, as written (``stat-<name>``; ConneX 0.1.0 wrote
+#: ``meas-<name>``, still read), with what each holds.
 SC_WEIGHT_DESCRIPTIONS = {
     "count": "number of streamlines joining the two regions",
     "countvolnorm": "streamline count divided by the sum of the two regions' volumes (per ml)",
@@ -58,7 +59,8 @@ TEMPORAL_FILTERS = ("butterworth", "cosine")
 #: Estimators of partial correlation and covariance (``fc.covariance_estimator``).
 COVARIANCE_ESTIMATORS = ("ledoitwolf", "empirical")
 
-#: The functional connectivity measures, as written (``stat-<name>``; ConneX 0.1.0 wrote ``meas-<name>``, still read), with what each holds.
+#: The functional connectivity measures, as written (``stat-<name>``; ConneX 0.1.0 wrote
+#: ``meas-<name>``, still read), with what each holds.
 FC_MEASURE_DESCRIPTIONS = {
     "correlation": "Pearson correlation of the cleaned region time series",
     "partialcorrelation": "partial correlation (from the inverse of the shrunk covariance)",
