@@ -14,6 +14,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import nibabel as nib
 import numpy as np
@@ -67,10 +69,43 @@ def staged_folder(target: str | Path) -> Iterator[Path]:
 
 
 def write_json(data: dict, target: str | Path) -> Path:
-    """Write ``data`` as indented JSON to ``target`` atomically."""
+    """Write ``data`` as indented JSON to ``target`` atomically (its ``Sources`` as BIDS URIs,
+    :func:`bids_uris`)."""
+    if isinstance(data.get("Sources"), list):
+        data = {**data, "Sources": bids_uris(data["Sources"], target)}
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
     return Path(target)
+
+
+def bids_uris(sources: list, target: str | Path) -> list[str]:
+    """``sources`` (paths) as BIDS URIs seen from the dataset that holds ``target``: ``bids::<path>``
+    inside it, ``bids:<name>:<path>`` inside a dataset its ``dataset_description.json`` links to
+    (``DatasetLinks``, e.g. ``raw``: the BIDS input), the path as given anywhere else (and
+    everything when ``target`` is in no dataset). Already a URI: kept."""
+    root = next((folder for folder in Path(target).resolve().parents
+                 if (folder / "dataset_description.json").is_file()), None)
+    if root is None:
+        return [str(source) for source in sources]
+    try:
+        links = json.loads((root / "dataset_description.json").read_text()).get("DatasetLinks", {})
+    except (OSError, ValueError, AttributeError):
+        links = {}
+    datasets = {"": root}
+    for name, uri in (links.items() if isinstance(links, dict) else []):
+        if isinstance(uri, str) and uri.startswith("file:"):
+            datasets[name] = Path(url2pathname(urlparse(uri).path))
+    out = []
+    for source in sources:
+        text = str(source)
+        path = Path(text).resolve() if "://" not in text and not text.startswith("bids:") else None
+        # the innermost dataset (derivatives may sit inside the raw dataset's derivatives/)
+        inside = [(name, base) for name, base in datasets.items() if path is not None and path.is_relative_to(base)]
+        if inside:
+            name, base = max(inside, key=lambda item: len(item[1].parts))
+            text = f"bids:{name}:{path.relative_to(base).as_posix()}"
+        out.append(text)
+    return out
 
 
 def write_tsv(table: pd.DataFrame, target: str | Path, *, index: bool = False) -> Path:
