@@ -44,7 +44,8 @@ def test_sources_are_written_as_bids_uris_of_the_datasets_they_are_in(tmp_path):
                "bids:raw:sub-01/dwi/sub-01_dwi.nii.gz"]
     written = json.loads(write_json({"Sources": sources, "Other": [str(t1w)]},
                                     out / "sub-01" / "anat" / "sub-01_desc-preproc_T1w.json").read_text())
-    assert written["Sources"] == ["bids:raw:sub-01/anat/sub-01_T1w.nii.gz", "bids::sub-01/anat/sub-01_desc-brain_mask.nii.gz",
+    assert written["Sources"] == ["bids:raw:sub-01/anat/sub-01_T1w.nii.gz",
+                                  "bids::sub-01/anat/sub-01_desc-brain_mask.nii.gz",
                                   "/elsewhere/atlas.nii.gz", "bids:raw:sub-01/dwi/sub-01_dwi.nii.gz"]
     assert written["Other"] == [str(t1w)]  # only Sources
     inner = json.loads(write_json({"Sources": [nested / "sub-01" / "x.nii.gz", t1w]},
