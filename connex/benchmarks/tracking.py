@@ -47,7 +47,7 @@ def connex_sc_steps(dwi: str, mask: str, fa: str, labels: str, *, threads: int =
 
     from connex.structural.connectome import connectome
     from connex.structural.stage import load_preprocessed
-    from connex.structural.tracking import TrackingParams, fit_fodf, track
+    from connex.structural.tracking import TrackingParams, fit_fodf, fodf_region, track
 
     stem = dwi.removesuffix(".nii.gz")
     series = load_preprocessed(dwi, f"{stem}.bval", f"{stem}.bvec")
@@ -57,7 +57,8 @@ def connex_sc_steps(dwi: str, mask: str, fa: str, labels: str, *, threads: int =
     params = TrackingParams()
     steps = {}
     start = time.perf_counter()
-    shm, _ = fit_fodf(series.data, series.gradient_table(50), mask_data, params.model)
+    # where the stage fits it: the voxels FA tracking can reach (fodf_region)
+    shm, _ = fit_fodf(series.data, series.gradient_table(50), fodf_region(fa_data, mask_data, params), params.model)
     steps["fodf"] = time.perf_counter() - start
     start = time.perf_counter()
     streamlines, figures = track(shm, fa_data, mask_data, series.affine, params, threads=threads)
