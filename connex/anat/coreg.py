@@ -7,8 +7,28 @@ EPI images onto the T1w grid, and its inverse direction brings T1w-space images 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import nibabel as nib
 import numpy as np
+
+#: Share of the T1w grid's voxels the EPI-to-T1w mutual information samples (dipy's jittered
+#: regular grid; its jitter seeded by COREG_SAMPLING_SEED), as the anatomy stage's affine does.
+COREG_SAMPLING_PROPORTION = 0.25
+COREG_SAMPLING_SEED = 0
+
+
+@contextlib.contextmanager
+def seeded_numpy_global(seed: int) -> Iterator[None]:
+    """numpy's global generator seeded inside the block and put back after it (dipy's sampled
+    mutual information draws its jitter from it)."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def register_to_t1w(mean_epi: np.ndarray, epi_affine: np.ndarray, t1w_brain: nib.Nifti1Image
@@ -43,8 +63,10 @@ def register_to_t1w(mean_epi: np.ndarray, epi_affine: np.ndarray, t1w_brain: nib
     t1w_zooms = np.sqrt((static_affine[:3, :3] ** 2).sum(0))
     if t1w_zooms.max() < epi_zooms.min():
         static, static_affine = reslice(static, static_affine, tuple(t1w_zooms), (float(epi_zooms.min()),) * 3, order=1)
-    warped, matrix = rigid(mean_epi, static, moving_affine=epi_affine, static_affine=static_affine,
-                           pipeline=["center_of_mass", "translation", "rigid"])
+    with seeded_numpy_global(COREG_SAMPLING_SEED):
+        warped, matrix = rigid(mean_epi, static, moving_affine=epi_affine, static_affine=static_affine,
+                               pipeline=["center_of_mass", "translation", "rigid"],
+                               sampling_proportion=COREG_SAMPLING_PROPORTION)
     inside = static > 0
     correlation = float(np.corrcoef(warped[inside], static[inside])[0, 1]) if inside.sum() > 10 else 0.0
     return matrix, correlation

@@ -46,6 +46,7 @@ import nibabel as nib
 import numpy as np
 
 from connex.anat.atlases import Atlas
+from connex.anat.coreg import seeded_numpy_global
 from connex.anat.templates import MNI_SPACE, MNITemplate, head_model, load_mni_template
 from connex.errors import BIDSError
 from connex.inputs.io import atomic_path, save_nifti, write_json
@@ -226,17 +227,12 @@ def register_t1w(t1w: nib.Nifti1Image, *, n_threads: int = 1) -> AnatResult:
 
     start = time.perf_counter()
     cropped = _crop_below_top_of_head(corrected, head_mask)
-    # dipy jitters its sample points with numpy's global generator: seed it, then put it back.
-    random_state = np.random.get_state()
-    np.random.seed(AFFINE_SAMPLING_SEED)
-    try:
+    with seeded_numpy_global(AFFINE_SAMPLING_SEED):  # dipy jitters its samples with numpy's global generator
         _, affine = affine_registration(np.asarray(cropped.dataobj), head_model(template),
                                         moving_affine=cropped.affine, static_affine=template.affine,
                                         pipeline=["center_of_mass", "translation", "rigid", "affine"],
                                         level_iters=AFFINE_LEVEL_ITERS, sigmas=[3.0, 1.0, 0.0], factors=[4, 2, 1],
                                         sampling_proportion=AFFINE_SAMPLING_PROPORTION)
-    finally:
-        np.random.set_state(random_state)
     data = np.asarray(corrected.dataobj, dtype=np.float32)
     affine_map = AffineMap(affine, domain_grid_shape=template.t1w.shape, domain_grid2world=template.affine,
                            codomain_grid_shape=data.shape, codomain_grid2world=corrected.affine)
