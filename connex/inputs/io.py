@@ -98,10 +98,10 @@ def bids_uris(sources: list, target: str | Path) -> list[str]:
     out = []
     for source in sources:
         text = str(source)
-        path = Path(text).resolve() if "://" not in text and not text.startswith("bids:") else None
+        path = Path(text).resolve()
         # the innermost dataset (derivatives may sit inside the raw dataset's derivatives/)
-        inside = [(name, base) for name, base in datasets.items() if path is not None and path.is_relative_to(base)]
-        if inside:
+        inside = [(name, base) for name, base in datasets.items() if path.is_relative_to(base)]
+        if inside and "://" not in text and not text.startswith("bids:"):
             name, base = max(inside, key=lambda item: len(item[1].parts))
             text = f"bids:{name}:{path.relative_to(base).as_posix()}"
         out.append(text)

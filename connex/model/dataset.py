@@ -413,7 +413,7 @@ def find_relmat(root: str | Path, subject: str, modality: str, *, atlas: str, me
     """
     wanted = selection(select)
     measure = canonical_measure(meas)
-    matches = []
+    matches, measure_keys = [], {}
     for path in relmat_files(root, subject, modality):
         if measure not in {canonical_measure(name) for name in connectome_contents(path).get(atlas, [])}:
             continue
@@ -424,7 +424,8 @@ def find_relmat(root: str | Path, subject: str, modality: str, *, atlas: str, me
         others = {k: v for k, v in entities.items() if k not in (*_NOT_SELECTABLE, key)}
         if all(value is None or others.get(k) == (value or None) for k, value in wanted.items()):
             matches.append((path, others))
-    matches = _prefer_stat_naming(matches)
+            measure_keys[path] = key
+    matches = _prefer_stat_naming(matches, measure_keys)
     what = (f"{modality.upper()} connectomes match atlas '{atlas}' and measure '{meas}'"
             + (f" (task '{task}')" if task and modality == "fc" else ""))
     sessions = sorted({others.get("ses") for _, others in matches}, key=lambda ses: (ses is not None, ses or ""))
@@ -447,13 +448,15 @@ def find_relmat(root: str | Path, subject: str, modality: str, *, atlas: str, me
     return matches[0][0] if matches else None
 
 
-def _prefer_stat_naming(matches: list[tuple[Path, dict]]) -> list[tuple[Path, dict]]:
+def _prefer_stat_naming(matches: list[tuple[Path, dict]], measure_keys: dict[Path, str | None]
+                        ) -> list[tuple[Path, dict]]:
     """Of files that differ only in how they name the measure (an output folder of ConneX 0.1.0,
-    which wrote ``meas-``, rerun by a later version, which writes ``stat-``), the ``stat-`` one."""
+    which wrote ``meas-``, rerun by a later version, which writes ``stat-``), the ``stat-`` one.
+    ``measure_keys``: each file's measure entity (:func:`relmat_measure`)."""
     kept = []
     for path, others in matches:
         twins = [p for p, o in matches if o == others]
-        current = [p for p in twins if "stat" in relmat_entities(p)]
+        current = [p for p in twins if measure_keys[p] == "stat"]
         if len(twins) == 1 or len(current) != 1 or path == current[0]:
             kept.append((path, others))
     return kept

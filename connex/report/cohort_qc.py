@@ -56,6 +56,10 @@ MEASURES: dict[str, QCMeasure] = {
 }
 
 
+#: The stages of :func:`qc_sidecars` with one sidecar per BOLD run (``<stage><run key>``).
+BOLD_RUN_STAGES = ("bold_preproc", "bold_censoring")
+
+
 def qc_sidecars(derivatives: str | Path, subject: str, *, atlas: str, task: str, sc_weight: str = "count",
                 fc_measure: str = "correlation", session: str | None = None,
                 bold_runs: Sequence[str] = ("",)) -> dict[str, Path]:
@@ -110,7 +114,7 @@ def written_sidecars(sidecars: dict[str, Path], written: dict[str, bool]) -> dic
     """The sidecars of :func:`qc_sidecars` that :func:`sidecars_written` says this run makes
     (each BOLD run's as its stage's)."""
     def stage(name: str) -> str:
-        return next((prefix for prefix in ("bold_preproc", "bold_censoring") if name.startswith(prefix)), name)
+        return next((prefix for prefix in BOLD_RUN_STAGES if name.startswith(prefix)), name)
 
     return {name: path for name, path in sidecars.items() if written[stage(name)]}
 
@@ -141,10 +145,10 @@ def subject_qc_values(read: dict[str, dict | None]) -> dict[str, float]:
     values["sc_regions_empty"] = take("dwi_connectome", "RegionsWithoutVoxels", len)
     # Every BOLD run of the visit: the worst coregistration, FD averaged over all volumes, the
     # share of all volumes kept.
-    preproc = [r for name, r in read.items() if name.startswith("bold_preproc") and r is not None]
-    bold_r = [r["bold_t1w_correlation"] for r in preproc if r.get("bold_t1w_correlation") is not None]
+    bold_r = [r["bold_t1w_correlation"] for _, r in run_sidecars(read, "bold_preproc")
+              if r.get("bold_t1w_correlation") is not None]
     values["bold_t1w_r"] = float(min(bold_r)) if bold_r else np.nan
-    decisions = [r for _, r in bold_decisions(read) if r.get("VolumesTotal")]
+    decisions = [r for _, r in run_sidecars(read, "bold_censoring") if r.get("VolumesTotal")]
     if decisions:
         total = sum(r["VolumesTotal"] for r in decisions)
         with_fd = [r for r in decisions if r.get("MeanFramewiseDisplacement") is not None]
@@ -156,16 +160,15 @@ def subject_qc_values(read: dict[str, dict | None]) -> dict[str, float]:
     return values
 
 
-def bold_decisions(read: dict[str, dict | None]) -> list[tuple[str, dict]]:
-    """(run key, scrubbing decision) of each BOLD run of a visit that was scrubbed."""
-    return [(name.removeprefix("bold_censoring"), r) for name, r in read.items()
-            if name.startswith("bold_censoring") and r is not None]
+def run_sidecars(read: dict[str, dict | None], stage: str) -> list[tuple[str, dict]]:
+    """(run key, sidecar) of each BOLD run of a visit that ``stage`` (one of BOLD_RUN_STAGES) wrote."""
+    return [(name.removeprefix(stage), r) for name, r in read.items() if name.startswith(stage) and r is not None]
 
 
 def excluded_run_flags(read: dict[str, dict | None]) -> list[str]:
     """A flag for each BOLD run of a visit left out by scrubbing, with its reason."""
     flags = []
-    for key, decision in bold_decisions(read):
+    for key, decision in run_sidecars(read, "bold_censoring"):
         if not decision.get("Included", True):
             run = f"BOLD {key.removeprefix('_')} excluded" if key else "BOLD run excluded"
             flags.append(f"{run}: {decision.get('Reason', 'no reason given')}")
