@@ -37,6 +37,8 @@ MODEL_MODALITIES = MODEL["modalities"]
 # the models of model.compare the cohort's modalities allow (model stages' rules and functions)
 MODELS_RUN, MODELS_LEFT_OUT = registry.usable_models(MODEL["compare"], MODEL_MODALITIES)
 GRAPH_MODELS = [m for m in MODELS_RUN if m in registry.GRAPH_MODELS]
+# graph models whose weights each split saves (model.cv.checkpoints)
+CHECKPOINT_MODELS = GRAPH_MODELS if MODEL["cv"]["checkpoints"] else []
 
 
 def existing_subjects():

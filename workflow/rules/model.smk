@@ -68,7 +68,7 @@ rule train_fold:
         dataset=rules.connectome_dataset.output.dataset,
         splits=rules.cv_splits.output.splits,
     output:
-        **{f"checkpoint_{m}": group(f"checkpoints/split-{{split}}_model-{m}.pt") for m in GRAPH_MODELS},
+        **{f"checkpoint_{m}": group(f"checkpoints/split-{{split}}_model-{m}.pt") for m in CHECKPOINT_MODELS},
         predictions=fold_file("predictions"),
         importance=fold_file("importance", ".npz"),
         history=fold_file("history"),

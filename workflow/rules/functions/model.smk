@@ -142,8 +142,9 @@ def train_fold_runtime(wildcards):
 
 
 def checkpoint_folder(wildcards, output):
-    """Folder of a split's model checkpoints (None when no graph model is compared)."""
-    files = [output[f"checkpoint_{m}"] for m in GRAPH_MODELS]
+    """Folder of a split's model checkpoints (None when none are saved: model.cv.checkpoints off,
+    or no graph model compared)."""
+    files = [output[f"checkpoint_{m}"] for m in CHECKPOINT_MODELS]
     return str(Path(files[0]).parent) if files else None
 
 
