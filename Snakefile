@@ -45,3 +45,4 @@ rule all:
     input:
         all_static_outputs,
         all_subject_outputs,
+        all_scrubbed_outputs,

@@ -58,15 +58,20 @@ def all_static_outputs(wildcards):
 
 
 def all_subject_outputs(wildcards):
-    """Every per-subject output and metrics.tsv (after the inventory checkpoint); none with
-    connectomes_dir."""
+    """Every per-subject output known after the inventory checkpoint (anatomy, SC, every BOLD
+    run's preprocessing and scrubbing); none with connectomes_dir."""
+    if CONNECTOMES_DIR:
+        return []
+    return [*all_anat_outputs(wildcards), *all_sc_outputs(wildcards), *all_fc_decisions(wildcards)]
+
+
+def all_scrubbed_outputs(wildcards):
+    """The FC outputs of the runs kept after scrubbing, and metrics.tsv; none with
+    connectomes_dir. A function of its own in `all`: asking for the scrubbing checkpoints stops
+    at the first one not yet run, and in one function with the targets above it hid them, so
+    Snakemake learnt of the BOLD jobs one at a time and ran them one after the other (the
+    demo's last 150 s on one core)."""
     if CONNECTOMES_DIR:
         return []
     model = [rules.model_results.output.metrics] if model_is_possible() else []
-    return [
-        *all_anat_outputs(wildcards),
-        *all_sc_outputs(wildcards),
-        *all_fc_decisions(wildcards),
-        *all_fc_outputs(wildcards),
-        *model,
-    ]
+    return [*all_fc_outputs(wildcards), *model]
