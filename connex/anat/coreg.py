@@ -1,17 +1,21 @@
 """Rigid coregistration of a subject's EPI series (DWI, BOLD) to its T1w, and resampling of
 T1w-space images (masks, tissue maps, atlases) onto the EPI grid.
 
-The transform is a 4x4 RAS matrix mapping T1w world points to EPI world points: it resamples
-EPI images onto the T1w grid, and its inverse direction brings T1w-space images to the EPI grid.
+The transform is a 4x4 RAS matrix ``M`` mapping T1w world points to EPI world points: it
+resamples EPI images onto the T1w grid, and its inverse direction brings T1w-space images to the
+EPI grid. On disk it is ITK's ``from-T1w_to-<epi>`` affine, ``M^-1`` (:func:`save_t1w_to_epi`).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+
+from connex.inputs.transforms import is_itk_text, load_itk_affine, save_itk_affine
 
 #: Share of the T1w grid's voxels the EPI-to-T1w mutual information samples (dipy's jittered
 #: regular grid; its jitter seeded by COREG_SAMPLING_SEED), as the anatomy stage's affine does.
@@ -82,6 +86,19 @@ def t1w_to_epi(image: nib.Nifti1Image, t1w_to_epi_world: np.ndarray, epi_shape: 
     mapping = AffineMap(t1w_to_epi_world, domain_grid_shape=image.shape[:3], domain_grid2world=image.affine,
                         codomain_grid_shape=epi_shape[:3], codomain_grid2world=epi_affine)
     return np.asarray(mapping.transform_inverse(data, interpolation=interpolation))
+
+
+def save_t1w_to_epi(t1w_to_epi_world: np.ndarray, target: str | Path) -> Path:
+    """Write the coregistration as ITK's ``from-T1w_to-<epi>`` affine: the transform that
+    resamples T1w images onto the EPI grid, which maps EPI points to T1w points (``M^-1``);
+    ``antsApplyTransforms -r EPI -i T1w -t <file>``."""
+    return save_itk_affine(np.linalg.inv(t1w_to_epi_world), target)
+
+
+def load_t1w_to_epi(path: str | Path) -> np.ndarray:
+    """``M`` (4, 4), T1w world -> EPI world (RAS mm), from a file of :func:`save_t1w_to_epi`, or
+    from the plain 4x4 text of ``M`` that earlier versions wrote under the same name."""
+    return np.linalg.inv(load_itk_affine(path)) if is_itk_text(path) else np.loadtxt(path)
 
 
 def rotation_matrix(angles: np.ndarray) -> np.ndarray:

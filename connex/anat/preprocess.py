@@ -19,17 +19,20 @@ dipy rather than ANTs: measured on the synthetic cohort, dipy is more accurate (
 0.86 mm mean error) at under a minute per subject, it is deterministic, and ANTs' SyN diverged
 on the real bids-xa30 T1w in about one run of three (``python -m connex.benchmarks anat``).
 
-Transform files (:class:`Registration`), all in RAS world millimetres:
+Transform files (:class:`Registration`), in ITK's formats (:mod:`connex.inputs.transforms`:
+ANTs' ``antsApplyTransforms`` and nitransforms read them; LPS on disk, RAS in memory):
 
-- ``*_from-T1w_to-MNI152NLin2009aSym_mode-image_desc-affine_xfm.txt``: a 4x4 matrix ``A``
+- ``*_from-T1w_to-MNI152NLin2009aSym_mode-image_desc-affine_xfm.txt``: an ITK affine ``A``
   mapping template-world points to T1w-world points (the matrix that resamples the T1w onto
-  the template; the ITK convention, but RAS rather than LPS).
-- ``*_from-T1w_to-MNI152NLin2009aSym_mode-image_desc-warp_xfm.nii.gz``: a displacement field
-  ``u`` (X, Y, Z, 3) on the 2 mm template grid: the template point ``x`` takes the T1w value
-  at ``A (x + u(x))``.
+  the template).
+- ``*_from-T1w_to-MNI152NLin2009aSym_mode-image_desc-warp_xfm.nii.gz``: an ITK displacement field
+  ``u`` on the 2 mm template grid: the template point ``x`` takes the T1w value at
+  ``A (x + u(x))``; ``antsApplyTransforms -r MNI -i T1w -t warp -t affine``.
 - ``*_from-MNI152NLin2009aSym_to-T1w_mode-image_desc-warp_xfm.nii.gz``: the inverse field
   ``v`` on the same grid: the T1w point ``y`` takes the template value at ``z + v(z)``,
-  ``z = A^-1 y``.
+  ``z = A^-1 y``; ``antsApplyTransforms -r T1w -i MNI -t [affine,1] -t warp``.
+
+(ANTs sends a reference point through its ``-t`` list from first to last.)
 
 :meth:`Registration.load` rebuilds the dipy ``DiffeomorphicMap`` from the three files.
 """
@@ -49,8 +52,15 @@ from connex.anat.atlases import Atlas
 from connex.anat.coreg import seeded_numpy_global
 from connex.anat.templates import MNI_SPACE, MNITemplate, head_model, load_mni_template
 from connex.errors import BIDSError
-from connex.inputs.io import atomic_path, save_nifti, write_json
+from connex.inputs.io import save_nifti, write_json
 from connex.inputs.paths import sidecar_path
+from connex.inputs.transforms import (
+    is_itk_text,
+    load_itk_affine,
+    load_itk_displacements,
+    save_itk_affine,
+    save_itk_displacements,
+)
 from connex.registry import TISSUES
 
 log = logging.getLogger(__name__)
@@ -172,24 +182,22 @@ class Registration:
         return np.asarray(self.mapping().transform_points(np.asarray(points, dtype=np.float64)))
 
     def save(self, *, affine: Path, warp: Path, inverse_warp: Path) -> None:
-        """Write the three transform files (atomically)."""
-        with atomic_path(affine) as tmp:
-            np.savetxt(tmp, self.affine, fmt="%.10g")
-        for field_data, target in ((self.warp, warp), (self.inverse_warp, inverse_warp)):
-            image = nib.Nifti1Image(field_data.astype(np.float32), self.template_affine)
-            image.header.set_intent("vector")
-            image.header.set_xyzt_units("mm")
-            save_nifti(image, target)
+        """Write the three transform files in ITK's formats (atomically)."""
+        save_itk_affine(self.affine, affine)
+        save_itk_displacements(self.warp, self.template_affine, warp)
+        save_itk_displacements(self.inverse_warp, self.template_affine, inverse_warp)
 
     @classmethod
     def load(cls, *, affine: str | Path, warp: str | Path, inverse_warp: str | Path,
              t1w: nib.Nifti1Image) -> Registration:
-        """Read the files written by :meth:`save`; ``t1w``: any image on the T1w grid."""
-        to_template = nib.load(warp)
-        to_t1w = nib.load(inverse_warp)
-        return cls(affine=np.loadtxt(affine), warp=np.asarray(to_template.dataobj, dtype=np.float32),
-                   inverse_warp=np.asarray(to_t1w.dataobj, dtype=np.float32), template_affine=to_template.affine,
-                   t1w_shape=tuple(t1w.shape[:3]), t1w_affine=t1w.affine)
+        """Read the files written by :meth:`save` (or by earlier versions); ``t1w``: any image
+        on the T1w grid."""
+        to_template, template_affine = load_itk_displacements(warp)
+        to_t1w, _ = load_itk_displacements(inverse_warp)
+        # earlier versions wrote A as a plain 4x4 RAS matrix (the same direction)
+        matrix = load_itk_affine(affine) if is_itk_text(affine) else np.loadtxt(affine)
+        return cls(affine=matrix, warp=to_template, inverse_warp=to_t1w,
+                   template_affine=template_affine, t1w_shape=tuple(t1w.shape[:3]), t1w_affine=t1w.affine)
 
 
 @dataclass
@@ -313,10 +321,10 @@ def save_anat(result: AnatResult, *, preproc: Path, brain_mask: Path, affine: Pa
                 "MNI152 brain mask brought to T1w space through the inverse registration"},
                sidecar_path(brain_mask))
     write_json({**result.metrics, "Sources": [source], "TemplateSpace": MNI_SPACE,
-                "Transforms": {"T1w_to_MNI": [affine.name, warp.name], "MNI_to_T1w": [affine.name, inverse_warp.name],
-                               "Format": "dipy DiffeomorphicMap: 4x4 RAS affine (template world -> T1w world) "
-                                         "as text; displacement fields (X, Y, Z, 3) in mm on the 2 mm "
-                                         "template grid; connex.anat.Registration.load reads them"}}, metrics)
+                "Transforms": {"T1w_to_MNI": [warp.name, affine.name], "MNI_to_T1w": [affine.name, inverse_warp.name],
+                               "Format": "ITK (ANTs): the affine as ITK text, the displacement fields as ITK "
+                                         "NIfTI on the 2 mm template grid, each list in antsApplyTransforms' "
+                                         "-t order (MNI_to_T1w inverts the affine: -t [affine,1] -t warp)"}}, metrics)
 
 
 def tissue_maps_to_t1w(brain_mask: nib.Nifti1Image, registration: Registration) -> dict[str, nib.Nifti1Image]:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from connex.anat.atlases import Atlas, atlas_positions
-from connex.anat.coreg import t1w_to_epi
+from connex.anat.coreg import load_t1w_to_epi, save_t1w_to_epi, t1w_to_epi
 from connex.errors import BIDSError
 from connex.functional.connectivity import (
     STABLE_CLEAN_SECONDS,
@@ -32,7 +32,7 @@ from connex.functional.connectivity import (
 )
 from connex.functional.preprocess import preprocess_bold
 from connex.inputs.checks import bids_entities
-from connex.inputs.io import atomic_path, save_nifti, write_array, write_json, write_tsv
+from connex.inputs.io import save_nifti, write_array, write_json, write_tsv
 from connex.inputs.paths import sidecar_path
 from connex.registry import FC_MEASURE_DESCRIPTIONS, TISSUES
 from connex.report.figures import plot_functional_connectome
@@ -59,13 +59,13 @@ def run_bold_preprocessing(*, bold: str, metadata: dict, t1w_preproc: str, t1w_m
     save_nifti(nib.Nifti1Image(result.masks.brain.astype(np.uint8), series.affine), out["mask"])
     for name in TISSUES:
         save_nifti(nib.Nifti1Image(result.tissue_probability[name].astype(np.float32), series.affine), out[name])
-    with atomic_path(out["xfm"]) as tmp:
-        np.savetxt(tmp, result.t1w_to_bold, fmt="%.10g")
+    save_t1w_to_epi(result.t1w_to_bold, out["xfm"])
     write_tsv(result.confounds, out["confounds"])
     write_json(result.confounds_metadata, out["confounds_json"])
     metrics = {**result.metrics, "Sources": [bold, t1w_preproc, t1w_mask],
                "Transforms": {"T1w_to_bold": Path(out["xfm"]).name,
-                              "Format": "4x4 RAS matrix mapping T1w world points to BOLD world points"}}
+                              "Format": "ITK affine (ANTs): resamples T1w images onto the BOLD grid "
+                                        "(antsApplyTransforms -r BOLD -i T1w -t <file>)"}}
     write_json(metrics, out["sidecar"])
     if series.n_volumes * series.repetition_time < STABLE_CLEAN_SECONDS:
         log.warning("%s: %d volumes at TR %g s (%g s) is too short for a stable connectome (at least %g s of "
@@ -181,7 +181,7 @@ def atlas_on_bold(atlas: Atlas, reference: nib.Nifti1Image, *, atlas_t1w: str | 
     """The atlas as positions 1..n (atlas order) on the BOLD grid: from the T1w-space atlas through
     the T1w->BOLD transform, or (fMRIPrep's MNI-space runs) straight from the MNI atlas."""
     if atlas_t1w is not None:
-        labels = t1w_to_epi(nib.load(atlas_t1w), np.loadtxt(xfm), reference.shape, reference.affine,
+        labels = t1w_to_epi(nib.load(atlas_t1w), load_t1w_to_epi(xfm), reference.shape, reference.affine,
                             interpolation="nearest")
         return atlas_positions(labels, atlas)
     labels = t1w_to_epi(nib.Nifti1Image(atlas.labels.astype(np.int32), atlas.affine), np.eye(4), reference.shape,

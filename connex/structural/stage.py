@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from connex.anat.atlases import Atlas, atlas_positions
-from connex.anat.coreg import t1w_to_epi
+from connex.anat.coreg import load_t1w_to_epi, save_t1w_to_epi, t1w_to_epi
 from connex.inputs.io import atomic_path, save_nifti, write_array, write_json, write_tsv
 from connex.inputs.paths import sidecar_path
 from connex.registry import SC_WEIGHT_DESCRIPTIONS, TISSUES
@@ -44,8 +44,7 @@ def run_preprocessing(*, dwi_paths: list[str], t1w_preproc: str, t1w_mask: str, 
     with atomic_path(out["bvec"]) as tmp:
         np.savetxt(tmp, fsl_bvecs(series), fmt="%.6f")
     save_nifti(nib.Nifti1Image(mask.astype(np.uint8), series.affine), out["mask"])
-    with atomic_path(out["xfm"]) as tmp:
-        np.savetxt(tmp, result.t1w_to_dwi, fmt="%.10g")
+    save_t1w_to_epi(result.t1w_to_dwi, out["xfm"])
     for name in TISSUES:
         probability = t1w_to_epi(nib.load(tissue_maps[name]), result.t1w_to_dwi, shape, series.affine,
                                  interpolation="linear")
@@ -59,8 +58,8 @@ def run_preprocessing(*, dwi_paths: list[str], t1w_preproc: str, t1w_mask: str, 
                "brain_mask_ml": round(float(mask.sum() * abs(np.linalg.det(series.affine[:3, :3])) / 1000), 1),
                "median_fa_in_mask": round(float(np.median(maps["FA"][mask])), 4),
                "Transforms": {"T1w_to_dwi": Path(out["xfm"]).name,
-                              "Format": "4x4 RAS matrix mapping T1w world points to DWI world points (it "
-                                        "resamples DWI images onto the T1w grid)"}}
+                              "Format": "ITK affine (ANTs): resamples T1w images onto the DWI grid "
+                                        "(antsApplyTransforms -r DWI -i T1w -t <file>)"}}
     write_json(metrics, out["sidecar"])
     return metrics
 
@@ -107,7 +106,7 @@ def run_connectome(*, tractogram: str, mask: str, fa: str, xfm: str, atlas: Atla
     """The atlas in DWI space, one connectome matrix per weight (``SC_WEIGHTS``), full atlas size in
     atlas order, with JSON sidecars, and the QC figure."""
     reference = nib.load(mask)
-    labels = t1w_to_epi(nib.load(atlas_t1w), np.loadtxt(xfm), reference.shape, reference.affine,
+    labels = t1w_to_epi(nib.load(atlas_t1w), load_t1w_to_epi(xfm), reference.shape, reference.affine,
                         interpolation="nearest")
     labels = labels * (np.asarray(reference.dataobj) > 0)
     labels = atlas_positions(labels, atlas)

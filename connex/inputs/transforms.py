@@ -1,0 +1,98 @@
+"""Transform files in ITK's formats, the ones ANTs, fMRIPrep, XCP-D and nitransforms read.
+
+ITK (and so ANTs' ``antsApplyTransforms -r REFERENCE -i MOVING -t ...``) stores the map that
+takes a point of the reference (fixed) image to the matching point of the moving image, in LPS
+world millimetres; a transform file named ``from-A_to-B`` is the one that resamples an image of
+A onto B's grid, so it maps B's points to A's. Here every matrix and field is kept in nibabel's
+RAS world millimetres; the LPS flip happens only in these readers and writers.
+
+- Affine: ITK's text format (``#Insight Transform File V1.0``, ``AffineTransform_double_3_3``,
+  rotation centre 0), 17 significant digits. Reading also takes ITK's ``MatrixOffsetTransformBase``
+  and ``float`` variants with any centre.
+- Displacement field: ITK's NIfTI layout (5-D ``(X, Y, Z, 1, 3)``, intent vector, LPS
+  components), the point ``x`` of the field's grid mapped to ``x + d(x)``. Reading also takes
+  the 4-D RAS fields this project wrote before.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from connex.errors import ConnexError
+from connex.inputs.io import atomic_path, save_nifti
+
+#: RAS <-> LPS (its own inverse).
+LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+ITK_HEADER = "#Insight Transform File V1.0"
+_AFFINE_TYPES = ("AffineTransform_double_3_3", "AffineTransform_float_3_3",
+                 "MatrixOffsetTransformBase_double_3_3", "MatrixOffsetTransformBase_float_3_3")
+
+
+def save_itk_affine(reference_to_moving: np.ndarray, target: str | Path) -> Path:
+    """Write a 4x4 RAS matrix (reference-space point -> moving-space point, mm) as an ITK text
+    transform (atomically)."""
+    lps = LPS @ np.asarray(reference_to_moving, dtype=np.float64) @ LPS
+    numbers = [*lps[:3, :3].ravel(), *lps[:3, 3]]
+    text = "\n".join([ITK_HEADER, "#Transform 0", "Transform: AffineTransform_double_3_3",
+                      "Parameters: " + " ".join(f"{v:.17g}" for v in numbers), "FixedParameters: 0 0 0", ""])
+    with atomic_path(target) as tmp:
+        Path(tmp).write_text(text)
+    return Path(target)
+
+
+def is_itk_text(path: str | Path) -> bool:
+    """Whether a ``.txt`` transform is in ITK's text format (earlier versions of this project
+    wrote plain 4x4 RAS matrices under the same names; their readers tell the two apart)."""
+    with open(path) as handle:
+        return handle.readline().startswith("#Insight Transform File")
+
+
+def load_itk_affine(path: str | Path) -> np.ndarray:
+    """The 4x4 RAS matrix (reference point -> moving point) of an ITK text affine."""
+    text = Path(path).read_text()
+    if not text.startswith("#Insight Transform File"):
+        raise ConnexError(f"{path}: expected an ITK text transform (first line '{ITK_HEADER}').")
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
+    kind = fields.get("Transform", "").strip()
+    if kind not in _AFFINE_TYPES or sum(line.startswith("Transform:") for line in text.splitlines()) != 1:
+        raise ConnexError(f"{path}: expected one ITK affine transform ({', '.join(_AFFINE_TYPES)}), found "
+                         f"{[line for line in text.splitlines() if line.startswith('Transform:')]}.")
+    parameters = np.array(fields["Parameters"].split(), dtype=np.float64)
+    centre = np.array(fields.get("FixedParameters", "0 0 0").split(), dtype=np.float64)
+    if parameters.shape != (12,) or centre.shape != (3,):
+        raise ConnexError(f"{path}: an ITK affine has 12 parameters and 3 fixed ones; found "
+                         f"{parameters.size} and {centre.size}.")
+    matrix = parameters[:9].reshape(3, 3)
+    lps = np.eye(4)
+    lps[:3, :3] = matrix
+    lps[:3, 3] = parameters[9:] + centre - matrix @ centre  # ITK: M (x - c) + t + c
+    return LPS @ lps @ LPS
+
+
+def save_itk_displacements(field: np.ndarray, affine: np.ndarray, target: str | Path) -> Path:
+    """Write a displacement field (X, Y, Z, 3), RAS mm on the grid ``affine``, in ITK's NIfTI
+    layout (atomically)."""
+    data = np.asarray(field, dtype=np.float32).copy()
+    data[..., :2] *= -1  # RAS -> LPS components
+    image = nib.Nifti1Image(data[:, :, :, None, :], affine)
+    image.header.set_intent("vector")
+    image.header.set_xyzt_units("mm")
+    save_nifti(image, target)
+    return Path(target)
+
+
+def load_itk_displacements(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """A displacement field (X, Y, Z, 3), RAS mm, and its grid's affine, from ITK's NIfTI layout
+    or from this project's earlier 4-D RAS one."""
+    image = nib.load(path)
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    if data.ndim == 5 and data.shape[3:] == (1, 3):
+        data = data[:, :, :, 0, :].copy()
+        data[..., :2] *= -1
+    elif not (data.ndim == 4 and data.shape[3] == 3):
+        raise ConnexError(f"{path}: expected a 3-D displacement field (X, Y, Z, 1, 3) in ITK's layout; "
+                         f"found shape {data.shape}.")
+    return data, image.affine
