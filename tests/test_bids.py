@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connex.errors import BIDSError
+from connex.errors import BIDSError, ConfigError
 from connex.inputs.bids import build_inventory, read_inventory, read_participants
 from connex.inputs.checks import check_bold, check_dwi, check_nifti, check_t1w, read_gradients, read_sidecar
 from connex.inputs.io import write_tsv
@@ -432,6 +432,16 @@ def test_dwi_runs_of_different_acquisitions_are_not_combined(tiny_bids, caplog):
     assert not row["use_sc"] and row["use_fc"]
     expected = "no DWI run of acquisition acq-multishell (dwi_acquisition); found no acq-: 2 run(s), acq-b1000"
     assert expected in row["reason"]
+    # per participant: a mapping (labels with or without sub-), 'default' for the others
+    row = build_inventory(tiny_bids, dwi_acquisition={"01": "b1000"}).set_index("participant_id").loc["sub-01"]
+    assert row["use_sc"] and row["dwi"] == "sub-01/dwi/sub-01_acq-b1000_dwi.nii.gz"
+    table = build_inventory(tiny_bids, dwi_acquisition={"sub-02": "b1000", "default": None}).set_index("participant_id")
+    assert table.loc["sub-01", "dwi"] == "sub-01/dwi/sub-01_dir-PA_dwi.nii.gz;sub-01/dwi/sub-01_dwi.nii.gz"
+    assert not table.loc["sub-02", "use_sc"] and "no DWI run of acquisition acq-b1000" in table.loc["sub-02", "reason"]
+    table = build_inventory(tiny_bids, dwi_acquisition={"default": "b1000"}).set_index("participant_id")
+    assert table.loc["sub-01", "dwi"] == "sub-01/dwi/sub-01_acq-b1000_dwi.nii.gz"
+    with pytest.raises(ConfigError, match=r"does not have: \['sub-99'\]"):
+        build_inventory(tiny_bids, dwi_acquisition={"sub-99": "b1000"})
     # a broken run of the acquisition not used does not take SC away (partial_dwi looks at the chosen one)
     Path(str(short).replace(".nii.gz", ".bvec")).unlink()
     row = build_inventory(tiny_bids).set_index("participant_id").loc["sub-01"]

@@ -18,7 +18,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from connex.errors import BIDSError, check_choice
+from connex.errors import BIDSError, ConfigError, check_choice
 from connex.inputs.checks import NIFTI_EXTENSIONS, bids_entities, check_bold, check_dwi, check_t1w
 from connex.registry import PARTIAL_DWI_POLICIES
 
@@ -264,8 +264,8 @@ def _nifti_files(folder: Path, suffix: str) -> list[Path]:
 def build_inventory(bids_dir: str | Path, *, task: str = "rest", label_column: str = "diagnosis",
                     classes: tuple[str, ...] = ("HC", "SZ"), site_column: str | None = "site",
                     include: list[str] | None = None, exclude: list[str] | None = None,
-                    strict: bool = False, partial_dwi: str = "exclude", dwi_acquisition: str | None = None
-                    ) -> pd.DataFrame:
+                    strict: bool = False, partial_dwi: str = "exclude",
+                    dwi_acquisition: str | dict[str, str | None] | None = None) -> pd.DataFrame:
     """The availability table: one row per participant, or per participant and session in a
     dataset with ``ses-`` folders (each session is processed on its own; a session without a T1w
     uses the participant's first session with one).
@@ -274,6 +274,9 @@ def build_inventory(bids_dir: str | Path, *, task: str = "rest", label_column: s
     (paths relative to ``bids_dir``, ``;``-separated for several runs), ``use_anat``,
     ``use_sc``, ``use_fc``, ``use_model`` (booleans) and ``reason`` (why anything is left out).
     ``include``/``exclude`` take participant labels with or without ``sub-``.
+    ``dwi_acquisition``: one acquisition label for everyone (:func:`one_acquisition`), or a
+    mapping participant label -> label (``null``: the most volumes), with an optional ``default``
+    entry for the participants it does not name.
     """
     bids_dir = Path(bids_dir)
     if not bids_dir.is_dir():
@@ -288,6 +291,7 @@ def build_inventory(bids_dir: str | Path, *, task: str = "rest", label_column: s
     unknown = (set(wanted or []) | unwanted) - set(folders) - set(participants.index)
     if unknown:
         log.warning("Participants named in include/exclude but absent from %s: %s", bids_dir, sorted(unknown))
+    acquisitions = _acquisition_choices(dwi_acquisition, set(folders) | set(participants.index), bids_dir)
 
     dataset_has_sessions = any(p.is_dir() for p in bids_dir.glob("sub-*/ses-*"))
     rows = []
@@ -324,7 +328,8 @@ def build_inventory(bids_dir: str | Path, *, task: str = "rest", label_column: s
                             if _nifti_files(bids_dir / participant_id / f"ses-{ses}" / "anat", "T1w")), None)
         for session in sessions or [None]:
             found = find_inputs(bids_dir, participant_id, session, task=task, strict=strict,
-                                partial_dwi=partial_dwi, dwi_acquisition=dwi_acquisition, t1w_session=t1w_session)
+                                partial_dwi=partial_dwi, dwi_acquisition=acquisitions(participant_id),
+                                t1w_session=t1w_session)
             reasons = [m for messages in found.problems.values() for m in messages]
             if not in_table:
                 message = f"folder {participant_id} is not in participants.tsv (no label: not modelled)"
@@ -388,6 +393,20 @@ def _value(table: pd.DataFrame, participant_id: str, column: str) -> str | None:
         return None
     value = table.at[participant_id, column]
     return None if pd.isna(value) else str(value)
+
+
+def _acquisition_choices(dwi_acquisition: str | dict[str, str | None] | None, participants: set[str],
+                         bids_dir: Path):
+    """participant_id -> the DWI acquisition label asked for it (None: the most volumes)."""
+    if not isinstance(dwi_acquisition, dict):
+        return lambda participant_id: dwi_acquisition
+    choices = {("default" if key == "default" else next(iter(_normalise_ids([key])))): value
+               for key, value in dwi_acquisition.items()}
+    unknown = sorted(set(choices) - participants - {"default"})
+    if unknown:  # a typo would otherwise silently give that participant the default acquisition
+        raise ConfigError(f"dwi_acquisition names participants that {bids_dir} does not have: {unknown} "
+                          f"(keys are participant labels, with or without sub-, and 'default').")
+    return lambda participant_id: choices.get(participant_id, choices.get("default"))
 
 
 def _normalise_ids(labels: list[str]) -> set[str]:
