@@ -442,6 +442,10 @@ def test_dwi_runs_of_different_acquisitions_are_not_combined(tiny_bids, caplog):
     assert table.loc["sub-01", "dwi"] == "sub-01/dwi/sub-01_acq-b1000_dwi.nii.gz"
     with pytest.raises(ConfigError, match=r"does not have: \['sub-99'\]"):
         build_inventory(tiny_bids, dwi_acquisition={"sub-99": "b1000"})
+    with pytest.raises(ConfigError, match="names sub-01 twice"):
+        build_inventory(tiny_bids, dwi_acquisition={"01": "b1000", "sub-01": None})
+    with pytest.raises(ConfigError, match="quote labels such as '01'"):
+        build_inventory(tiny_bids, dwi_acquisition={1: "b1000"})
     # a broken run of the acquisition not used does not take SC away (partial_dwi looks at the chosen one)
     Path(str(short).replace(".nii.gz", ".bvec")).unlink()
     row = build_inventory(tiny_bids).set_index("participant_id").loc["sub-01"]

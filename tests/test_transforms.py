@@ -9,7 +9,13 @@ from scipy.ndimage import gaussian_filter
 from connex.anat.coreg import load_t1w_to_epi, rigid_matrix, save_t1w_to_epi, t1w_to_epi
 from connex.anat.preprocess import Registration
 from connex.errors import ConnexError
-from connex.inputs.transforms import load_itk_affine, load_itk_displacements, save_itk_affine, save_itk_displacements
+from connex.inputs.transforms import (
+    is_itk_text,
+    load_itk_affine,
+    load_itk_displacements,
+    save_itk_affine,
+    save_itk_displacements,
+)
 
 ants = pytest.importorskip("ants")
 
@@ -140,6 +146,17 @@ def test_the_files_read_back_exactly_and_earlier_versions_files_still_read(regis
     legacy = Registration.load(**old, t1w=nib.Nifti1Image(np.zeros(registration.t1w_shape), registration.t1w_affine))
     np.testing.assert_allclose(legacy.affine, registration.affine, rtol=0, atol=1e-8)
     np.testing.assert_array_equal(legacy.warp, registration.warp)
+    np.testing.assert_array_equal(legacy.inverse_warp, registration.inverse_warp)
+    # an ITK file with a byte-order mark and blank lines first is still ITK (not read as a plain matrix)
+    padded = tmp_path / "padded.txt"
+    padded.write_text("\ufeff\n  " + files["affine"].read_text(), encoding="utf-8")
+    assert is_itk_text(padded)
+    np.testing.assert_allclose(load_itk_affine(padded), registration.affine, rtol=0, atol=1e-12)
+    # a plain matrix that is not a 4x4 affine names the file
+    np.savetxt(tmp_path / "three.txt", np.eye(3))
+    with pytest.raises(ConnexError, match="three.txt: expected an ITK text transform or a plain 4x4 affine"):
+        Registration.load(**{**old, "affine": tmp_path / "three.txt"},
+                          t1w=nib.Nifti1Image(np.zeros(registration.t1w_shape), registration.t1w_affine))
 
 
 def test_ants_moves_t1w_images_onto_the_epi_grid_as_the_coregistration_does(tmp_path):
@@ -185,6 +202,10 @@ def test_itk_files_from_ants_read_with_their_centre_and_bad_files_name_themselve
                                     "BSplineTransform_double_3_3\nParameters: 1 2\nFixedParameters: 0\n")
     with pytest.raises(ConnexError, match="c.txt: expected one ITK affine"):
         load_itk_affine(tmp_path / "c.txt")
+    (tmp_path / "f.txt").write_text("#Insight Transform File V1.0\n#Transform 0\n"
+                                    "Transform: AffineTransform_double_3_3\nFixedParameters: 0 0 0\n")
+    with pytest.raises(ConnexError, match="f.txt: an ITK transform needs a 'Parameters:' line"):
+        load_itk_affine(tmp_path / "f.txt")
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 4, 2), np.float32), np.eye(4)), tmp_path / "d.nii.gz")
     with pytest.raises(ConnexError, match="d.nii.gz: expected a 3-D displacement field"):
         load_itk_displacements(tmp_path / "d.nii.gz")

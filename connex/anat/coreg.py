@@ -15,7 +15,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from connex.inputs.transforms import is_itk_text, load_itk_affine, save_itk_affine
+from connex.inputs.transforms import is_itk_text, load_itk_affine, load_plain_affine, save_itk_affine
 
 #: Share of the T1w grid's voxels the EPI-to-T1w mutual information samples (dipy's jittered
 #: regular grid; its jitter seeded by COREG_SAMPLING_SEED), as the anatomy stage's affine does.
@@ -98,7 +98,7 @@ def save_t1w_to_epi(t1w_to_epi_world: np.ndarray, target: str | Path) -> Path:
 def load_t1w_to_epi(path: str | Path) -> np.ndarray:
     """``M`` (4, 4), T1w world -> EPI world (RAS mm), from a file of :func:`save_t1w_to_epi`, or
     from the plain 4x4 text of ``M`` that earlier versions wrote under the same name."""
-    return np.linalg.inv(load_itk_affine(path)) if is_itk_text(path) else np.loadtxt(path)
+    return np.linalg.inv(load_itk_affine(path)) if is_itk_text(path) else load_plain_affine(path)
 
 
 def rotation_matrix(angles: np.ndarray) -> np.ndarray:

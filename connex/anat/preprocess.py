@@ -29,7 +29,8 @@ ANTs' ``antsApplyTransforms`` and nitransforms read them; LPS on disk, RAS in me
   ``u`` on the 2 mm template grid: the template point ``x`` takes the T1w value at
   ``A (x + u(x))``; ``antsApplyTransforms -r MNI -i T1w -t warp -t affine``.
 - ``*_from-MNI152NLin2009aSym_to-T1w_mode-image_desc-warp_xfm.nii.gz``: the inverse field
-  ``v`` on the same grid: the T1w point ``y`` takes the template value at ``z + v(z)``,
+  ``v`` on the same grid (only the nonlinear part: the MNI -> T1w map is this field after the
+  inverted affine, unlike fMRIPrep's single ``.h5``): the T1w point ``y`` takes the template value at ``z + v(z)``,
   ``z = A^-1 y``; ``antsApplyTransforms -r T1w -i MNI -t [affine,1] -t warp``.
 
 (ANTs sends a reference point through its ``-t`` list from first to last.)
@@ -58,6 +59,7 @@ from connex.inputs.transforms import (
     is_itk_text,
     load_itk_affine,
     load_itk_displacements,
+    load_plain_affine,
     save_itk_affine,
     save_itk_displacements,
 )
@@ -195,7 +197,7 @@ class Registration:
         to_template, template_affine = load_itk_displacements(warp)
         to_t1w, _ = load_itk_displacements(inverse_warp)
         # earlier versions wrote A as a plain 4x4 RAS matrix (the same direction)
-        matrix = load_itk_affine(affine) if is_itk_text(affine) else np.loadtxt(affine)
+        matrix = load_itk_affine(affine) if is_itk_text(affine) else load_plain_affine(affine)
         return cls(affine=matrix, warp=to_template, inverse_warp=to_t1w,
                    template_affine=template_affine, t1w_shape=tuple(t1w.shape[:3]), t1w_affine=t1w.affine)
 

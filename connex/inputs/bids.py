@@ -400,8 +400,15 @@ def _acquisition_choices(dwi_acquisition: str | dict[str, str | None] | None, pa
     """participant_id -> the DWI acquisition label asked for it (None: the most volumes)."""
     if not isinstance(dwi_acquisition, dict):
         return lambda participant_id: dwi_acquisition
-    choices = {("default" if key == "default" else next(iter(_normalise_ids([key])))): value
-               for key, value in dwi_acquisition.items()}
+    choices = {}
+    for key, value in dwi_acquisition.items():
+        if not isinstance(key, str) or not (value is None or isinstance(value, str)):
+            raise ConfigError(f"dwi_acquisition: {key!r}: {value!r}: keys are participant labels and values "
+                              "acquisition labels or null, all strings (quote labels such as '01' in YAML).")
+        name = "default" if key == "default" else next(iter(_normalise_ids([key])))
+        if name in choices:
+            raise ConfigError(f"dwi_acquisition names {name} twice (as {key!r} and another spelling).")
+        choices[name] = value
     unknown = sorted(set(choices) - participants - {"default"})
     if unknown:  # a typo would otherwise silently give that participant the default acquisition
         raise ConfigError(f"dwi_acquisition names participants that {bids_dir} does not have: {unknown} "

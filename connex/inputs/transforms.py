@@ -43,25 +43,47 @@ def save_itk_affine(reference_to_moving: np.ndarray, target: str | Path) -> Path
     return Path(target)
 
 
+def _text(path: str | Path) -> str:
+    """A transform file's text without a byte-order mark or leading blank lines."""
+    return Path(path).read_text(encoding="utf-8-sig").lstrip()
+
+
 def is_itk_text(path: str | Path) -> bool:
     """Whether a ``.txt`` transform is in ITK's text format (earlier versions of this project
     wrote plain 4x4 RAS matrices under the same names; their readers tell the two apart)."""
-    with open(path) as handle:
-        return handle.readline().startswith("#Insight Transform File")
+    return _text(path).startswith("#Insight Transform File")
+
+
+def load_plain_affine(path: str | Path) -> np.ndarray:
+    """A plain 4x4 text matrix (the format earlier versions of this project wrote)."""
+    try:
+        matrix = np.loadtxt(path, ndmin=2)
+    except ValueError as error:
+        raise ConnexError(f"{path}: expected an ITK text transform or a plain 4x4 matrix ({error}).") from None
+    if matrix.shape != (4, 4) or not np.allclose(matrix[3], [0, 0, 0, 1]):
+        raise ConnexError(f"{path}: expected an ITK text transform or a plain 4x4 affine matrix (last row 0 0 0 1); "
+                          f"found a {matrix.shape[0]}x{matrix.shape[1]} matrix.")
+    return matrix
 
 
 def load_itk_affine(path: str | Path) -> np.ndarray:
     """The 4x4 RAS matrix (reference point -> moving point) of an ITK text affine."""
-    text = Path(path).read_text()
+    text = _text(path)
     if not text.startswith("#Insight Transform File"):
         raise ConnexError(f"{path}: expected an ITK text transform (first line '{ITK_HEADER}').")
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
+    fields = {key.strip(): value for key, value in
+              (line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))}
+    if "Parameters" not in fields:
+        raise ConnexError(f"{path}: an ITK transform needs a 'Parameters:' line; found {sorted(fields)}.")
     kind = fields.get("Transform", "").strip()
     if kind not in _AFFINE_TYPES or sum(line.startswith("Transform:") for line in text.splitlines()) != 1:
         raise ConnexError(f"{path}: expected one ITK affine transform ({', '.join(_AFFINE_TYPES)}), found "
                          f"{[line for line in text.splitlines() if line.startswith('Transform:')]}.")
-    parameters = np.array(fields["Parameters"].split(), dtype=np.float64)
-    centre = np.array(fields.get("FixedParameters", "0 0 0").split(), dtype=np.float64)
+    try:
+        parameters = np.array(fields["Parameters"].split(), dtype=np.float64)
+        centre = np.array(fields.get("FixedParameters", "0 0 0").split(), dtype=np.float64)
+    except ValueError as error:
+        raise ConnexError(f"{path}: non-numeric ITK transform parameters ({error}).") from None
     if parameters.shape != (12,) or centre.shape != (3,):
         raise ConnexError(f"{path}: an ITK affine has 12 parameters and 3 fixed ones; found "
                          f"{parameters.size} and {centre.size}.")

@@ -39,6 +39,8 @@ MODELS_RUN, MODELS_LEFT_OUT = registry.usable_models(MODEL["compare"], MODEL_MOD
 GRAPH_MODELS = [m for m in MODELS_RUN if m in registry.GRAPH_MODELS]
 # graph models whose weights each split saves (model.cv.checkpoints)
 CHECKPOINT_MODELS = GRAPH_MODELS if MODEL["cv"]["checkpoints"] else []
+# model.cv as the model jobs' parameter: without checkpoints (an output choice; switching it reruns nothing)
+CV_PARAMS = {k: v for k, v in MODEL["cv"].items() if k != "checkpoints"}
 
 
 def existing_subjects():

@@ -57,7 +57,7 @@ checkpoint cv_splits:
         mem_mb=1000,
         runtime=5,
     params:
-        cv=MODEL["cv"],
+        cv=CV_PARAMS,
     script:
         "../scripts/cv_splits.py"
 
@@ -89,7 +89,7 @@ rule train_fold:
         graph={**MODEL["graph"], "weighting": model_weighting()},
         architecture=MODEL["architecture"],
         training=MODEL["training"],
-        cv=MODEL["cv"],
+        cv=CV_PARAMS,
         harmonise=MODEL["harmonise"],
         checkpoint_dir=checkpoint_folder,
     script:

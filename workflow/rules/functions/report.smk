@@ -59,7 +59,7 @@ def all_static_outputs(wildcards):
 
 def all_subject_outputs(wildcards):
     """Every per-subject output known after the inventory checkpoint (anatomy, SC, every BOLD
-    run's preprocessing and scrubbing); none with connectomes_dir."""
+    run's scrubbing decision and, without fMRIPrep, its preprocessing); none with connectomes_dir."""
     if CONNECTOMES_DIR:
         return []
     return [*all_anat_outputs(wildcards), *all_sc_outputs(wildcards), *all_fc_decisions(wildcards)]
