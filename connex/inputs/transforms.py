@@ -27,6 +27,7 @@ from connex.inputs.io import atomic_path, save_nifti
 #: RAS <-> LPS (its own inverse).
 LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 ITK_HEADER = "#Insight Transform File V1.0"
+_ITK_MAGIC = "#Insight Transform File"  # the header without its version
 _AFFINE_TYPES = ("AffineTransform_double_3_3", "AffineTransform_float_3_3",
                  "MatrixOffsetTransformBase_double_3_3", "MatrixOffsetTransformBase_float_3_3")
 
@@ -51,7 +52,7 @@ def _text(path: str | Path) -> str:
 def is_itk_text(path: str | Path) -> bool:
     """Whether a ``.txt`` transform is in ITK's text format (earlier versions of this project
     wrote plain 4x4 RAS matrices under the same names; their readers tell the two apart)."""
-    return _text(path).startswith("#Insight Transform File")
+    return _text(path).startswith(_ITK_MAGIC)
 
 
 def load_plain_affine(path: str | Path) -> np.ndarray:
@@ -69,16 +70,15 @@ def load_plain_affine(path: str | Path) -> np.ndarray:
 def load_itk_affine(path: str | Path) -> np.ndarray:
     """The 4x4 RAS matrix (reference point -> moving point) of an ITK text affine."""
     text = _text(path)
-    if not text.startswith("#Insight Transform File"):
+    if not text.startswith(_ITK_MAGIC):
         raise ConnexError(f"{path}: expected an ITK text transform (first line '{ITK_HEADER}').")
-    fields = {key.strip(): value for key, value in
-              (line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))}
+    lines = [line for line in text.splitlines() if ":" in line and not line.startswith("#")]
+    fields = {key.strip(): value for key, value in (line.split(":", 1) for line in lines)}
     if "Parameters" not in fields:
         raise ConnexError(f"{path}: an ITK transform needs a 'Parameters:' line; found {sorted(fields)}.")
-    kind = fields.get("Transform", "").strip()
-    if kind not in _AFFINE_TYPES or sum(line.startswith("Transform:") for line in text.splitlines()) != 1:
-        raise ConnexError(f"{path}: expected one ITK affine transform ({', '.join(_AFFINE_TYPES)}), found "
-                         f"{[line for line in text.splitlines() if line.startswith('Transform:')]}.")
+    kinds = [line for line in lines if line.startswith("Transform:")]
+    if len(kinds) != 1 or fields["Transform"].strip() not in _AFFINE_TYPES:
+        raise ConnexError(f"{path}: expected one ITK affine transform ({', '.join(_AFFINE_TYPES)}), found {kinds}.")
     try:
         parameters = np.array(fields["Parameters"].split(), dtype=np.float64)
         centre = np.array(fields.get("FixedParameters", "0 0 0").split(), dtype=np.float64)
