@@ -243,3 +243,35 @@ def test_fodf_fitted_only_where_tracking_reaches_gives_the_same_streamlines(tmp_
     assert figures["streamlines_kept"] > 50  # ...the streamlines do not
     assert len(first) == len(second) and all(np.array_equal(a, b) for a, b in zip(first, second))
     assert fodf_region(fa, mask, replace(params, stopping="cmc")) is mask
+
+
+def test_tractography_job_streams_the_tractogram_and_writes_nothing_without_streamlines(tmp_path):
+    """run_tractography writes, batch by batch, the streamlines track() returns; with no seed voxel
+    it stops with the file and the reason, and leaves no tractogram or sidecar."""
+    from connex.structural.stage import run_tractography
+    from connex.structural.tracking import TrackingParams, fit_fodf, load_tractogram, track
+
+    affine = np.diag([2.0, 2, 2, 1])  # RAS, as the preprocessing writes it
+    path = _write_series(tmp_path, "sub-01", affine, np.array([1.0, 0, 0]), shape=(20, 8, 7), n_dirs=30)
+    series = load_dwi(path)
+    mask = np.ones(series.data.shape[:3], bool)
+    fa = fit_tensor(series, mask, b0_threshold=50)["FA"].astype(np.float32)
+    maps = {}
+    for name, value in (("mask", mask.astype(np.uint8)), ("fa", fa)):
+        maps[name] = str(tmp_path / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(value, affine), maps[name])
+    params = TrackingParams(model="csa", seeds_per_voxel=1, min_length_mm=10, random_seed=3)
+    files = {"dwi": str(path), "bval": str(path).replace(".nii.gz", ".bval"),
+             "bvec": str(path).replace(".nii.gz", ".bvec"), "mask": maps["mask"], "fa": maps["fa"],
+             "tissue_maps": {}, "b0_threshold": 50}
+    metrics = run_tractography(**files, tractogram=str(tmp_path / "t.trk"), sidecar=str(tmp_path / "t.json"),
+                               params=params)
+    expected, figures = track(fit_fodf(series.data, series.gradient_table(50), mask, "csa")[0], fa.astype(float),
+                              mask, affine, params)
+    written = load_tractogram(tmp_path / "t.trk")
+    assert metrics["streamlines_kept"] == figures["streamlines_kept"] == len(written) > 50
+    assert all(np.allclose(a, b, atol=1e-4) for a, b in zip(written, expected))
+    with pytest.raises(RuntimeError, match=r"sub-01_dwi\.nii\.gz: tractography kept no streamline \(seed voxels: 0\)"):
+        run_tractography(**files, tractogram=str(tmp_path / "none.trk"), sidecar=str(tmp_path / "none.json"),
+                         params=replace(params, seed_fa_threshold=1.0))
+    assert not (tmp_path / "none.trk").exists() and not (tmp_path / "none.json").exists()

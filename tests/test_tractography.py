@@ -91,13 +91,51 @@ def test_tractogram_round_trip(tmp_path):
     reference = nib.Nifti1Image(np.zeros((20, 10, 10), np.float32), AFFINE)
     streamlines = [_line([1, 2, 5], [18, 2, 5]).astype(np.float32), _line([3, 3, 3], [3, 8, 8]).astype(np.float32)]
     save_tractogram(streamlines, reference, tmp_path / "t.trk")
-    loaded = load_tractogram(tmp_path / "t.trk", reference)
+    loaded = load_tractogram(tmp_path / "t.trk")
     assert len(loaded) == 2 and all(np.allclose(a, b, atol=1e-3) for a, b in zip(loaded, streamlines))
 
 
+def test_tractogram_streamed_from_a_generator_is_the_file_dipy_writes(tmp_path, rng):
+    """save_tractogram consumes a generator once, as it goes, and writes the bytes dipy's
+    save_tractogram writes for the same streamlines as a list (oblique grid, unequal sizes)."""
+    from dipy.io.stateful_tractogram import Space, StatefulTractogram
+    from dipy.io.streamline import save_tractogram as dipy_save
+
+    affine = np.array([[-2.5, 0.1, 0, 90], [0, 2.5, 0.2, -120], [0, 0, 2.4, -70], [0, 0, 0, 1]])
+    reference = nib.Nifti1Image(np.zeros((7, 8, 9), np.uint8), affine)
+    streamlines = [(np.cumsum(rng.normal(size=(rng.integers(2, 40), 3)), axis=0) + 10).astype(np.float32)
+                   for _ in range(300)]
+    consumed = []
+
+    def generated():
+        for streamline in streamlines:
+            consumed.append(1)
+            yield streamline
+
+    assert save_tractogram(generated(), reference, tmp_path / "streamed.trk") == 300 and len(consumed) == 300
+    dipy_save(StatefulTractogram(streamlines, reference, Space.RASMM), str(tmp_path / "dipy.trk"),
+              bbox_valid_check=False)
+    assert (tmp_path / "streamed.trk").read_bytes() == (tmp_path / "dipy.trk").read_bytes()
+    loaded = load_tractogram(tmp_path / "streamed.trk")
+    assert len(loaded) == 300 and all(np.allclose(a, b, atol=1e-3) for a, b in zip(loaded, streamlines))
+
+
+def test_tractogram_stream_that_fails_leaves_no_file(tmp_path):
+    """An error while the streamlines are generated (e.g. none kept) leaves no tractogram behind."""
+    reference = nib.Nifti1Image(np.zeros((20, 10, 10), np.float32), AFFINE)
+
+    def failing():
+        yield _line([1, 2, 5], [18, 2, 5]).astype(np.float32)
+        raise RuntimeError("tracking failed")
+
+    with pytest.raises(RuntimeError, match="tracking failed"):
+        save_tractogram(failing(), reference, tmp_path / "t.trk")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_connectome_in_chunks_is_the_same_as_in_one(monkeypatch, rng):
-    """The tractogram is read CHUNK streamlines at a time (memory); the matrices do not depend on
-    the chunk size, and each streamline's length is its own steps only."""
+    """The tractogram is read CHUNK streamlines at a time (memory), from a list or a generator; the
+    matrices do not depend on the chunk size, and each streamline's length is its own steps only."""
     import connex.structural.connectome as sc
 
     labels = rng.integers(0, 6, (10, 10, 10))
@@ -108,5 +146,10 @@ def test_connectome_in_chunks_is_the_same_as_in_one(monkeypatch, rng):
     monkeypatch.setattr(sc, "CHUNK", 333)
     chunked, chunked_figures = connectome(streamlines, labels, affine, 5, fa)
     assert figures == chunked_figures and all(np.allclose(whole[k], chunked[k]) for k in whole)
+    # read from a generator (as from a tractogram file), with one-point streamlines it skips
+    single = [rng.normal(0, 1, (1, 3)) + 10 for _ in range(400)]
+    streamed, streamed_figures = connectome((s for s in single + streamlines), labels, affine, 5, fa)
+    assert figures == streamed_figures and all(np.allclose(whole[k], streamed[k]) for k in whole)
+    assert figures["streamlines"] == 2000 and whole["count"].sum() > 0
     _, lengths, _ = sc._streamline_features(streamlines[:400], labels, np.linalg.inv(affine), fa)
     assert np.allclose(lengths, [np.linalg.norm(np.diff(s, axis=0), axis=1).sum() for s in streamlines[:400]])

@@ -1,10 +1,12 @@
 """Tractography against MRtrix3 on the same preprocessed DWI: time and peak memory per step.
 
-Each side runs in its own fresh process, one thread, so that its peak resident memory is its
-own: ConneX's fODF fit, tracking and connectome (as the workflow's ``tractography`` and
-``structural_connectome`` jobs do them), and MRtrix3's ``dwi2response fa`` + ``dwi2fod csd``,
-``tckgen`` (SD_STREAM for deterministic, iFOD2 for probabilistic) selecting the streamline count
-ConneX kept, and ``tck2connectome``. Same mask, same seed voxels, same step, angle and lengths.
+Each side runs in fresh processes, one thread, so that a peak resident memory is its own:
+ConneX's ``tractography`` job (fODF fit, then tracking streamed into the .trk file; the fODF time
+is the job's time less the tracking's, so it includes reading the inputs) and its connectome (the
+tractogram read as the ``structural_connectome`` job reads it), each job in its own process, and
+MRtrix3's ``dwi2response fa`` + ``dwi2fod csd``, ``tckgen`` (SD_STREAM for deterministic, iFOD2
+for probabilistic) selecting the streamline count ConneX kept, and ``tck2connectome``. Same mask,
+same seed voxels, same step, angle and lengths.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-#: Run in a child process: one ConneX SC run, printing its step times and its peak RSS (MB) as JSON.
+#: Run in a child process: one ConneX SC job, printing its step times and its peak RSS (MB) as JSON.
 _CONNEX_CHILD = """
 import json, sys
 from threadpoolctl import threadpool_limits
 threadpool_limits(1)
-from connex.benchmarks.tracking import connex_sc_steps
-print(json.dumps(connex_sc_steps(*sys.argv[1:5], threads=int(sys.argv[5]))))
+from connex.benchmarks import tracking
+job = getattr(tracking, sys.argv[1])
+print(json.dumps(job(*sys.argv[2:-1], threads=int(sys.argv[-1]))))
 """
 
 #: Run in a child process: one command, printing its wall seconds and peak RSS (MB) as JSON.
@@ -39,35 +42,53 @@ print(json.dumps({"s": time.perf_counter() - start,
 """
 
 
-def connex_sc_steps(dwi: str, mask: str, fa: str, labels: str, *, threads: int = 1) -> dict:
-    """ConneX's fODF fit, tracking and connectome on preprocessed files (``labels``: the atlas on
-    the DWI grid); seconds per step, streamlines kept, and the process's peak RSS in MB."""
+def connex_tracking_job(dwi: str, mask: str, fa: str, tractogram: str, *, threads: int = 1) -> dict:
+    """The workflow's ``tractography`` job (fODF fit, tracking, the streamlines written to
+    ``tractogram`` batch by batch) on preprocessed files, FA stopping (no tissue maps); seconds per
+    step, streamlines kept, and the process's peak RSS in MB."""
+    import resource
+    import time
+
+    from connex.structural.stage import run_tractography
+    from connex.structural.tracking import TrackingParams
+
+    stem = dwi.removesuffix(".nii.gz")
+    start = time.perf_counter()
+    figures = run_tractography(dwi=dwi, bval=f"{stem}.bval", bvec=f"{stem}.bvec", mask=mask, fa=fa, tissue_maps={},
+                               tractogram=tractogram, sidecar=f"{tractogram}.json", params=TrackingParams(),
+                               b0_threshold=50, threads=threads)
+    seconds = time.perf_counter() - start
+    return {"fodf": seconds - figures["tracking_seconds"], "track": figures["tracking_seconds"],
+            "kept": figures["streamlines_kept"], "seeds": figures["seeds"],
+            "mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def connex_connectome_job(tractogram: str, labels: str, fa: str, *, threads: int = 1) -> dict:
+    """ConneX's connectome from a tractogram file, read as the ``structural_connectome`` job reads
+    it (streamed); seconds and the process's peak RSS in MB. ``threads`` is unused (one)."""
     import resource
     import time
 
     from connex.structural.connectome import connectome
-    from connex.structural.stage import load_preprocessed
-    from connex.structural.tracking import TrackingParams, fit_fodf, fodf_region, track
+    from connex.structural.tracking import iter_tractogram
 
-    stem = dwi.removesuffix(".nii.gz")
-    series = load_preprocessed(dwi, f"{stem}.bval", f"{stem}.bvec")
-    mask_data = np.asarray(nib.load(mask).dataobj) > 0
+    label_image = nib.load(labels)
+    label_data = np.asarray(label_image.dataobj).astype(int)
     fa_data = np.asarray(nib.load(fa).dataobj, dtype=np.float64)
-    label_data = np.asarray(nib.load(labels).dataobj).astype(int)
-    params = TrackingParams()
-    steps = {}
     start = time.perf_counter()
-    # where the stage fits it: the voxels FA tracking can reach (fodf_region)
-    shm, _ = fit_fodf(series.data, series.gradient_table(50), fodf_region(fa_data, mask_data, params), params.model)
-    steps["fodf"] = time.perf_counter() - start
-    start = time.perf_counter()
-    streamlines, figures = track(shm, fa_data, mask_data, series.affine, params, threads=threads)
-    steps["track"] = time.perf_counter() - start
-    start = time.perf_counter()
-    connectome(streamlines, label_data, series.affine, int(label_data.max()), fa_data)
-    steps["conn"] = time.perf_counter() - start
-    return {**steps, "kept": figures["streamlines_kept"], "seeds": figures["seeds"],
-            "mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    connectome(iter_tractogram(tractogram), label_data, label_image.affine, int(label_data.max()), fa_data)
+    return {"conn": time.perf_counter() - start, "mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def connex_sc_steps(dwi: str, mask: str, fa: str, labels: str, *, threads: int = 1) -> dict:
+    """Both jobs, each in its own process: seconds per step, streamlines kept, and the peak RSS (MB)
+    of each job (``mb_tracking``, ``mb_connectome``) and of the larger (``mb``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tractogram = str(Path(tmp) / "tracks.trk")
+        tracking = _child(_CONNEX_CHILD, "connex_tracking_job", dwi, mask, fa, tractogram, str(threads))
+        matrices = _child(_CONNEX_CHILD, "connex_connectome_job", tractogram, labels, fa, "1")
+    return {**tracking, "conn": matrices["conn"], "mb_tracking": tracking["mb"], "mb_connectome": matrices["mb"],
+            "mb": max(tracking["mb"], matrices["mb"])}
 
 
 def _child(code: str, *args: str) -> dict:
@@ -98,13 +119,14 @@ def benchmark_tracking(derivatives: Path, subject: str, atlas: str, repeats: int
     params = TrackingParams()
     print(f"SC stage on sub-{subject} ({nib.load(dwi).shape}), median of {repeats} runs, each side in its own "
           f"process; defaults {params}")
-    ours = {threads: [_child(_CONNEX_CHILD, str(dwi), str(mask), str(fa), str(labels), str(threads))
+    ours = {threads: [connex_sc_steps(str(dwi), str(mask), str(fa), str(labels), threads=threads)
                       for _ in range(repeats)] for threads in (1, 2)}
     for threads, runs in ours.items():
         print(f"ConneX, {threads} thread(s): fODF {_median(runs, 'fodf'):6.1f} s, tracking "
               f"{_median(runs, 'track'):6.1f} s ({_median(runs, 'kept') / _median(runs, 'track'):6.0f} kept/s, "
-              f"{int(_median(runs, 'kept'))} kept of {int(_median(runs, 'seeds'))} seeds), connectome "
-              f"{_median(runs, 'conn'):5.1f} s; peak {_median(runs, 'mb'):5.0f} MB")
+              f"{int(_median(runs, 'kept'))} kept of {int(_median(runs, 'seeds'))} seeds, written to .trk), "
+              f"connectome {_median(runs, 'conn'):5.1f} s; peak: tractography job "
+              f"{_median(runs, 'mb_tracking'):5.0f} MB, connectome job {_median(runs, 'mb_connectome'):5.0f} MB")
     if shutil.which("tckgen") is None:
         print("MRtrix3 not found (tckgen): no reference (Debian/Ubuntu: apt install mrtrix3).")
         return

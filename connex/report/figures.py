@@ -119,15 +119,13 @@ def plot_registration(*, t1w: str | Path, brain_mask: str | Path, atlas_labels: 
     return _save(figure, out_png, title=title)
 
 
-def plot_structural_connectome(fa: str | Path, streamlines: list[np.ndarray], count: np.ndarray, out_png: str | Path,
-                               *, title: str, n_shown: int = 2000, seed: int = 0) -> Path:
-    """FA map (axial and sagittal maximum-intensity slabs) with a random sample of streamlines
-    projected on it, and the log streamline-count matrix."""
+def plot_structural_connectome(fa: str | Path, shown: list[np.ndarray], count: np.ndarray, out_png: str | Path,
+                               *, title: str) -> Path:
+    """FA map (axial and sagittal maximum-intensity slabs) with streamlines (world mm (n_i, 3):
+    a sample of the tractogram) projected on it, and the log streamline-count matrix."""
     image = nib.as_closest_canonical(nib.load(fa))
     data = np.asarray(image.dataobj, dtype=float)
     to_voxel = np.linalg.inv(image.affine)
-    rng = np.random.default_rng(seed)
-    shown = [streamlines[i] for i in rng.choice(len(streamlines), min(n_shown, len(streamlines)), replace=False)]
     figure, axes = plt.subplots(1, 3, figsize=(15, 5))
     for axis, (plane, (u, v)) in zip(axes[:2], ((2, (0, 1)), (0, (1, 2)))):
         axis.imshow(data.max(axis=plane).T, origin="lower", cmap="gray", vmin=0, vmax=0.8)

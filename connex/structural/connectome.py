@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from itertools import islice
+
 import numpy as np
 from scipy import ndimage
 
@@ -42,14 +45,16 @@ def assignment_labels(labels: np.ndarray, voxel_mm: float, radius_mm: float) -> 
     return np.where((labels == 0) & (distance * voxel_mm <= radius_mm), nearest, labels)
 
 
-def connectome(streamlines: list[np.ndarray], labels: np.ndarray, affine: np.ndarray, n_regions: int,
+def connectome(streamlines: Iterable[np.ndarray], labels: np.ndarray, affine: np.ndarray, n_regions: int,
                fa: np.ndarray, *, assignment_radius_mm: float = 4.0, self_loops: bool = False
                ) -> tuple[dict[str, np.ndarray], dict]:
     """Structural connectome matrices (n_regions, n_regions) in atlas order, one per weight.
 
     Parameters
     ----------
-    streamlines : list of (n_i, 3) arrays, world mm
+    streamlines : iterable of (n_i, 3) arrays, world mm
+        Consumed ``CHUNK`` at a time (a generator such as :func:`~connex.structural.tracking.iter_tractogram`'s
+        is never held whole); streamlines of fewer than two points are skipped.
     labels : ndarray (X, Y, Z) int
         Atlas indices 1..n_regions on the DWI grid (0: unlabelled).
     fa : ndarray (X, Y, Z)
@@ -64,9 +69,12 @@ def connectome(streamlines: list[np.ndarray], labels: np.ndarray, affine: np.nda
     voxel_mm = float(np.abs(np.linalg.det(affine[:3, :3])) ** (1 / 3))
     search = assignment_labels(labels, voxel_mm, assignment_radius_mm)
     to_voxel = np.linalg.inv(affine)
-    streamlines = [s for s in streamlines if len(s) >= 2]
-    chunks = [_streamline_features(streamlines[start:start + CHUNK], search, to_voxel, fa)
-              for start in range(0, len(streamlines), CHUNK)]
+    chunks, n_streamlines, stream = [], 0, iter(streamlines)
+    while batch := list(islice(stream, CHUNK)):
+        chunk = [s for s in batch if len(s) >= 2]
+        if chunk:
+            chunks.append(_streamline_features(chunk, search, to_voxel, fa))
+            n_streamlines += len(chunk)
     pairs = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros((0, 2), dtype=int)
     lengths = np.concatenate([c[1] for c in chunks]) if chunks else np.zeros(0)
     mean_fa = np.concatenate([c[2] for c in chunks]) if chunks else np.zeros(0)
@@ -87,7 +95,7 @@ def connectome(streamlines: list[np.ndarray], labels: np.ndarray, affine: np.nda
         pair_volume = volumes_ml[:, None] + volumes_ml[None, :]
         matrices["countvolnorm"] = np.where(pair_volume > 0, count / pair_volume, 0.0)
     empty = [int(r) + 1 for r in np.flatnonzero(volumes_ml == 0)]
-    figures = {"streamlines": len(streamlines), "streamlines_assigned": int(valid.sum()),
+    figures = {"streamlines": n_streamlines, "streamlines_assigned": int(valid.sum()),
                "fraction_assigned": round(float(valid.mean()) if len(valid) else 0.0, 4),
                "edges_nonzero": int((np.triu(count, 1) > 0).sum()), "regions_without_voxels": empty}
     return {name: matrices[name] for name in SC_WEIGHTS}, figures

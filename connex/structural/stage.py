@@ -19,9 +19,20 @@ from connex.registry import SC_WEIGHT_DESCRIPTIONS, TISSUES
 from connex.report.figures import plot_structural_connectome
 from connex.structural.connectome import connectome
 from connex.structural.preprocess import DWISeries, fit_tensor, fsl_bvecs, fsl_to_voxel_axes, preprocess_dwi
-from connex.structural.tracking import TrackingParams, fit_fodf, fodf_region, load_tractogram, save_tractogram, track
+from connex.structural.tracking import (
+    TrackingParams,
+    fit_fodf,
+    fodf_region,
+    iter_tractogram,
+    save_tractogram,
+    track_batches,
+    tractogram_size,
+)
 
 log = logging.getLogger(__name__)
+
+#: Streamlines drawn on the SC QC figure (a random sample, seed 0).
+QC_STREAMLINES = 2000
 
 
 def run_preprocessing(*, dwi_paths: list[str], t1w_preproc: str, t1w_mask: str, tissue_maps: dict[str, str],
@@ -87,11 +98,21 @@ def run_tractography(*, dwi: str, bval: str, bvec: str, mask: str, fa: str, tiss
     log.info("Fitting the %s fODF model in %d voxels (of %d in the brain mask: those tracking can reach).",
              params.model.upper(), int(region.sum()), int(mask_data.sum()))
     shm, details = fit_fodf(series.data, series.gradient_table(b0_threshold), region, params.model)
-    streamlines, figures = track(shm, fa_data, mask_data, series.affine, params, tissues=tissues, threads=threads)
-    if not streamlines:
-        raise RuntimeError(f"{dwi}: tractography kept no streamline (seed voxels: {figures['seed_voxels']}); "
-                           "check the FA map and the seeding and stopping thresholds.")
-    save_tractogram(streamlines, reference, tractogram)
+    affine = series.affine
+    del series  # the DWI is not needed for tracking: free it before the streamlines come
+    figures: dict = {}
+
+    def kept_streamlines():
+        nonlocal figures
+        for kept, progress in track_batches(shm, fa_data, mask_data, affine, params, tissues=tissues,
+                                            threads=threads):
+            figures = progress
+            yield from kept
+        if not figures["streamlines_kept"]:  # raised inside the writer, so no tractogram file appears
+            raise RuntimeError(f"{dwi}: tractography kept no streamline (seed voxels: {figures['seed_voxels']}); "
+                               "check the FA map and the seeding and stopping thresholds.")
+
+    save_tractogram(kept_streamlines(), reference, tractogram)
     metrics = {**details, **figures, "parameters": params.as_dict(), "Sources": [dwi, mask, fa]}
     write_json(metrics, sidecar)
     log.info("Tractography: %d streamlines kept of %d generated (%.0f per second).", figures["streamlines_kept"],
@@ -114,9 +135,19 @@ def run_connectome(*, tractogram: str, mask: str, fa: str, xfm: str, atlas: Atla
     # the DWI-space image holds atlas positions (1..n, the matrices' order), not the atlas's indices
     write_tsv(pd.DataFrame({"index": np.arange(1, atlas.n_regions + 1), "name": atlas.table["name"].to_numpy(),
                             "atlas_index": atlas.table["index"].to_numpy()}), out_dseg_table)
-    streamlines = load_tractogram(tractogram, reference)
     fa_data = np.asarray(nib.load(fa).dataobj, dtype=np.float64)
-    matrices, figures = connectome(streamlines, labels, reference.affine, atlas.n_regions, fa_data,
+    # the tractogram is read as the connectome consumes it (memory); the QC figure's sample on the way
+    n_streamlines = tractogram_size(tractogram)
+    drawn = set(np.random.default_rng(0).choice(n_streamlines, min(QC_STREAMLINES, n_streamlines), replace=False))
+    shown: list[np.ndarray] = []
+
+    def reading():
+        for number, streamline in enumerate(iter_tractogram(tractogram)):
+            if number in drawn:
+                shown.append(streamline)
+            yield streamline
+
+    matrices, figures = connectome(reading(), labels, reference.affine, atlas.n_regions, fa_data,
                                    assignment_radius_mm=assignment_radius_mm, self_loops=self_loops)
     names = list(atlas.table["name"])
     missing = [names[r - 1] for r in figures["regions_without_voxels"]]
@@ -129,7 +160,7 @@ def run_connectome(*, tractogram: str, mask: str, fa: str, xfm: str, atlas: Atla
                     "RegionsWithoutVoxels": missing, "SelfLoops": self_loops,
                     "AssignmentRadiusMM": assignment_radius_mm, **figures, "Tractography": tracking,
                     "Sources": [tractogram, atlas_t1w]}, sidecar_path(path))
-    plot_structural_connectome(fa, streamlines, matrices["count"], out_figure,
+    plot_structural_connectome(fa, shown, matrices["count"], out_figure,
                                title=f"{title}, atlas {atlas.name}: {figures['streamlines']} streamlines, "
                                      f"{figures['fraction_assigned']:.0%} joining two regions, "
                                      f"{figures['edges_nonzero']} edges")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -106,16 +107,17 @@ def sample_seeds(seed_mask: np.ndarray, affine: np.ndarray, per_voxel: int, rng:
 SEED_BATCH = 25_000
 
 
-def track(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affine: np.ndarray, params: TrackingParams,
-          tissues: dict[str, np.ndarray] | None = None, *, threads: int = 1,
-          seed_batch: int = SEED_BATCH) -> tuple[list[np.ndarray], dict]:
-    """Run tractography; returns the kept streamlines (world mm, float32 (n_i, 3)) and figures.
+def track_batches(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affine: np.ndarray,
+                  params: TrackingParams, tissues: dict[str, np.ndarray] | None = None, *, threads: int = 1,
+                  seed_batch: int = SEED_BATCH) -> Iterator[tuple[list[np.ndarray], dict]]:
+    """Run tractography ``seed_batch`` seeds at a time; yields each batch's kept streamlines (world
+    mm, float32 (n_i, 3)) with the figures so far (the last ones are the run's).
 
     dipy's compiled trackers (``dipy.tracking.tracker.deterministic_tracking`` /
-    ``probabilistic_tracking``) run over ``threads`` threads, ``seed_batch`` seeds at a time, with a
-    progress line in the log after each batch. Each seed's random stream is drawn from
-    ``params.random_seed`` and the seed's position, so the result does not depend on the number of
-    threads or the batch size.
+    ``probabilistic_tracking``) run over ``threads`` threads, with a progress line in the log after
+    each batch. Each seed's random stream is drawn from ``params.random_seed`` and the seed's
+    position, so the result does not depend on the number of threads or the batch size. Consumed
+    by :func:`save_tractogram`, only one batch is in memory at a time.
 
     Parameters
     ----------
@@ -139,7 +141,8 @@ def track(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affine: np.nd
     voxel_size = np.sqrt((affine[:3, :3] ** 2).sum(axis=0)).astype(np.float64)
     shm = np.ascontiguousarray(shm_coeff, dtype=np.float64)
     start = time.perf_counter()
-    kept, n_generated = [], 0
+    n_kept, n_generated = 0, 0
+    figures = {"seeds": len(seeds), "seed_voxels": int(seed_mask.sum()), "threads": threads}
     n_batches = max(1, int(np.ceil(len(seeds) / seed_batch)))
     for batch in range(n_batches):
         # dipy's lengths are one step short of the bounds it is given: the exact bounds are applied below.
@@ -151,20 +154,35 @@ def track(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affine: np.nd
                               return_all=params.stopping != "cmc")
         streamlines = [s for s in streamlines if len(s) >= 2]
         n_generated += len(streamlines)
+        kept = []
         if streamlines:
             lengths = np.asarray(length(streamlines))
             good = (lengths >= params.min_length_mm) & (lengths <= params.max_length_mm)
-            kept.extend(streamlines[i].astype(np.float32) for i in np.flatnonzero(good))
+            kept = [streamlines[i].astype(np.float32) for i in np.flatnonzero(good)]
+        del streamlines
+        n_kept += len(kept)
         seconds = time.perf_counter() - start
         done = min((batch + 1) * seed_batch, len(seeds))
         log.info("Tracking: %d/%d seeds, %d streamlines kept, %.0f s (%.0f seeds/s, about %.0f s left)", done,
-                 len(seeds), len(kept), seconds, done / max(seconds, 1e-9),
+                 len(seeds), n_kept, seconds, done / max(seconds, 1e-9),
                  (len(seeds) - done) * seconds / max(done, 1))
-    seconds = time.perf_counter() - start
-    figures = {"seeds": len(seeds), "seed_voxels": int(seed_mask.sum()), "streamlines_generated": n_generated,
-               "streamlines_kept": len(kept), "tracking_seconds": round(seconds, 2), "threads": threads,
-               "streamlines_per_second": round(n_generated / max(seconds, 1e-9), 1)}
-    return kept, figures
+        figures.update({"streamlines_generated": n_generated, "streamlines_kept": n_kept,
+                        "tracking_seconds": round(seconds, 2),
+                        "streamlines_per_second": round(n_generated / max(seconds, 1e-9), 1)})
+        yield kept, dict(figures)
+
+
+def track(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affine: np.ndarray, params: TrackingParams,
+          tissues: dict[str, np.ndarray] | None = None, *, threads: int = 1,
+          seed_batch: int = SEED_BATCH) -> tuple[list[np.ndarray], dict]:
+    """:func:`track_batches` collected: all kept streamlines (world mm, float32 (n_i, 3)) and the
+    run's figures. For a whole brain, stream the batches into :func:`save_tractogram` instead."""
+    streamlines, figures = [], {}
+    for kept, progress in track_batches(shm_coeff, fa, mask, affine, params, tissues, threads=threads,
+                                        seed_batch=seed_batch):
+        streamlines.extend(kept)
+        figures = progress
+    return streamlines, figures
 
 
 def fodf_region(fa: np.ndarray, mask: np.ndarray, params: TrackingParams) -> np.ndarray:
@@ -197,23 +215,51 @@ def stopping_criterion(fa: np.ndarray, mask: np.ndarray, affine: np.ndarray, par
     return ThresholdStoppingCriterion(np.where(mask, fa, 0).astype(np.float64), params.fa_threshold)
 
 
-def save_tractogram(streamlines: list[np.ndarray], reference, target) -> None:
-    """Write streamlines (world mm) as a TrackVis .trk file on ``reference``'s grid, atomically."""
-    from dipy.io.stateful_tractogram import Space, StatefulTractogram
-    from dipy.io.streamline import save_tractogram as dipy_save
+def save_tractogram(streamlines: Iterable[np.ndarray], reference, target) -> int:
+    """Write streamlines (world mm, (n_i, 3) each) as a TrackVis .trk file on ``reference``'s grid,
+    atomically; returns how many were written.
+
+    Written as the iterable is consumed (nibabel's ``LazyTractogram``), so a generator such as
+    :func:`track_batches`'s never holds the whole tractogram in memory (on bids-xa30, 140k
+    streamlines are 170 MB as float32 arrays, and building a ``StatefulTractogram`` copied them
+    twice more). The file is the one dipy's ``save_tractogram`` writes (tested byte for byte).
+    """
+    from dipy.io.utils import create_tractogram_header, get_reference_info
+    from nibabel.streamlines import LazyTractogram, TrkFile
 
     from connex.inputs.io import atomic_path
 
-    tractogram = StatefulTractogram(streamlines, reference, Space.RASMM)
+    written = 0
+
+    def counted():
+        nonlocal written
+        for streamline in streamlines:
+            written += 1
+            yield streamline
+
+    header = create_tractogram_header(TrkFile, *get_reference_info(reference))
     with atomic_path(target) as tmp:
-        dipy_save(tractogram, str(tmp), bbox_valid_check=False)
+        TrkFile(LazyTractogram(counted, affine_to_rasmm=np.eye(4)), header=header).save(str(tmp))
+    return written
 
 
-def load_tractogram(path, reference) -> list[np.ndarray]:
-    """Streamlines (world mm, float32) of a .trk file written by :func:`save_tractogram`."""
-    from dipy.io.stateful_tractogram import Space
-    from dipy.io.streamline import load_tractogram as dipy_load
+def tractogram_size(path) -> int:
+    """The number of streamlines a .trk file holds (its header; nothing else is read)."""
+    from nibabel.streamlines import TrkFile
 
-    tractogram = dipy_load(str(path), reference, bbox_valid_check=False)
-    tractogram.to_space(Space.RASMM)
-    return [np.asarray(s, dtype=np.float32) for s in tractogram.streamlines]
+    return int(TrkFile.load(str(path), lazy_load=True).header["nb_streamlines"])
+
+
+def iter_tractogram(path) -> Iterator[np.ndarray]:
+    """The streamlines (world mm, float32 (n_i, 3)) of a .trk file written by
+    :func:`save_tractogram`, read as they are consumed (nibabel's lazy loading): a whole-brain
+    tractogram is never all in memory. The points are those dipy's ``load_tractogram`` gives."""
+    from nibabel.streamlines import TrkFile
+
+    for streamline in TrkFile.load(str(path), lazy_load=True).tractogram.streamlines:
+        yield np.asarray(streamline, dtype=np.float32)
+
+
+def load_tractogram(path) -> list[np.ndarray]:
+    """All streamlines of a .trk file (:func:`iter_tractogram`) as a list."""
+    return list(iter_tractogram(path))
