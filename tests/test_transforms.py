@@ -159,6 +159,59 @@ def test_the_files_read_back_exactly_and_earlier_versions_files_still_read(regis
                           t1w=nib.Nifti1Image(np.zeros(registration.t1w_shape), registration.t1w_affine))
 
 
+@pytest.mark.parametrize("grid", ["axial", "oblique"])
+def test_ants_reads_each_composite_h5_as_its_list_of_files(registration, tmp_path, grid):
+    """The ITK composite .h5 of each direction moves images as the registration does (ANTs reads
+    it alone, -t file), on an axial and an oblique template grid; for T1w -> MNI it holds the
+    numbers ANTs' own composite writer gives for -t warp -t affine."""
+    from dataclasses import replace
+
+    if grid == "oblique":
+        _, oblique = _grid(registration.warp.shape[:3], (2.0, 2.1, 1.9), (-31.0, -38.0, -25.0), angles=(0.12, -0.2, 0.07))
+        registration = replace(registration, template_affine=oblique)
+    files = _files(registration, tmp_path)
+    composite, inverse = tmp_path / "from-T1w_to-MNI_xfm.h5", tmp_path / "from-MNI_to-T1w_xfm.h5"
+    registration.save_composites(composite=composite, inverse_composite=inverse)
+    template_shape = registration.warp.shape[:3]
+    template = _ants_image(np.zeros(template_shape), registration.template_affine, tmp_path / "template.nii.gz")
+    t1w = _ants_image(np.zeros(registration.t1w_shape), registration.t1w_affine, tmp_path / "t1w.nii.gz")
+
+    def to_template(data):
+        return registration.mapping().transform(data, interpolation="linear",
+                                                image_world2grid=np.linalg.inv(registration.t1w_affine),
+                                                out_shape=np.asarray(template_shape, dtype=np.int32),
+                                                out_grid2world=registration.template_affine)
+
+    def ants_to_template(moving):
+        return ants.apply_transforms(fixed=template, moving=moving, transformlist=[str(composite)],
+                                     interpolator="linear").numpy()
+
+    def to_t1w(data):
+        return registration.to_t1w(data, registration.template_affine, interpolation="linear")
+
+    def ants_to_t1w(moving):
+        return ants.apply_transforms(fixed=t1w, moving=moving, transformlist=[str(inverse)],
+                                     interpolator="linear").numpy()
+
+    rng = np.random.default_rng(0)
+    assert_same_resampling(to_template, ants_to_template, _smooth(registration.t1w_shape, rng, sigma=2.5) + 100,
+                           registration.t1w_affine, tmp_path)
+    assert_same_resampling(to_t1w, ants_to_t1w, _smooth(template_shape, rng, sigma=2.5) + 100,
+                           registration.template_affine, tmp_path)
+    h5py = pytest.importorskip("h5py")
+    reference = tmp_path / "ants_composite.h5"
+    ants.write_transform(ants.compose_ants_transforms([
+        ants.transform_from_displacement_field(ants.image_read(str(files["warp"]))),
+        ants.read_transform(str(files["affine"]), precision="float")]), str(reference))
+    with h5py.File(composite) as ours, h5py.File(reference) as theirs:
+        for number in ("0", "1", "2"):
+            assert ours[f"TransformGroup/{number}/TransformType"][0] == theirs[f"TransformGroup/{number}/TransformType"][0]
+        for number in ("1", "2"):
+            for name in ("TransformParameters", "TransformFixedParameters"):
+                np.testing.assert_allclose(ours[f"TransformGroup/{number}/{name}"][()],
+                                           theirs[f"TransformGroup/{number}/{name}"][()], rtol=0, atol=1e-6)
+
+
 def test_ants_moves_t1w_images_onto_the_epi_grid_as_the_coregistration_does(tmp_path):
     t1w_shape, t1w_affine = _grid((40, 44, 36), (1.5, 1.5, 1.5), (-30.0, -33.0, -27.0))
     epi_shape, epi_affine = _grid((24, 26, 20), (2.5, 2.5, 3.0), (-29.0, -31.0, -25.0), angles=(0.2, 0.0, -0.1))

@@ -110,6 +110,8 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_cohort_6, 
         sidecar = json.loads((anat / f"sub-{subject}_space-T1w_atlas-synth_dseg.json").read_text())
         assert sidecar["NumberOfRegions"] == 8 and sidecar["MissingRegions"] == []
         assert (anat / f"sub-{subject}_from-T1w_to-MNI152NLin2009aSym_mode-image_desc-warp_xfm.nii.gz").is_file()
+        for name in ("from-T1w_to-MNI152NLin2009aSym", "from-MNI152NLin2009aSym_to-T1w"):
+            assert (anat / f"sub-{subject}_{name}_mode-image_xfm.h5").stat().st_size > 1000
         assert (anat / f"sub-{subject}_label-WM_probseg.nii.gz").is_file()
         # every dseg has its look-up table beside it (BIDS _dseg.tsv): the indices the image holds
         tissues = pd.read_csv(anat / f"sub-{subject}_dseg.tsv", sep="\t")

@@ -30,10 +30,14 @@ ANTs' ``antsApplyTransforms`` and nitransforms read them; LPS on disk, RAS in me
   ``A (x + u(x))``; ``antsApplyTransforms -r MNI -i T1w -t warp -t affine``.
 - ``*_from-MNI152NLin2009aSym_to-T1w_mode-image_desc-warp_xfm.nii.gz``: the inverse field
   ``v`` on the same grid (only the nonlinear part: the MNI -> T1w map is this field after the
-  inverted affine, unlike fMRIPrep's single ``.h5``): the T1w point ``y`` takes the template value at ``z + v(z)``,
+  inverted affine, the ``.h5`` below holds both): the T1w point ``y`` takes the template value at ``z + v(z)``,
   ``z = A^-1 y``; ``antsApplyTransforms -r T1w -i MNI -t [affine,1] -t warp``.
 
 (ANTs sends a reference point through its ``-t`` list from first to last.)
+
+- ``*_from-T1w_to-MNI152NLin2009aSym_mode-image_xfm.h5`` and ``*_from-MNI152NLin2009aSym_to-T1w_mode-image_xfm.h5``:
+  each direction as one ITK composite HDF5 file (the affine and the field, or the inverted affine
+  and the inverse field), fMRIPrep's single-file form: ``antsApplyTransforms -r MNI -i T1w -t <.h5>``.
 
 :meth:`Registration.load` rebuilds the dipy ``DiffeomorphicMap`` from the three files.
 """
@@ -61,6 +65,7 @@ from connex.inputs.transforms import (
     load_itk_displacements,
     load_plain_affine,
     save_itk_affine,
+    save_itk_composite,
     save_itk_displacements,
 )
 from connex.registry import TISSUES
@@ -188,6 +193,13 @@ class Registration:
         save_itk_affine(self.affine, affine)
         save_itk_displacements(self.warp, self.template_affine, warp)
         save_itk_displacements(self.inverse_warp, self.template_affine, inverse_warp)
+
+    def save_composites(self, *, composite: Path, inverse_composite: Path) -> None:
+        """Each direction as one ITK composite ``.h5`` (fMRIPrep's single-file form): T1w -> MNI
+        is ``-t warp -t affine``, MNI -> T1w ``-t [affine,1] -t inverse_warp``."""
+        save_itk_composite([("field", self.warp, self.template_affine), ("affine", self.affine)], composite)
+        save_itk_composite([("affine", np.linalg.inv(self.affine)), ("field", self.inverse_warp, self.template_affine)],
+                           inverse_composite)
 
     @classmethod
     def load(cls, *, affine: str | Path, warp: str | Path, inverse_warp: str | Path,

@@ -445,7 +445,7 @@ def write_derivatives_description(*, target: str | Path, bids_dir: str | Path) -
 #: connectivity matrices (BEP017), tractograms and diffusion model maps (BEP016), scrubbing tables,
 #: QC values and figures, plain-text transforms, and the cohort-level folder.
 BIDSIGNORE = ("*_relmat.tsv", "*_relmat.json", "*_tractography.*", "*_dwimap.*", "*_outliers.*", "*_qc.json",
-              "*_motion.tsv", "*_xfm.txt", "*_xfm.nii.gz", "figures/", "group/")
+              "*_motion.tsv", "*_xfm.txt", "*_xfm.nii.gz", "*_xfm.h5", "figures/", "group/")
 
 
 def write_bidsignore(target: str | Path) -> Path:

@@ -12,12 +12,16 @@ RAS world millimetres; the LPS flip happens only in these readers and writers.
 - Displacement field: ITK's NIfTI layout (5-D ``(X, Y, Z, 1, 3)``, intent vector, LPS
   components), the point ``x`` of the field's grid mapped to ``x + d(x)``. Reading also takes
   the 4-D RAS fields this project wrote before.
+- Composite: ITK's HDF5 layout (``.h5``, as ``antsRegistration --write-composite-transform`` and
+  fMRIPrep write it): group 0 a ``CompositeTransform``, then one group per transform, the one a
+  reference point meets last first (so an affine + warp registration reads affine, then field).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import nibabel as nib
 import numpy as np
 
@@ -118,3 +122,47 @@ def load_itk_displacements(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise ConnexError(f"{path}: expected a 3-D displacement field (X, Y, Z, 1, 3) in ITK's layout; "
                          f"found shape {data.shape}.")
     return data, image.affine
+
+
+def _lps_grid(affine: np.ndarray, shape: tuple[int, ...]) -> list[float]:
+    """ITK's fixed parameters of an image grid: size, origin, spacing, direction (row-major), LPS."""
+    lps = LPS @ np.asarray(affine, dtype=np.float64)
+    spacing = np.sqrt((lps[:3, :3] ** 2).sum(axis=0))
+    return [*map(float, shape[:3]), *lps[:3, 3], *spacing, *(lps[:3, :3] / spacing).ravel()]
+
+
+def save_itk_composite(steps: list[tuple], target: str | Path) -> Path:
+    """Write transforms as one ITK composite HDF5 file (atomically).
+
+    Parameters
+    ----------
+    steps : list of tuple
+        In the order a reference-space point goes through them (``antsApplyTransforms``' ``-t``
+        order, so the file replaces that list): ``("affine", M)`` with ``M`` (4, 4) RAS, reference
+        point -> moving point; ``("field", d, grid)`` with ``d`` (X, Y, Z, 3) RAS mm displacements
+        on the grid ``grid`` (4, 4).
+    """
+    groups = [("CompositeTransform_double_3_3", None, None)]
+    for step in reversed(steps):  # ITK applies a composite's last transform to a point first
+        if step[0] == "affine":
+            lps = LPS @ np.asarray(step[1], dtype=np.float64) @ LPS
+            groups.append(("AffineTransform_double_3_3", [*lps[:3, :3].ravel(), *lps[:3, 3]], [0.0, 0.0, 0.0]))
+        elif step[0] == "field":
+            field = np.asarray(step[1], dtype=np.float64) * np.array([-1.0, -1.0, 1.0])  # RAS -> LPS components
+            # ITK's buffer runs x fastest, the three components of a voxel side by side
+            groups.append(("DisplacementFieldTransform_double_3_3", field.transpose(2, 1, 0, 3).ravel(),
+                           _lps_grid(step[2], field.shape)))
+        else:
+            raise ValueError(f"Unknown transform step {step[0]!r}; expected 'affine' or 'field'.")
+    text = h5py.string_dtype(encoding="ascii")  # ITK reads ASCII variable-length strings only
+    with atomic_path(target) as tmp, h5py.File(tmp, "w") as handle:
+        handle.create_dataset("ITKVersion", data=np.array([b"5.4"], dtype=object), dtype=text)
+        for number, (kind, parameters, fixed) in enumerate(groups):
+            group = handle.create_group(f"TransformGroup/{number}")
+            group.create_dataset("TransformType", data=np.array([kind.encode()], dtype=object), dtype=text)
+            if parameters is not None:
+                # compressed (HDF5's deflate, which ITK reads): a 2 mm template-grid field is 22 MB raw
+                group.create_dataset("TransformParameters", data=np.asarray(parameters, dtype=np.float64),
+                                     compression="gzip", compression_opts=4, shuffle=True)
+                group.create_dataset("TransformFixedParameters", data=np.asarray(fixed, dtype=np.float64))
+    return Path(target)

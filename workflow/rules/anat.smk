@@ -43,6 +43,29 @@ rule preprocess_anat:
         "../scripts/preprocess_anat.py"
 
 
+rule composite_transforms:
+    """Each direction of the T1w <-> MNI registration as one ITK composite .h5 (fMRIPrep's form),
+    from the three transform files (a job of its own: upgraded output folders rerun nothing)."""
+    input:
+        mask=rules.preprocess_anat.output.mask,
+        affine=rules.preprocess_anat.output.affine,
+        warp=rules.preprocess_anat.output.warp,
+        inverse_warp=rules.preprocess_anat.output.inverse_warp,
+    output:
+        composite=deriv(VISIT, "anat", "xfm", ".h5", from_="T1w", to=MNI_SPACE, mode="image"),
+        inverse_composite=deriv(VISIT, "anat", "xfm", ".h5", from_=MNI_SPACE, to="T1w", mode="image"),
+    log:
+        log_path("composite_transforms", "subject"),
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/composite_transforms.py"
+
+
 rule atlas_to_t1w:
     """One atlas in one subject's T1w space, its region report, and the registration QC figure."""
     input:

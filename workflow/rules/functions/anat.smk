@@ -32,6 +32,7 @@ def all_anat_outputs(wildcards):
     visits = visits_with("use_anat")
     return (
         outputs_of(rules.preprocess_anat, visits)
+        + outputs_of(rules.composite_transforms, visits)
         + [deriv(v, "anat", "dseg", ".nii.gz", space="T1w", atlas=a) for v in visits for a in ATLASES]
         + [group(f"atlas-{a}_dseg.tsv") for a in ATLASES]
     )
