@@ -167,7 +167,8 @@ def test_ants_reads_each_composite_h5_as_its_list_of_files(registration, tmp_pat
     from dataclasses import replace
 
     if grid == "oblique":
-        _, oblique = _grid(registration.warp.shape[:3], (2.0, 2.1, 1.9), (-31.0, -38.0, -25.0), angles=(0.12, -0.2, 0.07))
+        _, oblique = _grid(registration.warp.shape[:3], (2.0, 2.1, 1.9), (-31.0, -38.0, -25.0),
+                           angles=(0.12, -0.2, 0.07))
         registration = replace(registration, template_affine=oblique)
     files = _files(registration, tmp_path)
     composite, inverse = tmp_path / "from-T1w_to-MNI_xfm.h5", tmp_path / "from-MNI_to-T1w_xfm.h5"
@@ -205,7 +206,8 @@ def test_ants_reads_each_composite_h5_as_its_list_of_files(registration, tmp_pat
         ants.read_transform(str(files["affine"]), precision="float")]), str(reference))
     with h5py.File(composite) as ours, h5py.File(reference) as theirs:
         for number in ("0", "1", "2"):
-            assert ours[f"TransformGroup/{number}/TransformType"][0] == theirs[f"TransformGroup/{number}/TransformType"][0]
+            kind = f"TransformGroup/{number}/TransformType"
+            assert ours[kind][0] == theirs[kind][0]
         for number in ("1", "2"):
             for name in ("TransformParameters", "TransformFixedParameters"):
                 np.testing.assert_allclose(ours[f"TransformGroup/{number}/{name}"][()],
