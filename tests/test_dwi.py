@@ -265,12 +265,14 @@ def test_tractography_job_streams_the_tractogram_and_writes_nothing_without_stre
              "bvec": str(path).replace(".nii.gz", ".bvec"), "mask": maps["mask"], "fa": maps["fa"],
              "tissue_maps": {}, "b0_threshold": 50}
     metrics = run_tractography(**files, tractogram=str(tmp_path / "t.trk"), sidecar=str(tmp_path / "t.json"),
-                               params=params)
+                               params=params, seed_batch=150)  # several batches, each written as it comes
     expected, figures = track(fit_fodf(series.data, series.gradient_table(50), mask, "csa")[0], fa.astype(float),
                               mask, affine, params)
     written = load_tractogram(tmp_path / "t.trk")
+    assert figures["seeds"] > 4 * 150
     assert metrics["streamlines_kept"] == figures["streamlines_kept"] == len(written) > 50
     assert all(np.allclose(a, b, atol=1e-4) for a, b in zip(written, expected))
+    assert 0 < metrics["tracking_seconds"] and metrics["streamlines_generated"] == figures["streamlines_generated"]
     with pytest.raises(RuntimeError, match=r"sub-01_dwi\.nii\.gz: tractography kept no streamline \(seed voxels: 0\)"):
         run_tractography(**files, tractogram=str(tmp_path / "none.trk"), sidecar=str(tmp_path / "none.json"),
                          params=replace(params, seed_fa_threshold=1.0))

@@ -1,6 +1,7 @@
 """Transform files in ITK's formats: ANTs itself (ANTsPy's antsApplyTransforms) must move images
 with them exactly as this project's own resampling does."""
 
+import h5py
 import nibabel as nib
 import numpy as np
 import pytest
@@ -199,7 +200,6 @@ def test_ants_reads_each_composite_h5_as_its_list_of_files(registration, tmp_pat
                            registration.t1w_affine, tmp_path)
     assert_same_resampling(to_t1w, ants_to_t1w, _smooth(template_shape, rng, sigma=2.5) + 100,
                            registration.template_affine, tmp_path)
-    h5py = pytest.importorskip("h5py")
     reference = tmp_path / "ants_composite.h5"
     ants.write_transform(ants.compose_ants_transforms([
         ants.transform_from_displacement_field(ants.image_read(str(files["warp"]))),

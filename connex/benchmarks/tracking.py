@@ -1,8 +1,9 @@
 """Tractography against MRtrix3 on the same preprocessed DWI: time and peak memory per step.
 
 Each side runs in fresh processes, one thread, so that a peak resident memory is its own:
-ConneX's ``tractography`` job (fODF fit, then tracking streamed into the .trk file; the fODF time
-is the job's time less the tracking's, so it includes reading the inputs) and its connectome (the
+ConneX's ``tractography`` job (fODF fit, then tracking streamed into the .trk file; the tracking
+time is the trackers' own, the fODF time the job's less that, so it includes reading the inputs
+and writing the tractogram, a few seconds) and its connectome (the
 tractogram read as the ``structural_connectome`` job reads it), each job in its own process, and
 MRtrix3's ``dwi2response fa`` + ``dwi2fod csd``, ``tckgen`` (SD_STREAM for deterministic, iFOD2
 for probabilistic) selecting the streamline count ConneX kept, and ``tck2connectome``. Same mask,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import nibabel as nib
 import numpy as np
 
@@ -142,6 +141,8 @@ def save_itk_composite(steps: list[tuple], target: str | Path) -> Path:
         point -> moving point; ``("field", d, grid)`` with ``d`` (X, Y, Z, 3) RAS mm displacements
         on the grid ``grid`` (4, 4).
     """
+    import h5py  # only here: the other readers and writers do not need it
+
     groups = [("CompositeTransform_double_3_3", None, None)]
     for step in reversed(steps):  # ITK applies a composite's last transform to a point first
         if step[0] == "affine":

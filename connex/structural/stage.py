@@ -20,6 +20,7 @@ from connex.report.figures import plot_structural_connectome
 from connex.structural.connectome import connectome
 from connex.structural.preprocess import DWISeries, fit_tensor, fsl_bvecs, fsl_to_voxel_axes, preprocess_dwi
 from connex.structural.tracking import (
+    SEED_BATCH,
     TrackingParams,
     fit_fodf,
     fodf_region,
@@ -86,9 +87,9 @@ def load_preprocessed(dwi: str, bval: str, bvec: str) -> DWISeries:
 
 def run_tractography(*, dwi: str, bval: str, bvec: str, mask: str, fa: str, tissue_maps: dict[str, str],
                      tractogram: str, sidecar: str, params: TrackingParams, b0_threshold: float,
-                     threads: int = 1) -> dict:
-    """Fit the fODF model and track (over ``threads`` threads); writes the tractogram (.trk) and its
-    JSON sidecar."""
+                     threads: int = 1, seed_batch: int = SEED_BATCH) -> dict:
+    """Fit the fODF model and track (over ``threads`` threads, ``seed_batch`` seeds at a time);
+    writes the tractogram (.trk), batch by batch, and its JSON sidecar."""
     series = load_preprocessed(dwi, bval, bvec)
     reference = nib.load(mask)
     mask_data = np.asarray(reference.dataobj) > 0
@@ -105,9 +106,10 @@ def run_tractography(*, dwi: str, bval: str, bvec: str, mask: str, fa: str, tiss
     def kept_streamlines():
         nonlocal figures
         for kept, progress in track_batches(shm, fa_data, mask_data, affine, params, tissues=tissues,
-                                            threads=threads):
+                                            threads=threads, seed_batch=seed_batch):
             figures = progress
             yield from kept
+            del kept  # written: not held while the next batch is tracked
         if not figures["streamlines_kept"]:  # raised inside the writer, so no tractogram file appears
             raise RuntimeError(f"{dwi}: tractography kept no streamline (seed voxels: {figures['seed_voxels']}); "
                                "check the FA map and the seeding and stopping thresholds.")
@@ -143,7 +145,7 @@ def run_connectome(*, tractogram: str, mask: str, fa: str, xfm: str, atlas: Atla
 
     def reading():
         for number, streamline in enumerate(iter_tractogram(tractogram)):
-            if number in drawn:
+            if number in drawn and len(streamline) >= 2:
                 shown.append(streamline)
             yield streamline
 

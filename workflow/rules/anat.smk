@@ -56,6 +56,8 @@ rule composite_transforms:
         inverse_composite=deriv(VISIT, "anat", "xfm", ".h5", from_=MNI_SPACE, to="T1w", mode="image"),
     log:
         log_path("composite_transforms", "subject"),
+    benchmark:
+        benchmark_path("composite_transforms", "subject")
     conda:
         "../../environment.yml"
     threads: 1
