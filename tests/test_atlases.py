@@ -89,3 +89,18 @@ def test_custom_atlas_from_files_and_unknown_names(tmp_path):
         load_custom_atlas("x", tmp_path / "nothere.nii.gz", tmp_path / "mine.tsv")
     with pytest.raises(AtlasError, match="only for a synthetic cohort"):
         load_atlas("synth")
+
+
+def test_mni_check_mask_read_without_nilearn_covers_the_template_brain():
+    """The atlas-space check's mask (nilearn's 1 mm template file read with nibabel, 5 mm dilated)
+    holds every voxel of nilearn's own 2 mm brain mask and about as much as its 6 mm dilation."""
+    from connex.anat.atlases import mni_head_check_mask
+    from connex.anat.templates import load_mni_template
+
+    mask, affine = mni_head_check_mask()
+    template = load_mni_template(2)
+    centres = np.argwhere(template.brain_mask) @ template.affine[:3, :3].T + template.affine[:3, 3]
+    ijk = np.round((centres - affine[:3, 3]) @ np.linalg.inv(affine[:3, :3]).T).astype(int)
+    assert mask[tuple(ijk.T)].all()
+    volume_ml = mask.sum() * abs(np.linalg.det(affine[:3, :3])) / 1000
+    assert 2100 < volume_ml < 2450  # nilearn's brain 1883 ml; dilated 6 mm on the 2 mm grid 2334 ml
