@@ -94,10 +94,10 @@ def test_custom_atlas_from_files_and_unknown_names(tmp_path):
 def test_mni_check_mask_read_without_nilearn_covers_the_template_brain():
     """The atlas-space check's mask (nilearn's 1 mm template file read with nibabel, 5 mm dilated)
     holds every voxel of nilearn's own 2 mm brain mask and about as much as its 6 mm dilation."""
-    from connex.anat.atlases import mni_head_check_mask
+    from connex.anat.atlases import dilated_mni_brain_mask
     from connex.anat.templates import load_mni_template
 
-    mask, affine = mni_head_check_mask()
+    mask, affine = dilated_mni_brain_mask()
     template = load_mni_template(2)
     centres = np.argwhere(template.brain_mask) @ template.affine[:3, :3].T + template.affine[:3, 3]
     ijk = np.round((centres - affine[:3, 3]) @ np.linalg.inv(affine[:3, :3]).T).astype(int)

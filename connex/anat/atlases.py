@@ -132,12 +132,12 @@ def validate_atlas(labels: np.ndarray, affine: np.ndarray, table: pd.DataFrame, 
     return labels, table
 
 
-#: nilearn's MNI152 (2009a) T1w template, read here with nibabel alone (see :func:`mni_head_check_mask`).
+#: nilearn's MNI152 (2009a) T1w template, read here with nibabel alone (see :func:`dilated_mni_brain_mask`).
 NILEARN_MNI_T1W = "datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 
 
 @lru_cache(maxsize=1)
-def mni_head_check_mask() -> tuple[np.ndarray, np.ndarray]:
+def dilated_mni_brain_mask() -> tuple[np.ndarray, np.ndarray]:
     """The MNI152 brain dilated by 5 mm, bool (X, Y, Z) on nilearn's 1 mm template grid, and that
     grid's affine (4, 4): the template file above 20 % of its maximum (nilearn's brain-mask rule).
 
@@ -153,7 +153,7 @@ def mni_head_check_mask() -> tuple[np.ndarray, np.ndarray]:
 
 def mni_brain_fraction(labels: np.ndarray, affine: np.ndarray) -> float:
     """Fraction of labelled voxels inside the (5 mm dilated) MNI152 brain mask."""
-    mask, mask_affine = mni_head_check_mask()
+    mask, mask_affine = dilated_mni_brain_mask()
     voxels = np.argwhere(labels > 0)
     if len(voxels) == 0:
         return 0.0

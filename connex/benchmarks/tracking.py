@@ -23,14 +23,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-#: Run in a child process: one ConneX SC job, printing its step times and its peak RSS (MB) as JSON.
+#: Run in a child process: one ConneX SC job (a function of this module and its keyword arguments as
+#: JSON), printing its step times and its peak RSS (MB) as JSON.
 _CONNEX_CHILD = """
 import json, sys
 from threadpoolctl import threadpool_limits
 threadpool_limits(1)
 from connex.benchmarks import tracking
-job = getattr(tracking, sys.argv[1])
-print(json.dumps(job(*sys.argv[2:-1], threads=int(sys.argv[-1]))))
+print(json.dumps(getattr(tracking, sys.argv[1])(**json.loads(sys.argv[2]))))
 """
 
 #: Run in a child process: one command, printing its wall seconds and peak RSS (MB) as JSON.
@@ -64,9 +64,9 @@ def connex_tracking_job(dwi: str, mask: str, fa: str, tractogram: str, *, thread
             "mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def connex_connectome_job(tractogram: str, labels: str, fa: str, *, threads: int = 1) -> dict:
+def connex_connectome_job(tractogram: str, labels: str, fa: str) -> dict:
     """ConneX's connectome from a tractogram file, read as the ``structural_connectome`` job reads
-    it (streamed); seconds and the process's peak RSS in MB. ``threads`` is unused (one)."""
+    it (streamed); seconds and the process's peak RSS in MB."""
     import resource
     import time
 
@@ -86,8 +86,10 @@ def connex_sc_steps(dwi: str, mask: str, fa: str, labels: str, *, threads: int =
     of each job (``mb_tracking``, ``mb_connectome``) and of the larger (``mb``)."""
     with tempfile.TemporaryDirectory() as tmp:
         tractogram = str(Path(tmp) / "tracks.trk")
-        tracking = _child(_CONNEX_CHILD, "connex_tracking_job", dwi, mask, fa, tractogram, str(threads))
-        matrices = _child(_CONNEX_CHILD, "connex_connectome_job", tractogram, labels, fa, "1")
+        tracking = _child(_CONNEX_CHILD, "connex_tracking_job", json.dumps(
+            {"dwi": dwi, "mask": mask, "fa": fa, "tractogram": tractogram, "threads": threads}))
+        matrices = _child(_CONNEX_CHILD, "connex_connectome_job", json.dumps(
+            {"tractogram": tractogram, "labels": labels, "fa": fa}))
     return {**tracking, "conn": matrices["conn"], "mb_tracking": tracking["mb"], "mb_connectome": matrices["mb"],
             "mb": max(tracking["mb"], matrices["mb"])}
 
