@@ -6,8 +6,11 @@ Choices (``sc`` in the config), with the defaults of the demo:
   high-FA voxels; Tournier 2007) or ``csa`` (constant solid angle q-ball; Aganj 2010). The
   spherical-harmonic order is the highest the number of directions supports (at most 8).
 - algorithm: ``deterministic`` (the fODF's maximum) or ``probabilistic`` (direction drawn from
-  the fODF), both within ``max_angle`` of the previous step; dipy's compiled, threaded trackers
-  (``dipy.tracking.tracker``), seeds tracked in batches with a progress line after each.
+  the fODF), both within ``max_angle`` of the previous step, seeds tracked in batches with a
+  progress line after each. Deterministic tracking with FA stopping (the default) runs dipy's
+  algorithm vectorised over the streamlines (:mod:`connex.structural.batch_tracking`: the same
+  streamlines, about 3x faster); the other combinations run dipy's compiled, threaded trackers
+  (``dipy.tracking.tracker``).
 - seeding: ``seeds_per_voxel`` random points in every white-matter voxel, white matter being
   the brain-mask voxels with FA >= ``seed_fa_threshold`` (the template tissue priors are too
   coarse to seed from: thin bundles run through voxels they call grey matter), drawn from
@@ -113,8 +116,10 @@ def track_batches(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affin
     """Run tractography ``seed_batch`` seeds at a time; yields each batch's kept streamlines (world
     mm, float32 (n_i, 3)) with the figures so far (the last ones are the run's).
 
-    dipy's compiled trackers (``dipy.tracking.tracker.deterministic_tracking`` /
-    ``probabilistic_tracking``) run over ``threads`` threads, with a progress line in the log after
+    Deterministic tracking with FA stopping runs :class:`~connex.structural.batch_tracking.
+    DeterministicTracker` (dipy's algorithm, many streamlines at a step), anything else dipy's
+    compiled trackers (``dipy.tracking.tracker.deterministic_tracking`` /
+    ``probabilistic_tracking``), over ``threads`` threads, with a progress line in the log after
     each batch. Each seed's random stream is drawn from ``params.random_seed`` and the seed's
     position, so the result does not depend on the number of threads or the batch size. Consumed
     by :func:`save_tractogram`, about one batch is in memory at a time. ``tracking_seconds`` in the
@@ -136,12 +141,22 @@ def track_batches(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affin
     from dipy.tracking.streamline import length
     from dipy.tracking.tracker import deterministic_tracking, probabilistic_tracking
 
-    tracker = deterministic_tracking if params.algorithm == "deterministic" else probabilistic_tracking
-    stopping = stopping_criterion(fa, mask, affine, params, tissues)
+    from connex.structural.batch_tracking import DeterministicTracker
+
+    voxel_size = np.sqrt((affine[:3, :3] ** 2).sum(axis=0)).astype(np.float64)
+    if params.algorithm == "deterministic" and params.stopping == "fa":
+        # dipy's algorithm with many streamlines per step: the same streamlines, about 3x faster.
+        batch_tracker = DeterministicTracker(shm_coeff, np.where(mask, fa, 0.0), params.fa_threshold, default_sphere,
+                                             voxel_size, step_size=params.step_mm, max_angle=params.max_angle,
+                                             max_nbr_pts=int((params.max_length_mm + params.step_mm) / params.step_mm))
+    else:
+        batch_tracker = None
+        dipy_tracker = deterministic_tracking if params.algorithm == "deterministic" else probabilistic_tracking
+        stopping = stopping_criterion(fa, mask, affine, params, tissues)
+        shm = np.ascontiguousarray(shm_coeff, dtype=np.float64)
+    world_to_voxel = np.linalg.inv(affine)
     seed_mask = mask & (fa >= params.seed_fa_threshold)
     seeds = sample_seeds(seed_mask, affine, params.seeds_per_voxel, np.random.default_rng(params.random_seed))
-    voxel_size = np.sqrt((affine[:3, :3] ** 2).sum(axis=0)).astype(np.float64)
-    shm = np.ascontiguousarray(shm_coeff, dtype=np.float64)
     start = time.perf_counter()
     tracking_seconds = 0.0  # the tracker's own time, not the consumer's (writing the file) between batches
     n_kept, n_generated = 0, 0
@@ -149,14 +164,21 @@ def track_batches(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affin
     n_batches = max(1, int(np.ceil(len(seeds) / seed_batch)))
     for batch in range(n_batches):
         batch_start = time.perf_counter()
-        # dipy's lengths are one step short of the bounds it is given: the exact bounds are applied below.
-        streamlines = tracker(seeds[batch * seed_batch:(batch + 1) * seed_batch], stopping, affine, sh=shm,
-                              min_len=max(params.min_length_mm - 2 * params.step_mm, 0.0),
-                              max_len=params.max_length_mm + params.step_mm, step_size=params.step_mm,
-                              voxel_size=voxel_size, max_angle=params.max_angle, sphere=default_sphere,
-                              nbr_threads=threads, random_seed=params.random_seed + 1,  # 0 would be unseeded
-                              return_all=params.stopping != "cmc")
-        streamlines = [s for s in streamlines if len(s) >= 2]
+        batch_seeds = seeds[batch * seed_batch:(batch + 1) * seed_batch]
+        if batch_tracker is not None:
+            voxel_streamlines = batch_tracker.track(batch_seeds @ world_to_voxel[:3, :3].T + world_to_voxel[:3, 3],
+                                                    threads=threads)
+            streamlines = [s @ affine[:3, :3].T + affine[:3, 3] for s in voxel_streamlines if len(s) >= 2]
+            del voxel_streamlines
+        else:
+            # dipy's lengths are one step short of the bounds it is given: the exact bounds are applied below.
+            streamlines = dipy_tracker(batch_seeds, stopping, affine, sh=shm,
+                                  min_len=max(params.min_length_mm - 2 * params.step_mm, 0.0),
+                                  max_len=params.max_length_mm + params.step_mm, step_size=params.step_mm,
+                                  voxel_size=voxel_size, max_angle=params.max_angle, sphere=default_sphere,
+                                  nbr_threads=threads, random_seed=params.random_seed + 1,  # 0 would be unseeded
+                                  return_all=params.stopping != "cmc")
+            streamlines = [s for s in streamlines if len(s) >= 2]
         n_generated += len(streamlines)
         kept = []
         if streamlines:
