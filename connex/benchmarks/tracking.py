@@ -43,10 +43,12 @@ print(json.dumps({"s": time.perf_counter() - start,
 """
 
 
-def connex_tracking_job(dwi: str, mask: str, fa: str, tractogram: str, *, threads: int = 1) -> dict:
+def connex_tracking_job(dwi: str, mask: str, fa: str, tractogram: str, *, threads: int = 1,
+                        vectorised: bool = True) -> dict:
     """The workflow's ``tractography`` job (fODF fit, tracking, the streamlines written to
     ``tractogram`` batch by batch) on preprocessed files, FA stopping (no tissue maps); seconds per
-    step, streamlines kept, and the process's peak RSS in MB."""
+    step, streamlines kept, and the process's peak RSS in MB. ``vectorised=False``: dipy's own
+    compiled tracker instead of ConneX's batch tracker (the same streamlines)."""
     import resource
     import time
 
@@ -57,7 +59,7 @@ def connex_tracking_job(dwi: str, mask: str, fa: str, tractogram: str, *, thread
     start = time.perf_counter()
     figures = run_tractography(dwi=dwi, bval=f"{stem}.bval", bvec=f"{stem}.bvec", mask=mask, fa=fa, tissue_maps={},
                                tractogram=tractogram, sidecar=f"{tractogram}.json", params=TrackingParams(),
-                               b0_threshold=50, threads=threads)
+                               b0_threshold=50, threads=threads, vectorised=vectorised)
     seconds = time.perf_counter() - start
     return {"fodf": seconds - figures["tracking_seconds"], "track": figures["tracking_seconds"],
             "kept": figures["streamlines_kept"], "seeds": figures["seeds"],
@@ -81,13 +83,14 @@ def connex_connectome_job(tractogram: str, labels: str, fa: str) -> dict:
     return {"conn": time.perf_counter() - start, "mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def connex_sc_steps(dwi: str, mask: str, fa: str, labels: str, *, threads: int = 1) -> dict:
+def connex_sc_steps(dwi: str, mask: str, fa: str, labels: str, *, threads: int = 1, vectorised: bool = True) -> dict:
     """Both jobs, each in its own process: seconds per step, streamlines kept, and the peak RSS (MB)
     of each job (``mb_tracking``, ``mb_connectome``) and of the larger (``mb``)."""
     with tempfile.TemporaryDirectory() as tmp:
         tractogram = str(Path(tmp) / "tracks.trk")
         tracking = _child(_CONNEX_CHILD, "connex_tracking_job", json.dumps(
-            {"dwi": dwi, "mask": mask, "fa": fa, "tractogram": tractogram, "threads": threads}))
+            {"dwi": dwi, "mask": mask, "fa": fa, "tractogram": tractogram, "threads": threads,
+             "vectorised": vectorised}))
         matrices = _child(_CONNEX_CHILD, "connex_connectome_job", json.dumps(
             {"tractogram": tractogram, "labels": labels, "fa": fa}))
     return {**tracking, "conn": matrices["conn"], "mb_tracking": tracking["mb"], "mb_connectome": matrices["mb"],
@@ -124,8 +127,13 @@ def benchmark_tracking(derivatives: Path, subject: str, atlas: str, repeats: int
           f"process; defaults {params}")
     ours = {threads: [connex_sc_steps(str(dwi), str(mask), str(fa), str(labels), threads=threads)
                       for _ in range(repeats)] for threads in (1, 2)}
+    if params.algorithm == "deterministic" and params.stopping == "fa":
+        # the same job on dipy's compiled tracker, which the batch tracker replaces (the same streamlines)
+        ours["dipy"] = [connex_sc_steps(str(dwi), str(mask), str(fa), str(labels), vectorised=False)
+                        for _ in range(repeats)]
     for threads, runs in ours.items():
-        print(f"ConneX, {threads} thread(s): fODF {_median(runs, 'fodf'):6.1f} s, tracking "
+        name = "dipy's tracker, 1 thread" if threads == "dipy" else f"{threads} thread(s)"
+        print(f"ConneX, {name}: fODF {_median(runs, 'fodf'):6.1f} s, tracking "
               f"{_median(runs, 'track'):6.1f} s ({_median(runs, 'kept') / _median(runs, 'track'):6.0f} kept/s, "
               f"{int(_median(runs, 'kept'))} kept of {int(_median(runs, 'seeds'))} seeds, written to .trk), "
               f"connectome {_median(runs, 'conn'):5.1f} s; peak: tractography job "
@@ -168,6 +176,9 @@ def benchmark_tracking(derivatives: Path, subject: str, atlas: str, repeats: int
           f"({kept / mr['track']:6.0f} kept/s), connectome {mr['conn']:5.1f} s; peak fODF {mr_mb['fodf']:.0f} MB, "
           f"tckgen {mr_mb['track']:.0f} MB, tck2connectome {mr_mb['conn']:.0f} MB")
     one_thread = ours[1]
+    if "dipy" in ours:
+        print(f"ConneX's batch tracker / dipy's tracker, 1 thread each: tracking time "
+              f"{_median(one_thread, 'track') / _median(ours['dipy'], 'track'):.2f}")
     print(f"ConneX / MRtrix3, 1 thread each: tracking time {_median(one_thread, 'track') / mr['track']:.2f}, "
           f"fODF + tracking + connectome {sum(_median(one_thread, k) for k in mr) / sum(mr.values()):.2f}; "
           f"peak memory {_median(one_thread, 'mb') / max(mr_mb.values()):.1f}x MRtrix3's largest step")

@@ -109,7 +109,7 @@ class DeterministicTracker:
 
         self.shape = tuple(int(n) for n in fa.shape)
         n_voxels = int(np.prod(self.shape))
-        # float32: half the memory of dipy's float64 copy; the streamlines were the same on bids-xa30 and the demo.
+        # float32 (fit_fodf's): half dipy's float64 copy; the streamlines were the same on bids-xa30 and the demo.
         self.shm = np.ascontiguousarray(shm_coeff, dtype=np.float32).reshape(n_voxels, -1)  # (voxels, C)
         self.fa = np.ascontiguousarray(fa, dtype=np.float64).reshape(n_voxels, 1)
         self.fa_threshold = float(fa_threshold)

@@ -87,9 +87,10 @@ def load_preprocessed(dwi: str, bval: str, bvec: str) -> DWISeries:
 
 def run_tractography(*, dwi: str, bval: str, bvec: str, mask: str, fa: str, tissue_maps: dict[str, str],
                      tractogram: str, sidecar: str, params: TrackingParams, b0_threshold: float,
-                     threads: int = 1, seed_batch: int = SEED_BATCH) -> dict:
-    """Fit the fODF model and track (over ``threads`` threads, ``seed_batch`` seeds at a time);
-    writes the tractogram (.trk), batch by batch, and its JSON sidecar."""
+                     threads: int = 1, seed_batch: int = SEED_BATCH, vectorised: bool = True) -> dict:
+    """Fit the fODF model and track (over ``threads`` threads, ``seed_batch`` seeds at a time;
+    ``vectorised``: :func:`~connex.structural.tracking.track_batches`); writes the tractogram
+    (.trk), batch by batch, and its JSON sidecar."""
     series = load_preprocessed(dwi, bval, bvec)
     reference = nib.load(mask)
     mask_data = np.asarray(reference.dataobj) > 0
@@ -106,7 +107,7 @@ def run_tractography(*, dwi: str, bval: str, bvec: str, mask: str, fa: str, tiss
     def kept_streamlines():
         nonlocal figures
         for kept, progress in track_batches(shm, fa_data, mask_data, affine, params, tissues=tissues,
-                                            threads=threads, seed_batch=seed_batch):
+                                            threads=threads, seed_batch=seed_batch, vectorised=vectorised):
             figures = progress
             yield from kept
             del kept  # written: not held while the next batch is tracked

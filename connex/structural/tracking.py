@@ -74,7 +74,7 @@ def sh_order_for(n_directions: int, maximum: int = 8) -> int:
 
 
 def fit_fodf(data: np.ndarray, gtab, mask: np.ndarray, model: str) -> tuple[np.ndarray, dict]:
-    """Fit the fibre orientation model; returns SH coefficients (X, Y, Z, C) and details."""
+    """Fit the fibre orientation model; returns SH coefficients (X, Y, Z, C) float32 and details."""
     n_directions = int((~gtab.b0s_mask).sum())
     order = sh_order_for(n_directions)
     details: dict = {"model": model, "sh_order": order}
@@ -92,7 +92,8 @@ def fit_fodf(data: np.ndarray, gtab, mask: np.ndarray, model: str) -> tuple[np.n
         from dipy.reconst.shm import CsaOdfModel
 
         fit = CsaOdfModel(gtab, sh_order_max=order).fit(data, mask=mask)
-    shm = np.asarray(fit.shm_coeff, dtype=np.float64)
+    # float32: what the batch tracker keeps (half dipy's float64; the same streamlines on bids-xa30 and the demo)
+    shm = np.asarray(fit.shm_coeff, dtype=np.float32)
     if shm.ndim != 4:  # seen when the response was implausible and no voxel could be fitted
         raise ValueError(f"The {model.upper()} fit gave no spherical-harmonic coefficients (shape {shm.shape}); "
                          f"details: {details}. Check the preprocessed DWI and its b-values.")
@@ -112,7 +113,7 @@ SEED_BATCH = 25_000
 
 def track_batches(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affine: np.ndarray,
                   params: TrackingParams, tissues: dict[str, np.ndarray] | None = None, *, threads: int = 1,
-                  seed_batch: int = SEED_BATCH) -> Iterator[tuple[list[np.ndarray], dict]]:
+                  seed_batch: int = SEED_BATCH, vectorised: bool = True) -> Iterator[tuple[list[np.ndarray], dict]]:
     """Run tractography ``seed_batch`` seeds at a time; yields each batch's kept streamlines (world
     mm, float32 (n_i, 3)) with the figures so far (the last ones are the run's).
 
@@ -136,6 +137,9 @@ def track_batches(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affin
         GM, WM, CSF probability maps on the DWI grid (needed for ``cmc``).
     threads : int
         Tracking threads (the job's cores).
+    vectorised : bool
+        False runs dipy's compiled tracker for deterministic FA-stopped tracking too (the
+        benchmark's reference; the streamlines are the same).
     """
     from dipy.data import default_sphere
     from dipy.tracking.streamline import length
@@ -144,7 +148,7 @@ def track_batches(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affin
     from connex.structural.batch_tracking import DeterministicTracker
 
     voxel_size = np.sqrt((affine[:3, :3] ** 2).sum(axis=0)).astype(np.float64)
-    if params.algorithm == "deterministic" and params.stopping == "fa":
+    if vectorised and params.algorithm == "deterministic" and params.stopping == "fa":
         # dipy's algorithm with many streamlines per step: the same streamlines, about 3x faster.
         batch_tracker = DeterministicTracker(shm_coeff, np.where(mask, fa, 0.0), params.fa_threshold, default_sphere,
                                              voxel_size, step_size=params.step_mm, max_angle=params.max_angle,
