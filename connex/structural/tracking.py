@@ -9,7 +9,7 @@ Choices (``sc`` in the config), with the defaults of the demo:
   the fODF), both within ``max_angle`` of the previous step, seeds tracked in batches with a
   progress line after each. Deterministic tracking with FA stopping (the default) runs dipy's
   algorithm vectorised over the streamlines (:mod:`connex.structural.batch_tracking`: the same
-  streamlines, about 3x faster); the other combinations run dipy's compiled, threaded trackers
+  streamlines, 2.2x faster on bids-xa30); the other combinations run dipy's compiled, threaded trackers
   (``dipy.tracking.tracker``).
 - seeding: ``seeds_per_voxel`` random points in every white-matter voxel, white matter being
   the brain-mask voxels with FA >= ``seed_fa_threshold`` (the template tissue priors are too
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -141,24 +141,9 @@ def track_batches(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affin
         False runs dipy's compiled tracker for deterministic FA-stopped tracking too (the
         benchmark's reference; the streamlines are the same).
     """
-    from dipy.data import default_sphere
     from dipy.tracking.streamline import length
-    from dipy.tracking.tracker import deterministic_tracking, probabilistic_tracking
 
-    from connex.structural.batch_tracking import DeterministicTracker
-
-    voxel_size = np.sqrt((affine[:3, :3] ** 2).sum(axis=0)).astype(np.float64)
-    if vectorised and params.algorithm == "deterministic" and params.stopping == "fa":
-        # dipy's algorithm with many streamlines per step: the same streamlines, about 3x faster.
-        batch_tracker = DeterministicTracker(shm_coeff, np.where(mask, fa, 0.0), params.fa_threshold, default_sphere,
-                                             voxel_size, step_size=params.step_mm, max_angle=params.max_angle,
-                                             max_nbr_pts=int((params.max_length_mm + params.step_mm) / params.step_mm))
-    else:
-        batch_tracker = None
-        dipy_tracker = deterministic_tracking if params.algorithm == "deterministic" else probabilistic_tracking
-        stopping = stopping_criterion(fa, mask, affine, params, tissues)
-        shm = np.ascontiguousarray(shm_coeff, dtype=np.float64)
-    world_to_voxel = np.linalg.inv(affine)
+    track_seeds = _seed_tracker(shm_coeff, fa, mask, affine, params, tissues, threads=threads, vectorised=vectorised)
     seed_mask = mask & (fa >= params.seed_fa_threshold)
     seeds = sample_seeds(seed_mask, affine, params.seeds_per_voxel, np.random.default_rng(params.random_seed))
     start = time.perf_counter()
@@ -168,21 +153,7 @@ def track_batches(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affin
     n_batches = max(1, int(np.ceil(len(seeds) / seed_batch)))
     for batch in range(n_batches):
         batch_start = time.perf_counter()
-        batch_seeds = seeds[batch * seed_batch:(batch + 1) * seed_batch]
-        if batch_tracker is not None:
-            voxel_streamlines = batch_tracker.track(batch_seeds @ world_to_voxel[:3, :3].T + world_to_voxel[:3, 3],
-                                                    threads=threads)
-            streamlines = [s @ affine[:3, :3].T + affine[:3, 3] for s in voxel_streamlines if len(s) >= 2]
-            del voxel_streamlines
-        else:
-            # dipy's lengths are one step short of the bounds it is given: the exact bounds are applied below.
-            streamlines = dipy_tracker(batch_seeds, stopping, affine, sh=shm,
-                                  min_len=max(params.min_length_mm - 2 * params.step_mm, 0.0),
-                                  max_len=params.max_length_mm + params.step_mm, step_size=params.step_mm,
-                                  voxel_size=voxel_size, max_angle=params.max_angle, sphere=default_sphere,
-                                  nbr_threads=threads, random_seed=params.random_seed + 1,  # 0 would be unseeded
-                                  return_all=params.stopping != "cmc")
-            streamlines = [s for s in streamlines if len(s) >= 2]
+        streamlines = [s for s in track_seeds(seeds[batch * seed_batch:(batch + 1) * seed_batch]) if len(s) >= 2]
         n_generated += len(streamlines)
         kept = []
         if streamlines:
@@ -202,6 +173,45 @@ def track_batches(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affin
                         "streamlines_per_second": round(n_generated / max(tracking_seconds, 1e-9), 1)})
         yield kept, dict(figures)
         del kept  # the consumer has it: hold one batch, not two, while the next is tracked
+
+
+def _seed_tracker(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affine: np.ndarray,
+                  params: TrackingParams, tissues: dict[str, np.ndarray] | None, *, threads: int,
+                  vectorised: bool) -> Callable[[np.ndarray], Iterable[np.ndarray]]:
+    """The tracker :func:`track_batches` runs: a function from seeds (N, 3 world mm) to their
+    streamlines (world mm, (n_i, 3)), before the length bounds."""
+    from dipy.data import default_sphere
+    from dipy.tracking.tracker import deterministic_tracking, probabilistic_tracking
+
+    from connex.structural.batch_tracking import DeterministicTracker
+
+    voxel_size = np.sqrt((affine[:3, :3] ** 2).sum(axis=0)).astype(np.float64)
+    if vectorised and params.algorithm == "deterministic" and params.stopping == "fa":
+        # dipy's algorithm with many streamlines per step: the same streamlines, 2.2x faster on bids-xa30.
+        tracker = DeterministicTracker(shm_coeff, np.where(mask, fa, 0.0), params.fa_threshold, default_sphere,
+                                       voxel_size, step_size=params.step_mm, max_angle=params.max_angle,
+                                       max_nbr_pts=int((params.max_length_mm + params.step_mm) / params.step_mm))
+        world_to_voxel = np.linalg.inv(affine)
+
+        def batch_tracking(seeds: np.ndarray) -> Iterable[np.ndarray]:
+            voxel_seeds = seeds @ world_to_voxel[:3, :3].T + world_to_voxel[:3, 3]
+            return (s @ affine[:3, :3].T + affine[:3, 3] for s in tracker.track(voxel_seeds, threads=threads))
+
+        return batch_tracking
+    dipy_tracker = deterministic_tracking if params.algorithm == "deterministic" else probabilistic_tracking
+    stopping = stopping_criterion(fa, mask, affine, params, tissues)
+    shm = np.ascontiguousarray(shm_coeff, dtype=np.float64)
+
+    def dipy_tracking(seeds: np.ndarray) -> Iterable[np.ndarray]:
+        # dipy's lengths are one step short of the bounds it is given: track_batches applies the exact bounds.
+        return dipy_tracker(seeds, stopping, affine, sh=shm,
+                            min_len=max(params.min_length_mm - 2 * params.step_mm, 0.0),
+                            max_len=params.max_length_mm + params.step_mm, step_size=params.step_mm,
+                            voxel_size=voxel_size, max_angle=params.max_angle, sphere=default_sphere,
+                            nbr_threads=threads, random_seed=params.random_seed + 1,  # 0 would be unseeded
+                            return_all=params.stopping != "cmc")
+
+    return dipy_tracking
 
 
 def track(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affine: np.ndarray, params: TrackingParams,
