@@ -424,3 +424,20 @@ def test_an_ensemble_over_folds_validates_each_member_on_its_own_fold(rng):
     assert set(out["history"]["member"]) == {1, 2, 3} and len(out["info"]["connex_fc_best_epoch"]) == 3
     # two sites of the toy cohort: ComBat on; age and sex are constant there, so not regressed
     assert out["info"]["harmonised_sites"] == ["S1", "S2"] and out["info"]["regressed_covariates"] == []
+
+
+def test_linear_baselines_weigh_the_classes_and_search_a_wide_c_grid(rng):
+    """A 3:1 cohort: with balanced class weights even the most regularised fit (C 1e-5, where an
+    unweighted model predicts the majority class for everyone) predicts both classes."""
+    from connex.evaluation.baselines import C_GRID
+
+    y = (np.arange(48) % 4 == 0).astype(int)
+    X = rng.standard_normal((48, 30)) + 0.8 * y[:, None] * (np.arange(30) < 3)
+    train = np.arange(48)
+    for name in ("logistic_regression", "linear_svm"):
+        fitted = fit_linear(name, X, y, train, 0)
+        assert fitted[-1].class_weight == "balanced" and fitted[-1].C in C_GRID
+    weakest = fit_linear("logistic_regression", X, y, train, 0).set_params(logisticregression__C=1e-5).fit(X, y)
+    assert set(weakest.predict(X)) == {0, 1}
+    unweighted = weakest.set_params(logisticregression__class_weight=None).fit(X, y)
+    assert set(unweighted.predict(X)) == {0}
