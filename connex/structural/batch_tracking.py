@@ -128,12 +128,9 @@ class DeterministicTracker:
         self.cos_similarity = float(np.cos(np.deg2rad(max_angle)))
         self.max_nbr_pts = int(max_nbr_pts)
         self.pmf_threshold = float(pmf_threshold)
-        # (V, K): the vertices within max_angle of each vertex, either sign (dipy's |cos| test), in
-        # increasing order (argmax then breaks ties as dipy's does over all vertices), padded with
-        # the row's first; about 50 of 362 at 30 degrees, so the choice reads K values, not V.
-        within = np.abs(self.vertices @ self.vertices.T) > self.cos_similarity
-        width = int(within.sum(axis=1).max())
-        self.cone = np.array([np.pad(np.flatnonzero(row), (0, width - row.sum()), mode="edge") for row in within])
+        # (V, K): each vertex's cone as indices (K = 68 of 362 at 35 degrees), so the choice
+        # reads K values, not V; a vertex's cone always holds the vertex itself.
+        self.cone = self._cone_of(self.vertices)[0]
 
     def pmf(self, points: np.ndarray) -> np.ndarray:
         """fODF values (N, V) on the sphere at voxel coordinates (N, 3), 0 off the grid (not
@@ -160,12 +157,13 @@ class DeterministicTracker:
         rows = np.arange(len(values))
         within = np.take(values, cone + (rows * values.shape[1])[:, None])  # flat np.take: faster than take_along_axis
         column = within.argmax(axis=1)
-        return cone[rows, column], (within[rows, column] > 0) & (within[rows, column] >= floor)
+        value = within[rows, column]
+        return cone[rows, column], (value > 0) & (value >= floor)
 
     def _cone_of(self, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The vertices within max_angle of each direction (N, 3), either sign, as (N, K) indices
-        in increasing order padded with the row's first (the cone of an off-vertex direction),
-        and whether a row has any (N,) bool (a vertex's own cone always has itself)."""
+        """The vertices within max_angle of each direction (N, 3), either sign (dipy's |cos| test),
+        as (N, K) indices in increasing order (argmax then breaks ties as dipy's does over all
+        vertices) padded with the row's first, and whether a row has any (N,) bool."""
         within = np.abs(directions @ self.vertices.T) > self.cos_similarity
         width = max(int(within.sum(axis=1).max()), 1)
         # a stable sort puts the cone's vertices first, in increasing order; the padding repeats the first
