@@ -6,6 +6,7 @@ import pytest
 from scipy import ndimage
 
 from connex.structural.batch_tracking import LOCKSTEP_BATCH, DeterministicTracker, trilinear
+from connex.structural.tracking import FODF
 
 MAX_ANGLE, STEP, FA_THRESHOLD = 35.0, 1.0, 0.15
 
@@ -65,6 +66,8 @@ def test_batch_tracker_gives_dipys_streamlines(zooms, oblique):
     rng = np.random.default_rng(7)
     shape = (14, 12, 10)
     shm, fa = _random_field(shape, rng)
+    region = rng.random(shape) > 0.1  # a tenth of the voxels have no fODF, and no stored row
+    shm[~region] = 0.0
     affine = np.diag(zooms + (1.0,))
     if oblique:
         angle = np.deg2rad(20)
@@ -74,8 +77,8 @@ def test_batch_tracker_gives_dipys_streamlines(zooms, oblique):
     seeds_voxel = rng.uniform(0, np.array(shape) - 1, size=(600, 3))
     seeds_world = seeds_voxel @ affine[:3, :3].T + affine[:3, 3]
     max_nbr_pts = 60
-    tracker = DeterministicTracker(shm, fa, FA_THRESHOLD, default_sphere, np.array(zooms), step_size=STEP,
-                                   max_angle=MAX_ANGLE, max_nbr_pts=max_nbr_pts)
+    tracker = DeterministicTracker(FODF.from_dense(shm, region), fa, FA_THRESHOLD, default_sphere, np.array(zooms),
+                                   step_size=STEP, max_angle=MAX_ANGLE, max_nbr_pts=max_nbr_pts)
     vertex, ok = tracker.seed_directions(seeds_voxel)
     ours = tracker.track(seeds_voxel)
     assert len(ours) == ok.sum() > 500
@@ -92,8 +95,8 @@ def test_batch_tracker_gives_dipys_streamlines(zooms, oblique):
     turned = [s for s in reference.values() if len(s) > 20]
     steps = np.concatenate([np.diff(s, axis=0) for s in turned])
     assert np.ptp(steps / np.linalg.norm(steps, axis=1, keepdims=True), axis=0).min() > 1.0  # not one direction
-    small = DeterministicTracker(shm, fa, FA_THRESHOLD, default_sphere, np.array(zooms), step_size=STEP,
-                                 max_angle=MAX_ANGLE, max_nbr_pts=max_nbr_pts)
+    small = DeterministicTracker(FODF.from_dense(shm, region), fa, FA_THRESHOLD, default_sphere, np.array(zooms),
+                                 step_size=STEP, max_angle=MAX_ANGLE, max_nbr_pts=max_nbr_pts)
     assert LOCKSTEP_BATCH > 100
     threaded = small.track(seeds_voxel, threads=2)
     assert len(threaded) == len(ours) and all(np.array_equal(a, b) for a, b in zip(ours, threaded))
@@ -112,7 +115,7 @@ def test_batch_tracker_stops_where_dipy_does():
     shm[:, :, 4] = 0.0  # no fODF in the z = 4 slice
     fa = np.zeros(shape)
     fa[4:15] = 0.5  # x = 4..14 above the threshold
-    tracker = DeterministicTracker(shm, fa, FA_THRESHOLD, default_sphere, np.ones(3), step_size=STEP,
+    tracker = DeterministicTracker(FODF.from_dense(shm), fa, FA_THRESHOLD, default_sphere, np.ones(3), step_size=STEP,
                                    max_angle=MAX_ANGLE, max_nbr_pts=100)
     vertex, ok = tracker.seed_directions(np.array([[9.0, 2, 2], [9.0, 2, 4]]))
     assert ok.tolist() == [True, False]

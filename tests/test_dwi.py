@@ -237,12 +237,57 @@ def test_fodf_fitted_only_where_tracking_reaches_gives_the_same_streamlines(tmp_
     assert region[:13, 1:].all() and not region[13:].any() and not region[:, 0].any()
     full, _ = fit_fodf(series.data, series.gradient_table(50), mask, "csd")
     part, _ = fit_fodf(series.data, series.gradient_table(50), region, "csd")
-    assert not np.array_equal(full, part)  # the fits differ outside the region...
+    assert not np.array_equal(full.dense(), part.dense())  # the fits differ outside the region...
     first, figures = track(full, fa, mask, series.affine, params)
     second, _ = track(part, fa, mask, series.affine, params)
     assert figures["streamlines_kept"] > 50  # ...the streamlines do not
     assert len(first) == len(second) and all(np.array_equal(a, b) for a, b in zip(first, second))
     assert fodf_region(fa, mask, replace(params, stopping="cmc")) is mask
+
+
+def _crossing_volume(rng, shape=(23, 22, 21), n_dirs=32):
+    """A volume (X, Y, Z, 1 + n_dirs) of one or two fibres per voxel in random directions, with
+    random diffusivities (FA from about 0.3 to 0.9) and noise, and its b-values and b-vectors."""
+    bvals = np.r_[0.0, np.full(n_dirs, 1000.0)]
+    bvecs = np.vstack([[0, 0, 0], _directions(n_dirs)])
+    n = int(np.prod(shape))
+    first, second = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in rng.normal(size=(2, n, 3)))
+    radial = rng.uniform(0.1e-3, 0.7e-3, n)[:, None]
+    signal = lambda fibre: np.exp(-bvals * (radial + (D_AXIAL - radial) * (fibre @ bvecs.T) ** 2))  # noqa: E731
+    two = (rng.random(n) < 0.4)[:, None]
+    data = 1000.0 * np.where(two, 0.5 * (signal(first) + signal(second)), signal(first))
+    data += rng.normal(0, 20, data.shape)
+    return np.abs(data).reshape(shape + (len(bvals),)).astype(np.float32), bvals, bvecs
+
+
+def test_fodf_fitted_in_chunks_is_dipys_whole_fit(monkeypatch):
+    """The tractography job's fODF (single-fibre response on the central box with a chunked tensor
+    fit, coefficients fitted FIT_CHUNK voxels at a time) is exactly dipy's auto_response_ssst and
+    whole-mask fit."""
+    from dipy.core.gradients import gradient_table
+    from dipy.reconst.csdeconv import ConstrainedSphericalDeconvModel, auto_response_ssst
+    from dipy.reconst.shm import CsaOdfModel
+
+    import connex.structural.preprocess as preprocess
+    import connex.structural.tracking as tracking
+
+    data, bvals, bvecs = _crossing_volume(np.random.default_rng(5))
+    gtab = gradient_table(bvals, bvecs=bvecs, b0_threshold=50)
+    mask = np.random.default_rng(6).random(data.shape[:3]) > 0.3
+    (response, s0), ratio = auto_response_ssst(gtab, data, roi_radii=10, fa_thr=0.7)
+    monkeypatch.setattr(preprocess, "TENSOR_FIT_CHUNK", 97)  # the box's 9,261 voxels in many chunks
+    monkeypatch.setattr(tracking, "FIT_CHUNK", 333)
+    (ours, our_s0), our_ratio = tracking.single_fibre_response(gtab, data)
+    assert 0.1 < ratio < 0.6  # single-fibre voxels were found: not dipy's fallback
+    np.testing.assert_allclose(ours, response, rtol=1e-6)
+    assert our_s0 == pytest.approx(s0, rel=1e-6) and our_ratio == pytest.approx(ratio, rel=1e-6)
+    for model, reference in [("csd", ConstrainedSphericalDeconvModel(gtab, ((response, s0)), sh_order_max=6)),
+                             ("csa", CsaOdfModel(gtab, sh_order_max=6))]:
+        fodf, details = tracking.fit_fodf(data, gtab, mask, model)
+        assert details["sh_order"] == 6 and fodf.coefficients.shape == (mask.sum(), 28)
+        whole = reference.fit(data, mask=mask).shm_coeff
+        np.testing.assert_allclose(fodf.dense(np.float64), whole, rtol=1e-5, atol=1e-6 * np.abs(whole).max())
+        assert np.abs(whole[mask]).min(axis=1).max() > 0  # fitted where the mask is: not a zero field
 
 
 def test_tractography_job_streams_the_tractogram_and_writes_nothing_without_streamlines(tmp_path):

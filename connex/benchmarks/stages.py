@@ -149,10 +149,10 @@ def benchmark_sc(bids_dir: Path, derivatives: Path, subjects: list[str], repeats
         for _ in range(repeats):
             steps = {}
             start = time.perf_counter()
-            shm, _ = fit_fodf(series.data, series.gradient_table(50), mask, params.model)
+            fodf, _ = fit_fodf(series.data, series.gradient_table(50), mask, params.model)
             steps["fodf"] = time.perf_counter() - start
             start = time.perf_counter()
-            streamlines, figures = track(shm, fa, mask, series.affine, params)
+            streamlines, figures = track(fodf, fa, mask, series.affine, params)
             steps["track"] = time.perf_counter() - start
             start = time.perf_counter()
             connectome(streamlines, labels, series.affine, int(labels.max()), fa)

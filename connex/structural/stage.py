@@ -16,13 +16,14 @@ from connex.anat.coreg import load_t1w_to_epi, save_t1w_to_epi, t1w_to_epi
 from connex.inputs.io import atomic_path, save_nifti, write_array, write_json, write_tsv
 from connex.inputs.paths import sidecar_path
 from connex.registry import SC_WEIGHT_DESCRIPTIONS, TISSUES
-from connex.report.figures import plot_structural_connectome
 from connex.structural.connectome import connectome
 from connex.structural.preprocess import DWISeries, fit_tensor, fsl_bvecs, fsl_to_voxel_axes, preprocess_dwi
 from connex.structural.tracking import (
+    FODF,
     SEED_BATCH,
     TrackingParams,
-    fit_fodf,
+    fodf_coefficients,
+    fodf_model,
     fodf_region,
     iter_tractogram,
     save_tractogram,
@@ -95,18 +96,22 @@ def run_tractography(*, dwi: str, bval: str, bvec: str, mask: str, fa: str, tiss
     reference = nib.load(mask)
     mask_data = np.asarray(reference.dataobj) > 0
     fa_data = np.asarray(nib.load(fa).dataobj, dtype=np.float64)
-    tissues = {name: np.asarray(nib.load(path).dataobj, dtype=np.float64) for name, path in tissue_maps.items()}
+    tissues = None  # only CMC stopping reads the tissue maps (three float64 volumes: memory)
+    if params.stopping == "cmc":
+        tissues = {name: np.asarray(nib.load(path).dataobj, dtype=np.float64) for name, path in tissue_maps.items()}
     region = fodf_region(fa_data, mask_data, params)
     log.info("Fitting the %s fODF model in %d voxels (of %d in the brain mask: those tracking can reach).",
              params.model.upper(), int(region.sum()), int(mask_data.sum()))
-    shm, details = fit_fodf(series.data, series.gradient_table(b0_threshold), region, params.model)
-    affine = series.affine
-    del series  # the DWI is not needed for tracking: free it before the streamlines come
+    fitted_model, details = fodf_model(series.gradient_table(b0_threshold), series.data, params.model)
+    signals, affine = series.data[region], series.affine
+    del series  # only the region's signals are fitted: free the series first (memory)
+    fodf = FODF(fodf_coefficients(fitted_model, signals, details), region)
+    del signals
     figures: dict = {}
 
     def kept_streamlines():
         nonlocal figures
-        for kept, progress in track_batches(shm, fa_data, mask_data, affine, params, tissues=tissues,
+        for kept, progress in track_batches(fodf, fa_data, mask_data, affine, params, tissues=tissues,
                                             threads=threads, seed_batch=seed_batch, vectorised=vectorised):
             figures = progress
             yield from kept
@@ -129,6 +134,8 @@ def run_connectome(*, tractogram: str, mask: str, fa: str, xfm: str, atlas: Atla
                    self_loops: bool, tracking: dict, title: str) -> tuple[dict[str, np.ndarray], dict]:
     """The atlas in DWI space, one connectome matrix per weight (``SC_WEIGHTS``), full atlas size in
     atlas order, with JSON sidecars, and the QC figure."""
+    from connex.report.figures import plot_structural_connectome  # matplotlib: not in the tractography job (memory)
+
     reference = nib.load(mask)
     labels = t1w_to_epi(nib.load(atlas_t1w), load_t1w_to_epi(xfm), reference.shape, reference.affine,
                         interpolation="nearest")

@@ -73,31 +73,111 @@ def sh_order_for(n_directions: int, maximum: int = 8) -> int:
     return order
 
 
-def fit_fodf(data: np.ndarray, gtab, mask: np.ndarray, model: str) -> tuple[np.ndarray, dict]:
-    """Fit the fibre orientation model; returns SH coefficients (X, Y, Z, C) float32 and details."""
+@dataclass(frozen=True)
+class FODF:
+    """fODF spherical-harmonic coefficients (dipy's default basis) of the voxels of a region.
+
+    Only the region's voxels are stored: on bids-xa30 that is a quarter of the grid, and on a
+    1.25 mm grid a dense float32 volume of order-8 coefficients would be 660 MB.
+
+    Attributes
+    ----------
+    coefficients : ndarray (n, C) float32
+        One row per voxel of ``region``, in C order (``np.flatnonzero(region)``).
+    region : ndarray (X, Y, Z) bool
+        The voxels that have coefficients (elsewhere the fODF is zero).
+    """
+
+    coefficients: np.ndarray
+    region: np.ndarray
+
+    @classmethod
+    def from_dense(cls, shm_coeff: np.ndarray, region: np.ndarray | None = None) -> FODF:
+        """From coefficients (X, Y, Z, C) on the whole grid, kept in ``region`` (default: every voxel)."""
+        if region is None:
+            region = np.ones(shm_coeff.shape[:3], dtype=bool)
+        return cls(np.asarray(shm_coeff[region], dtype=np.float32), np.asarray(region, dtype=bool))
+
+    def dense(self, dtype=np.float32) -> np.ndarray:
+        """The coefficients on the whole grid (X, Y, Z, C), zero outside the region."""
+        out = np.zeros(self.region.shape + self.coefficients.shape[1:], dtype=dtype)
+        out[self.region] = self.coefficients
+        return out
+
+
+#: Half-width (voxels) of the central box the single-fibre response is estimated in (dipy's default),
+#: and the FA above which a voxel of it counts as single-fibre.
+RESPONSE_ROI_RADIUS = 10
+RESPONSE_FA_THRESHOLD = 0.7
+
+
+def single_fibre_response(gtab, data: np.ndarray) -> tuple[tuple[np.ndarray, float], float]:
+    """dipy's ``auto_response_ssst`` (response and ratio): a tensor fit of the central box of
+    ``data`` (X, Y, Z, G), its voxels above ``RESPONSE_FA_THRESHOLD`` averaged. The same figures,
+    with dipy's tensor fitted ``TENSOR_FIT_CHUNK`` voxels at a time (in one piece it held 94 MB for
+    the 9,261 voxels of the box on bids-xa30). Where the box does not fit in the volume (dipy
+    then shrinks it), dipy's function as it is."""
+    from dipy.reconst.csdeconv import auto_response_ssst, response_from_mask_ssst
+    from dipy.reconst.dti import TensorModel, fractional_anisotropy
+
+    from connex.structural.preprocess import TENSOR_FIT_CHUNK
+
+    shape = np.array(data.shape[:3])
+    low, high = shape // 2 - RESPONSE_ROI_RADIUS, shape // 2 + RESPONSE_ROI_RADIUS
+    if (low < 0).any() or (high >= shape).any():
+        return auto_response_ssst(gtab, data, roi_radii=RESPONSE_ROI_RADIUS, fa_thr=RESPONSE_FA_THRESHOLD)
+    box = data[low[0]:high[0] + 1, low[1]:high[1] + 1, low[2]:high[2] + 1]
+    fa = np.nan_to_num(fractional_anisotropy(TensorModel(gtab, step=TENSOR_FIT_CHUNK).fit(box).evals))
+    return response_from_mask_ssst(gtab, box, (fa > RESPONSE_FA_THRESHOLD).astype(np.int64))
+
+
+#: Voxels fitted at a time: dipy's CSD keeps a Python fit object per voxel and float64 coefficients;
+#: chunks keep that to a few MB.
+FIT_CHUNK = 4000
+
+
+def fodf_model(gtab, data: np.ndarray, model: str) -> tuple[object, dict]:
+    """The fibre orientation model of ``model`` for the DWI series ``data`` (X, Y, Z, G) and its
+    gradient table (CSD: with the single-fibre response estimated from the series), and details."""
     n_directions = int((~gtab.b0s_mask).sum())
     order = sh_order_for(n_directions)
     details: dict = {"model": model, "sh_order": order}
     if model == "csd":
-        from dipy.reconst.csdeconv import (
-            ConstrainedSphericalDeconvModel,
-            auto_response_ssst,
-        )
+        from dipy.reconst.csdeconv import ConstrainedSphericalDeconvModel
 
-        response, ratio = auto_response_ssst(gtab, data, roi_radii=10, fa_thr=0.7)
+        response, ratio = single_fibre_response(gtab, data)
         details["response_eigenvalues"] = [float(v) for v in response[0]]
         details["response_ratio"] = float(ratio)
-        fit = ConstrainedSphericalDeconvModel(gtab, response, sh_order_max=order).fit(data, mask=mask)
-    else:
-        from dipy.reconst.shm import CsaOdfModel
+        return ConstrainedSphericalDeconvModel(gtab, response, sh_order_max=order), details
+    from dipy.reconst.shm import CsaOdfModel
 
-        fit = CsaOdfModel(gtab, sh_order_max=order).fit(data, mask=mask)
-    # float32: what the batch tracker keeps (half dipy's float64; the same streamlines on bids-xa30 and the demo)
-    shm = np.asarray(fit.shm_coeff, dtype=np.float32)
-    if shm.ndim != 4:  # seen when the response was implausible and no voxel could be fitted
-        raise ValueError(f"The {model.upper()} fit gave no spherical-harmonic coefficients (shape {shm.shape}); "
-                         f"details: {details}. Check the preprocessed DWI and its b-values.")
-    return shm, details
+    return CsaOdfModel(gtab, sh_order_max=order), details
+
+
+def fodf_coefficients(fitted_model, signals: np.ndarray, details: dict) -> np.ndarray:
+    """SH coefficients (n, C) float32 of the voxels' signals (n, G), ``FIT_CHUNK`` voxels at a
+    time (each voxel's fit is independent: the coefficients are those of one fit of them all; on
+    bids-xa30 dipy's whole-mask fit held about 100 MB more than the result)."""
+    order = details["sh_order"]
+    out = np.zeros((len(signals), (order + 1) * (order + 2) // 2), dtype=np.float32)
+    for start in range(0, len(signals), FIT_CHUNK):
+        coefficients = np.asarray(fitted_model.fit(signals[start:start + FIT_CHUNK]).shm_coeff)
+        if coefficients.shape != (len(signals[start:start + FIT_CHUNK]), out.shape[1]):
+            # seen when the response was implausible and no voxel could be fitted
+            raise ValueError(f"The {details['model'].upper()} fit gave no spherical-harmonic coefficients (shape "
+                             f"{coefficients.shape}); details: {details}. Check the preprocessed DWI and its "
+                             "b-values.")
+        # float32: what the batch tracker keeps (half dipy's float64; the same streamlines on bids-xa30 and the demo)
+        out[start:start + FIT_CHUNK] = coefficients
+    return out
+
+
+def fit_fodf(data: np.ndarray, gtab, mask: np.ndarray, model: str) -> tuple[FODF, dict]:
+    """Fit the fibre orientation model (:func:`fodf_model`) in the voxels of ``mask`` (X, Y, Z)
+    bool of the series ``data`` (X, Y, Z, G); returns the :class:`FODF` and details. (The
+    tractography job calls the two steps itself, to free the series before the fit.)"""
+    fitted_model, details = fodf_model(gtab, data, model)
+    return FODF(fodf_coefficients(fitted_model, data[mask], details), np.asarray(mask, dtype=bool)), details
 
 
 def sample_seeds(seed_mask: np.ndarray, affine: np.ndarray, per_voxel: int, rng: np.random.Generator) -> np.ndarray:
@@ -107,11 +187,12 @@ def sample_seeds(seed_mask: np.ndarray, affine: np.ndarray, per_voxel: int, rng:
     return points @ affine[:3, :3].T + affine[:3, 3]
 
 
-#: Seeds per tracking batch: a progress line after each, and one batch of float64 streamlines in memory.
-SEED_BATCH = 25_000
+#: Seeds per tracking batch: a progress line after each, and one batch's kept streamlines in memory
+#: (on bids-xa30 the job peaked at 253 MB with 25,000, 218 MB with this; the same tractogram).
+SEED_BATCH = 10_000
 
 
-def track_batches(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affine: np.ndarray,
+def track_batches(fodf: FODF, fa: np.ndarray, mask: np.ndarray, affine: np.ndarray,
                   params: TrackingParams, tissues: dict[str, np.ndarray] | None = None, *, threads: int = 1,
                   seed_batch: int = SEED_BATCH, vectorised: bool = True) -> Iterator[tuple[list[np.ndarray], dict]]:
     """Run tractography ``seed_batch`` seeds at a time; yields each batch's kept streamlines (world
@@ -129,7 +210,7 @@ def track_batches(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affin
 
     Parameters
     ----------
-    shm_coeff : ndarray (X, Y, Z, C)
+    fodf : FODF
         fODF spherical-harmonic coefficients (:func:`fit_fodf`, dipy's default basis).
     fa, mask : ndarray (X, Y, Z)
         FA map and brain mask on the DWI grid; ``affine`` (4, 4) its grid.
@@ -143,7 +224,7 @@ def track_batches(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affin
     """
     from dipy.tracking.streamline import length
 
-    track_seeds = _seed_tracker(shm_coeff, fa, mask, affine, params, tissues, threads=threads, vectorised=vectorised)
+    track_seeds = _seed_tracker(fodf, fa, mask, affine, params, tissues, threads=threads, vectorised=vectorised)
     seed_mask = mask & (fa >= params.seed_fa_threshold)
     seeds = sample_seeds(seed_mask, affine, params.seeds_per_voxel, np.random.default_rng(params.random_seed))
     start = time.perf_counter()
@@ -153,14 +234,14 @@ def track_batches(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affin
     n_batches = max(1, int(np.ceil(len(seeds) / seed_batch)))
     for batch in range(n_batches):
         batch_start = time.perf_counter()
-        streamlines = [s for s in track_seeds(seeds[batch * seed_batch:(batch + 1) * seed_batch]) if len(s) >= 2]
-        n_generated += len(streamlines)
         kept = []
-        if streamlines:
-            lengths = np.asarray(length(streamlines))
-            good = (lengths >= params.min_length_mm) & (lengths <= params.max_length_mm)
-            kept = [streamlines[i].astype(np.float32) for i in np.flatnonzero(good)]
-        del streamlines
+        # one streamline at a time: the batch's kept float32 streamlines are held, not all it generated
+        for streamline in track_seeds(seeds[batch * seed_batch:(batch + 1) * seed_batch]):
+            if len(streamline) < 2:
+                continue
+            n_generated += 1
+            if params.min_length_mm <= length(streamline) <= params.max_length_mm:
+                kept.append(streamline.astype(np.float32))
         n_kept += len(kept)
         tracking_seconds += time.perf_counter() - batch_start
         seconds = time.perf_counter() - start
@@ -175,7 +256,7 @@ def track_batches(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affin
         del kept  # the consumer has it: hold one batch, not two, while the next is tracked
 
 
-def _seed_tracker(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affine: np.ndarray,
+def _seed_tracker(fodf: FODF, fa: np.ndarray, mask: np.ndarray, affine: np.ndarray,
                   params: TrackingParams, tissues: dict[str, np.ndarray] | None, *, threads: int,
                   vectorised: bool) -> Callable[[np.ndarray], Iterable[np.ndarray]]:
     """The tracker :func:`track_batches` runs: a function from seeds (N, 3 world mm) to their
@@ -188,19 +269,19 @@ def _seed_tracker(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affin
     voxel_size = np.sqrt((affine[:3, :3] ** 2).sum(axis=0)).astype(np.float64)
     if vectorised and params.algorithm == "deterministic" and params.stopping == "fa":
         # dipy's algorithm with many streamlines per step: the same streamlines, 3.7x faster on bids-xa30.
-        tracker = DeterministicTracker(shm_coeff, np.where(mask, fa, 0.0), params.fa_threshold, default_sphere,
+        tracker = DeterministicTracker(fodf, np.where(mask, fa, 0.0), params.fa_threshold, default_sphere,
                                        voxel_size, step_size=params.step_mm, max_angle=params.max_angle,
                                        max_nbr_pts=int((params.max_length_mm + params.step_mm) / params.step_mm))
         world_to_voxel = np.linalg.inv(affine)
 
         def batch_tracking(seeds: np.ndarray) -> Iterable[np.ndarray]:
             voxel_seeds = seeds @ world_to_voxel[:3, :3].T + world_to_voxel[:3, 3]
-            return (s @ affine[:3, :3].T + affine[:3, 3] for s in tracker.track(voxel_seeds, threads=threads))
+            return (s @ affine[:3, :3].T + affine[:3, 3] for s in tracker.iter_track(voxel_seeds, threads=threads))
 
         return batch_tracking
     dipy_tracker = deterministic_tracking if params.algorithm == "deterministic" else probabilistic_tracking
     stopping = stopping_criterion(fa, mask, affine, params, tissues)
-    shm = np.ascontiguousarray(shm_coeff, dtype=np.float64)
+    shm = fodf.dense(np.float64)  # dipy's trackers read a float64 grid
 
     def dipy_tracking(seeds: np.ndarray) -> Iterable[np.ndarray]:
         # dipy's lengths are one step short of the bounds it is given: track_batches applies the exact bounds.
@@ -214,13 +295,13 @@ def _seed_tracker(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affin
     return dipy_tracking
 
 
-def track(shm_coeff: np.ndarray, fa: np.ndarray, mask: np.ndarray, affine: np.ndarray, params: TrackingParams,
+def track(fodf: FODF, fa: np.ndarray, mask: np.ndarray, affine: np.ndarray, params: TrackingParams,
           tissues: dict[str, np.ndarray] | None = None, *, threads: int = 1,
           seed_batch: int = SEED_BATCH) -> tuple[list[np.ndarray], dict]:
     """:func:`track_batches` collected: all kept streamlines (world mm, float32 (n_i, 3)) and the
     run's figures. For a whole brain, stream the batches into :func:`save_tractogram` instead."""
     streamlines, figures = [], {}
-    for kept, progress in track_batches(shm_coeff, fa, mask, affine, params, tissues, threads=threads,
+    for kept, progress in track_batches(fodf, fa, mask, affine, params, tissues, threads=threads,
                                         seed_batch=seed_batch):
         streamlines.extend(kept)
         figures = progress
