@@ -237,6 +237,36 @@ def test_ants_moves_t1w_images_onto_the_epi_grid_as_the_coregistration_does(tmp_
     np.testing.assert_allclose(load_t1w_to_epi(tmp_path / "old.txt"), t1w_to_epi_world, rtol=0, atol=1e-8)
 
 
+def test_labels_come_onto_the_epi_grid_as_dipys_nearest_neighbour_puts_them():
+    """The label resampling (``nearest_on_grid``, no dipy import) gives dipy's AffineMap nearest
+    neighbour voxel for voxel: an oblique EPI grid half outside the T1w grid, and a grid
+    shifted by exactly half a voxel (ties round up in both)."""
+    from dipy.align.imaffine import AffineMap
+
+    t1w_shape, t1w_affine = _grid((30, 34, 28), (1.0, 1.2, 1.1), (-15.0, -20.0, -14.0))
+    labels = np.random.default_rng(3).integers(0, 90, size=t1w_shape).astype(np.int32)
+    half = np.eye(4)
+    half[:3, 3] = 0.5
+    resampled = []
+    for epi_shape, epi_affine, t1w_to_epi_world in (
+            (_grid((26, 22, 20), (2.5, 2.0, 3.0), (-28.0, -24.0, -22.0), angles=(0.3, -0.2, 0.4))
+             + (rigid_matrix(np.array([3.0, -2.0, 4.0, 0.1, -0.05, 0.2]), np.zeros(3)),)),
+            (t1w_shape, t1w_affine @ half, np.eye(4))):
+        ours = t1w_to_epi(nib.Nifti1Image(labels, t1w_affine), t1w_to_epi_world, epi_shape, epi_affine,
+                          interpolation="nearest")
+        theirs = AffineMap(t1w_to_epi_world, domain_grid_shape=t1w_shape, domain_grid2world=t1w_affine,
+                           codomain_grid_shape=epi_shape, codomain_grid2world=epi_affine).transform_inverse(
+            labels, interpolation="nearest")
+        assert ours.shape == tuple(epi_shape) and ours.dtype == np.int32
+        np.testing.assert_array_equal(ours, theirs)
+        resampled.append(ours)
+    oblique, shifted = resampled
+    assert 0.5 < np.mean(oblique == 0) < 0.95  # a larger grid: partly outside the T1w grid
+    # half a voxel further on: each voxel reads its own label (halves round down); the last one is outside
+    np.testing.assert_array_equal(shifted[:-1, :-1, :-1], labels[:-1, :-1, :-1])
+    assert not shifted[-1].any() and not shifted[:, -1].any() and not shifted[:, :, -1].any()
+
+
 def test_itk_files_from_ants_read_with_their_centre_and_bad_files_name_themselves(tmp_path):
     """ANTs writes a rotation centre (FixedParameters) and float variants: the same map."""
     matrix = rigid_matrix(np.array([4.0, -1.0, 2.0, 0.1, 0.2, -0.1]), np.zeros(3))
