@@ -5,7 +5,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connex.anat.atlases import BUILT_IN_ATLASES, load_atlas, load_custom_atlas, spheres_to_labels, validate_atlas
+from connex.anat.atlases import (
+    BUILT_IN_ATLASES,
+    atlas_positions,
+    load_atlas,
+    load_custom_atlas,
+    read_atlas_regions,
+    spheres_to_labels,
+    validate_atlas,
+)
 from connex.anat.templates import load_mni_template
 from connex.errors import AtlasError
 
@@ -104,3 +112,22 @@ def test_mni_check_mask_read_without_nilearn_covers_the_template_brain():
     assert mask[tuple(ijk.T)].all()
     volume_ml = mask.sum() * abs(np.linalg.det(affine[:3, :3])) / 1000
     assert 2100 < volume_ml < 2450  # nilearn's brain 1883 ml; dilated 6 mm on the 2 mm grid 2334 ml
+
+
+def test_the_region_table_written_beside_the_t1w_atlas_reads_back_as_the_atlas_regions(tmp_path):
+    """The SC job reads the regions from atlas_to_t1w's table instead of loading the atlas image:
+    the same indices, names and positions; a region named NA stays a name; a table without the
+    columns names its file."""
+    from connex.inputs.io import write_tsv
+
+    atlas = load_atlas("desikankilliany")
+    table = atlas.table.copy()
+    table.loc[3, "name"] = "NA"
+    write_tsv(table, tmp_path / "atlas_dseg.tsv")
+    regions = read_atlas_regions(atlas.name, tmp_path / "atlas_dseg.tsv")
+    assert regions.n_regions == 83 and regions.name == "desikankilliany"
+    assert list(regions.table["name"]) == list(table["name"]) and regions.table.loc[3, "name"] == "NA"
+    np.testing.assert_array_equal(atlas_positions(atlas.labels, regions), atlas_positions(atlas.labels, atlas))
+    (tmp_path / "bad.tsv").write_text("label\tregion\n1\tx\n")
+    with pytest.raises(AtlasError, match=r"bad\.tsv: expected the atlas table's 'index' and 'name'"):
+        read_atlas_regions("x", tmp_path / "bad.tsv")

@@ -75,7 +75,30 @@ class Atlas:
 
 # ---------------------------------------------------------------------------- validation
 
-def atlas_positions(labels: np.ndarray, atlas: Atlas) -> np.ndarray:
+@dataclass(frozen=True)
+class AtlasRegions:
+    """An atlas's name and region table without its image: what a job that meets the atlas
+    already resampled needs (the SC matrices), without holding the MNI image (70 MB at 1 mm)."""
+
+    name: str
+    table: pd.DataFrame
+
+    @property
+    def n_regions(self) -> int:
+        return len(self.table)
+
+
+def read_atlas_regions(name: str, table_path: str | Path) -> AtlasRegions:
+    """The region table an earlier job wrote from the validated atlas (``atlas_to_t1w``'s
+    ``_dseg.tsv``: ``index``, ``name``, ...; atlas order); names stay text (``"NA"`` is a name)."""
+    table = pd.read_csv(table_path, sep="\t", keep_default_na=False, na_values=["n/a"], dtype={"name": str})
+    if not {"index", "name"} <= set(table.columns):
+        raise AtlasError(f"{table_path}: expected the atlas table's 'index' and 'name' columns; found "
+                         f"{list(table.columns)}.")
+    return AtlasRegions(name=name, table=table)
+
+
+def atlas_positions(labels: np.ndarray, atlas: Atlas | AtlasRegions) -> np.ndarray:
     """Atlas indices (any integers) turned into positions 1..n in atlas-table order (0 stays
     background), so that matrix row k-1 is region k of the table whatever the indices are."""
     position = np.zeros(max(int(labels.max()), int(atlas.table["index"].max())) + 1, dtype=np.int32)

@@ -14,6 +14,7 @@ from connex.inputs.io import atomic_path
 # The figures are files: a non-interactive backend, chosen before pyplot is imported.
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
 
 
 def plot_subject_inputs(*, bids_dir: str | Path, participant_id: str, t1w: str | None, dwi: str | None,
@@ -126,13 +127,15 @@ def plot_structural_connectome(fa: str | Path, shown: list[np.ndarray], count: n
     image = nib.as_closest_canonical(nib.load(fa))
     data = np.asarray(image.dataobj, dtype=float)
     to_voxel = np.linalg.inv(image.affine)
+    voxel_lines = [line @ to_voxel[:3, :3].T + to_voxel[:3, 3] for line in shown]
+    directions = [np.abs(voxels[-1] - voxels[0]) + 1e-6 for voxels in voxel_lines]
+    colours = [direction / direction.max() for direction in directions]  # RGB: the end-to-end direction
     figure, axes = plt.subplots(1, 3, figsize=(15, 5))
     for axis, (plane, (u, v)) in zip(axes[:2], ((2, (0, 1)), (0, (1, 2)))):
         axis.imshow(data.max(axis=plane).T, origin="lower", cmap="gray", vmin=0, vmax=0.8)
-        for line in shown:
-            voxels = line @ to_voxel[:3, :3].T + to_voxel[:3, 3]
-            direction = np.abs(voxels[-1] - voxels[0]) + 1e-6
-            axis.plot(voxels[:, u], voxels[:, v], lw=0.3, alpha=0.5, color=direction / direction.max())
+        # one artist for all the streamlines (a line each held 10 KB or more: memory and time)
+        axis.add_collection(LineCollection([voxels[:, [u, v]] for voxels in voxel_lines], colors=colours,
+                                           linewidths=0.3, alpha=0.5))
         axis.set_title(("axial" if plane == 2 else "sagittal") + f": FA and {len(shown)} streamlines", fontsize=9)
         axis.set_axis_off()
     shown_matrix = axes[2].imshow(np.log1p(count), cmap="viridis", interpolation="nearest")

@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from connex.anat.atlases import Atlas, atlas_positions
+from connex.anat.atlases import Atlas, AtlasRegions, atlas_positions
 from connex.anat.coreg import load_t1w_to_epi, save_t1w_to_epi, t1w_to_epi
 from connex.inputs.io import atomic_path, save_nifti, write_array, write_json, write_tsv
 from connex.inputs.paths import sidecar_path
@@ -128,12 +128,13 @@ def run_tractography(*, dwi: str, bval: str, bvec: str, mask: str, fa: str, tiss
     return metrics
 
 
-def run_connectome(*, tractogram: str, mask: str, fa: str, xfm: str, atlas: Atlas, atlas_t1w: str,
+def run_connectome(*, tractogram: str, mask: str, fa: str, xfm: str, atlas: Atlas | AtlasRegions, atlas_t1w: str,
                    out_matrices: dict[str, str], out_dseg: str, out_dseg_table: str, out_figure: str,
                    assignment_radius_mm: float,
                    self_loops: bool, tracking: dict, title: str) -> tuple[dict[str, np.ndarray], dict]:
     """The atlas in DWI space, one connectome matrix per weight (``SC_WEIGHTS``), full atlas size in
-    atlas order, with JSON sidecars, and the QC figure."""
+    atlas order, with JSON sidecars, and the QC figure. ``atlas`` gives the region table only (the
+    workflow passes :func:`~connex.anat.atlases.read_atlas_regions`); ``atlas_t1w`` is its image."""
     from connex.report.figures import plot_structural_connectome  # matplotlib: not in the tractography job (memory)
 
     reference = nib.load(mask)

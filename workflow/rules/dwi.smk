@@ -81,7 +81,7 @@ rule structural_connectome:
         fa=rules.preprocess_dwi.output.fa,
         xfm=rules.preprocess_dwi.output.xfm,
         atlas_t1w=rules.atlas_to_t1w.output.dseg,
-        atlas_files=atlas_input_files,
+        atlas_table=rules.atlas_to_t1w.output.table,
     output:
         **{f"meas_{w}": sc_matrix(VISIT, "{atlas}", w) for w in SC_WEIGHTS},
         **{f"sidecar_{w}": json_beside(sc_matrix(VISIT, "{atlas}", w)) for w in SC_WEIGHTS},

@@ -4,12 +4,12 @@ from connex.logs import log_to_file
 
 log_to_file(snakemake.log[0], job=f"{snakemake.rule} {dict(snakemake.wildcards)}")
 
-from connex.anat.atlases import load_atlas
+from connex.anat.atlases import read_atlas_regions
 from connex.structural.stage import run_connectome
 
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
-spec = params.atlas
-atlas = load_atlas(spec["name"], custom=spec["custom"], synth_dir=spec["synth_dir"])
+# the regions only: the atlas image is already in T1w space (memory: the MNI image is not loaded)
+atlas = read_atlas_regions(params.atlas["name"], inp.atlas_table)
 with open(inp.tracking) as handle:
     tracking = json.load(handle)
 run_connectome(tractogram=inp.tractogram, mask=inp.mask, fa=inp.fa, xfm=inp.xfm, atlas=atlas, atlas_t1w=inp.atlas_t1w,
