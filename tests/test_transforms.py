@@ -240,7 +240,7 @@ def test_ants_moves_t1w_images_onto_the_epi_grid_as_the_coregistration_does(tmp_
 def test_labels_come_onto_the_epi_grid_as_dipys_nearest_neighbour_puts_them():
     """The label resampling (``nearest_on_grid``, no dipy import) gives dipy's AffineMap nearest
     neighbour voxel for voxel: an oblique EPI grid half outside the T1w grid, and a grid
-    shifted by exactly half a voxel (ties round up in both)."""
+    shifted by exactly half a voxel (ties round down in both)."""
     from dipy.align.imaffine import AffineMap
 
     t1w_shape, t1w_affine = _grid((30, 34, 28), (1.0, 1.2, 1.1), (-15.0, -20.0, -14.0))

@@ -100,12 +100,13 @@ def nearest_on_grid(data: np.ndarray, target_to_source_voxel: np.ndarray, shape:
     ``ceil(c - 0.5)`` (halves round down) and is outside unless ``0 <= c <= n - 1``; without
     importing dipy's registration module (70 MB in a small job), one target slice at a time."""
     rotation, shift = target_to_source_voxel[:3, :3], target_to_source_voxel[:3, 3]
+    last = np.array(data.shape[:3])[:, None] - 1
     i, j = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
     out = np.zeros(shape, dtype=data.dtype)
     for k in range(shape[2]):
         grid = np.stack([i.ravel(), j.ravel(), np.full(i.size, k)]).astype(np.float64)
         coordinates = rotation @ grid + shift[:, None]
-        inside = np.all((coordinates >= 0) & (coordinates <= np.array(data.shape[:3])[:, None] - 1), axis=0)
+        inside = np.all((coordinates >= 0) & (coordinates <= last), axis=0)
         index = np.ceil(coordinates - 0.5).astype(np.int64)
         values = np.zeros(i.size, dtype=data.dtype)
         values[inside] = data[index[0, inside], index[1, inside], index[2, inside]]
