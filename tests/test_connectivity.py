@@ -31,9 +31,10 @@ def test_strategies_are_nilearn_load_confounds_parameters():
     # The regressor counts of every strategy, on fMRIPrep-like files: tests/test_fmriprep_confounds.py.
     assert confound_arguments("36P", global_signal=True) == {
         "strategy": ("motion", "wm_csf", "global_signal"), "motion": "full", "wm_csf": "full", "global_signal": "full"}
-    with pytest.raises(ConfigError, match=r"'strategy' must be one of \{'none', '6P', '24P', '36P', 'aCompCor'\}; "
-                                          r"'9P' was provided\."):
-        confound_arguments("9P")
+    assert confound_arguments("8P") == {"strategy": ("motion", "wm_csf"), "motion": "basic", "wm_csf": "basic"}
+    with pytest.raises(ConfigError, match=r"'strategy' must be one of \{'none', '6P', '8P', '24P', '36P', "
+                                          r"'aCompCor'\}; '9P' was provided\."):
+        confound_arguments("9P")  # Ciric's 9P is 8P with global_signal: true
 
 
 def test_missing_confound_column_names_the_file_and_the_column():

@@ -104,7 +104,7 @@ def test_same_selection_as_nilearn_on_the_fmriprep_folder(tmp_path, rng):
     from nilearn.interfaces.fmriprep import load_confounds
 
     bold, tsv, _ = write_fmriprep(tmp_path, rng, "20.2")
-    for strategy in ("6P", "24P", "36P", "aCompCor"):
+    for strategy in ("6P", "8P", "24P", "36P", "aCompCor"):
         arguments = confound_arguments(strategy, global_signal=True, n_compcor=4)
         direct, _ = load_confounds(str(bold), demean=False, **arguments)  # nilearn finds the files from the BOLD
         ours = load_strategy_confounds(tsv, CleaningParams(strategy=strategy, global_signal=True, n_compcor=4))
@@ -115,12 +115,15 @@ def test_regressor_counts_of_every_strategy(tmp_path, rng):
     _, tsv, _ = write_fmriprep(tmp_path, rng, "21")
     counts = {(s, g): 0 if (x := load_strategy_confounds(tsv, CleaningParams(strategy=s, global_signal=g,
                                                                                 n_compcor=5))) is None else x.shape[1]
-              for s in ("none", "6P", "24P", "36P", "aCompCor") for g in (False, True)}
+              for s in ("none", "6P", "8P", "24P", "36P", "aCompCor") for g in (False, True)}
     assert counts == {("none", False): 0, ("none", True): 1, ("6P", False): 6, ("6P", True): 7,
+                      ("8P", False): 8, ("8P", True): 9,
                       ("24P", False): 24, ("24P", True): 28, ("36P", False): 32, ("36P", True): 36,
                       ("aCompCor", False): 12 + 5 + 4, ("aCompCor", True): 12 + 5 + 4 + 2}
     p36 = load_strategy_confounds(tsv, CleaningParams(strategy="36P", global_signal=True))
     assert sorted(p36.columns) == sorted(expansions(MOTION_COLUMNS + ["csf", "white_matter", "global_signal"]))
+    p9 = load_strategy_confounds(tsv, CleaningParams(strategy="8P", global_signal=True))  # Ciric et al.'s 9P
+    assert sorted(p9.columns) == sorted(MOTION_COLUMNS + ["csf", "white_matter", "global_signal"])
 
 
 def test_nilearn_censors_nothing_connex_censors_by_fd(tmp_path, rng, caplog):

@@ -1,7 +1,7 @@
 """Functional connectivity: confound strategies, scrubbing, parcellated time series (nilearn's
 labels masker) and connectivity matrices.
 
-Confound strategies (XCP-D's names), each a set of parameters of nilearn's
+Confound strategies (XCP-D's and Ciric et al. 2017's names), each a set of parameters of nilearn's
 :func:`nilearn.interfaces.fmriprep.load_confounds`, which selects the columns of an fMRIPrep-style
 confounds TSV (fMRIPrep's own, or the one :func:`connex.functional.confounds.compute_confounds`
 writes) and reads the CompCor masks from its JSON sidecar:
@@ -9,6 +9,8 @@ writes) and reads the CompCor masks from its JSON sidecar:
 =========  ===========================================================  =============================
 none       no regression (detrending, filtering, standardisation stay)  ``strategy=()``
 6P         the six motion parameters                                    ``motion="basic"``
+8P         6P plus the mean white matter and CSF signals (Parkes et     ``motion="basic"``,
+           al. 2018's "6P+2P"; with the global signal Ciric's 9P)       ``wm_csf="basic"``
 24P        6P, their derivatives, and the squares of both               ``motion="full"``
 36P        24P plus white matter and CSF signals, same four expansions  ``motion="full"``,
                                                                         ``wm_csf="full"``
@@ -20,7 +22,7 @@ aCompCor   6P and derivatives, the first ``n_compcor`` aCompCor         ``motion
 
 ``global_signal: true`` adds the global signal with the strategy's expansion (``full``, 4 terms,
 for 24P/36P, so 36P with it is XCP-D's 36 regressors; ``derivatives``, 2, for aCompCor; ``basic``,
-1, for 6P and none).
+1, for 6P, 8P and none).
 ``n_compcor`` follows nilearn: with ``anat_combined``, the first ``n_compcor`` components whose
 JSON ``Mask`` is ``combined`` (in file order, which is decreasing variance), or all of them where
 the file has fewer (fMRIPrep keeps those explaining 50% of the variance; ConneX's own file has
@@ -73,7 +75,7 @@ class CleaningParams:
     in Hz (``None`` to skip); ``fd_threshold`` in mm (``None``: no scrubbing).
     """
 
-    strategy: str = "36P"
+    strategy: str = "8P"
     global_signal: bool = False
     n_compcor: int = 10
     fd_threshold: float | None = 0.5
@@ -93,7 +95,7 @@ class CleaningParams:
 
 
 #: The motion expansion of each strategy (nilearn's names), which the global signal shares.
-MOTION_MODELS = {"none": None, "6P": "basic", "24P": "full", "36P": "full", "aCompCor": "derivatives"}
+MOTION_MODELS = {"none": None, "6P": "basic", "8P": "basic", "24P": "full", "36P": "full", "aCompCor": "derivatives"}
 
 
 def confound_arguments(strategy: str, *, global_signal: bool = False, n_compcor: int = 10) -> dict:
@@ -109,9 +111,9 @@ def confound_arguments(strategy: str, *, global_signal: bool = False, n_compcor:
     if motion is not None:
         components.append("motion")
         arguments["motion"] = motion
-    if strategy == "36P":
+    if strategy in ("8P", "36P"):
         components.append("wm_csf")
-        arguments["wm_csf"] = "full"
+        arguments["wm_csf"] = "basic" if strategy == "8P" else "full"
     if strategy == "aCompCor":
         components += ["compcor", "high_pass"]  # nilearn requires the cosines with fMRIPrep's CompCor
         arguments.update(compcor="anat_combined", n_compcor=int(n_compcor))
