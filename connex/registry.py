@@ -47,7 +47,7 @@ SC_WEIGHTS = tuple(SC_WEIGHT_DESCRIPTIONS)
 
 # --------------------------------------------------------------------- functional connectomes
 
-#: Confound strategies (``fc.strategy``, XCP-D's names; :mod:`connex.functional.connectivity`).
+#: Confound strategies (``fc.strategy``, XCP-D's and Ciric et al.'s names; :mod:`connex.functional.connectivity`).
 CONFOUND_STRATEGIES = ("none", "6P", "8P", "24P", "36P", "aCompCor")
 
 #: nilearn's standardisation of the region time series (``fc.standardize``; None: none).

@@ -96,6 +96,8 @@ class CleaningParams:
 
 #: The motion expansion of each strategy (nilearn's names), which the global signal shares.
 MOTION_MODELS = {"none": None, "6P": "basic", "8P": "basic", "24P": "full", "36P": "full", "aCompCor": "derivatives"}
+#: The white-matter and CSF signals' expansion of the strategies that take them.
+WM_CSF_MODELS = {"8P": "basic", "36P": "full"}
 
 
 def confound_arguments(strategy: str, *, global_signal: bool = False, n_compcor: int = 10) -> dict:
@@ -111,9 +113,9 @@ def confound_arguments(strategy: str, *, global_signal: bool = False, n_compcor:
     if motion is not None:
         components.append("motion")
         arguments["motion"] = motion
-    if strategy in ("8P", "36P"):
+    if strategy in WM_CSF_MODELS:
         components.append("wm_csf")
-        arguments["wm_csf"] = "basic" if strategy == "8P" else "full"
+        arguments["wm_csf"] = WM_CSF_MODELS[strategy]
     if strategy == "aCompCor":
         components += ["compcor", "high_pass"]  # nilearn requires the cosines with fMRIPrep's CompCor
         arguments.update(compcor="anat_combined", n_compcor=int(n_compcor))
