@@ -1,5 +1,7 @@
 """The HTML report, looked at in headless Chromium."""
 
+import json
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -18,7 +20,7 @@ from tests.test_cohort_qc import write_subject  # noqa: E402
 FLAGGED_RGB = np.array([255, 214, 214]) / 255  # td.flagged in connex/report/html.py's style sheet
 
 
-def make_report(tiny_cohort, tmp_path):
+def make_report(tiny_cohort, tmp_path, **extra):
     availability = write_tsv(build_inventory(tiny_cohort), tmp_path / "availability.tsv")
     derivatives = tmp_path / "connex"
     sidecars = {"sub-01": write_subject(derivatives, "01"), "sub-02": write_subject(derivatives, "02"),
@@ -30,7 +32,7 @@ def make_report(tiny_cohort, tmp_path):
     fig.savefig(figure)
     plt.close(fig)
     return write_report(availability_tsv=availability, qc_figures={"sub-01": [figure]},
-                        out_html=tmp_path / "report.html", dataset=str(tiny_cohort), qc_tsv=qc)
+                        out_html=tmp_path / "report.html", dataset=str(tiny_cohort), qc_tsv=qc, **extra)
 
 
 def test_report_holds_the_qc_table_with_the_flag_and_each_participant(tiny_cohort, tmp_path):
@@ -41,6 +43,18 @@ def test_report_holds_the_qc_table_with_the_flag_and_each_participant(tiny_cohor
     assert page.count("data:image/png;base64,") == 1
     for participant in ("sub-01", "sub-02", "sub-03"):
         assert f"<h3 id='{participant}'>" in page and f"<a href='#{participant}'>" in page
+
+
+def test_report_shows_qc_fc_and_warns_about_a_small_cohort(tiny_cohort, tmp_path):
+    summary = {"Participants": 6, "Covariates": ["age", "sex"], "Edges": 1128, "MedianAbsoluteQCFC": 0.5179,
+               "MedianAbsoluteQCFCWithoutMotionEffect": 0.5, "FractionSignificant": 0.0603,
+               "FractionSignificantFDR": 0.0, "DistanceDependence": -0.0289, "Warning": "6 participants: noisy"}
+    (tmp_path / "qcfc.json").write_text(json.dumps(summary))
+    page = make_report(tiny_cohort, tmp_path, qcfc_json=tmp_path / "qcfc.json").read_text()
+    assert "<h2 id='qcfc'>" in page and "<a href='#qcfc'>" in page
+    assert "<th>median |QC-FC|</th><td>0.5179</td>" in page and "<td>age, sex</td>" in page
+    assert "<p class='warning'>6 participants: noisy</p>" in page
+    assert "id='qcfc'" not in make_report(tiny_cohort, tmp_path).read_text()  # no QC-FC, no section
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium; .ci/run does it as root)")

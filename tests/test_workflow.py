@@ -152,8 +152,11 @@ def test_workflow_runs_on_read_only_input_and_never_writes_to_it(tiny_cohort_6, 
     # above chance (0), which is what a wrong region order or atlas mapping would give
     assert fc["subjects"] == 6 and fc["r_median"] >= 0.45
     report = (out / "connex" / "group" / "report.html").read_text()
-    # input, registration, SC and FC QC per subject; ROC, confusion matrices, importance
-    assert report.count("data:image/png;base64,") == 6 * 4 + 3
+    # input, registration, SC and FC QC per subject; QC-FC; ROC, confusion matrices, importance
+    assert report.count("data:image/png;base64,") == 6 * 4 + 1 + 3
+    qcfc = json.loads((out / "connex" / "group" / "atlas-synth_stat-qcfc_relmat.json").read_text())
+    assert qcfc["Participants"] == 6 and qcfc["Edges"] == 28 and "Warning" in qcfc
+    assert "<h2 id='qcfc'>" in report and f"<td>{qcfc['MedianAbsoluteQCFC']}</td>" in report
     assert "Model: cross-validated classification" in report and "logistic_regression" in report
     qc = pd.read_csv(out / "connex" / "group" / "qc.tsv", sep="\t").set_index("participant_id")
     assert (len(qc) == 6

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,6 +26,7 @@ td.flags { color: #b00000; min-width: 16em; }
 div.wide { overflow-x: auto; }
 table.qc { font-size: 0.75em; }
 p.flags { color: #b00000; font-weight: bold; }
+p.warning { color: #8a5a00; }
 nav a { margin-right: 1em; }
 img { max-width: 100%; border: 1px solid #ddd; }
 .summary span { display: inline-block; margin-right: 2em; font-size: 1.1em; }
@@ -33,7 +35,8 @@ img { max-width: 100%; border: 1px solid #ddd; }
 
 def write_report(*, availability_tsv: str | Path, qc_figures: dict[str, list[str | Path]], out_html: str | Path,
                  title: str = "ConneX report", dataset: str = "", qc_tsv: str | Path | None = None,
-                 metrics_tsv: str | Path | None = None, model_figures: list[str | Path] = ()) -> Path:
+                 metrics_tsv: str | Path | None = None, model_figures: list[str | Path] = (),
+                 qcfc_json: str | Path | None = None, qcfc_figure: str | Path | None = None) -> Path:
     """Write the report: cohort summary, the availability table, the cohort QC table with outliers
     flagged, the model's results, and each participant's QC numbers and figures.
 
@@ -50,6 +53,8 @@ def write_report(*, availability_tsv: str | Path, qc_figures: dict[str, list[str
         The cohort QC table (:func:`connex.cohort_qc.cohort_qc_table`).
     metrics_tsv, model_figures : path, optional
         The model's metrics table and figures (ROC, confusion matrices, importance).
+    qcfc_json, qcfc_figure : path, optional
+        QC-FC's summary and figure (:mod:`connex.report.qcfc`).
     """
     table = read_inventory(availability_tsv)
     counts = {
@@ -69,6 +74,7 @@ def write_report(*, availability_tsv: str | Path, qc_figures: dict[str, list[str
              "<p>Modelled participants per class: "
              + (", ".join(f"{html.escape(str(k))}: {v}" for k, v in labels.items()) or "none") + "</p>",
              "<nav><a href='#inputs'>Inputs</a><a href='#qc'>Cohort QC</a>"
+             + ("<a href='#qcfc'>QC-FC</a>" if qcfc_json is not None else "")
              + ("<a href='#model'>Model</a>" if metrics_tsv is not None else "")
              + "<a href='#participants'>Participants</a></nav>",
              "<h2 id='inputs'>Inputs found</h2>", _availability_html(table)]
@@ -76,6 +82,9 @@ def write_report(*, availability_tsv: str | Path, qc_figures: dict[str, list[str
           if qc_tsv is not None else None)
     if qc is not None:
         parts += ["<h2 id='qc'>Cohort QC</h2>", _qc_html(qc)]
+    if qcfc_json is not None:
+        parts += ["<h2 id='qcfc'>Motion left in the functional connectomes (QC-FC)</h2>", _qcfc_html(qcfc_json)]
+        parts += [_image(Path(qcfc_figure))] if qcfc_figure is not None and Path(qcfc_figure).is_file() else []
     if metrics_tsv is not None:
         parts += ["<h2 id='model'>Model: cross-validated classification</h2>", _metrics_html(metrics_tsv)]
         parts += [_image(Path(f)) for f in model_figures if Path(f).is_file()]
@@ -116,6 +125,26 @@ def _qc_html(qc: pd.DataFrame) -> str:
     return (f"<p>{n_flagged} of {len(qc)} participants flagged. {html.escape(rules_text())} "
             "Empty cells: the stage did not run for that participant.</p>"
             f"<div class='wide'><table class='qc'><tr>{header}</tr>{''.join(rows)}</table></div>")
+
+
+def _qcfc_html(qcfc_json: str | Path) -> str:
+    """QC-FC's figures in a sentence and a table."""
+    summary = json.loads(Path(qcfc_json).read_text())
+    covariates = ", ".join(summary["Covariates"]) or "none"
+    rows = [("participants", summary["Participants"]), ("covariates held fixed", covariates),
+            ("edges", summary["Edges"]), ("median |QC-FC|", summary["MedianAbsoluteQCFC"]),
+            ("median |QC-FC| of noise alone (no motion effect)", summary["MedianAbsoluteQCFCWithoutMotionEffect"]),
+            ("edges with p < 0.05 (uncorrected)", summary["FractionSignificant"]),
+            ("edges with p < 0.05 (FDR)", summary["FractionSignificantFDR"]),
+            ("distance dependence (Spearman rho of QC-FC with distance)", summary["DistanceDependence"])]
+    text = ("<p>Each edge's partial correlation across participants with mean framewise displacement "
+            "(Ciric et al. 2017). Well-denoised data: median |QC-FC| near the value of noise alone, about 5 % "
+            "of edges at p < 0.05 uncorrected and none after FDR, no distance dependence (motion raises "
+            "short-range FC and lowers long-range FC). Compare confound strategies (<code>fc.strategy</code>) "
+            "on these figures.</p>")
+    warning = f"<p class='warning'>{html.escape(summary['Warning'])}</p>" if summary.get("Warning") else ""
+    table = "".join(f"<tr><th>{html.escape(k)}</th><td>{_cell(v)}</td></tr>" for k, v in rows)
+    return text + warning + f"<table>{table}</table>"
 
 
 def _visit_name(row: pd.Series) -> str:

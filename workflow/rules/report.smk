@@ -27,10 +27,38 @@ rule cohort_qc:
         "../scripts/cohort_qc.py"
 
 
+rule qc_fc:
+    """QC-FC: every FC edge's partial correlation with mean FD across participants (age and sex
+    held fixed where participants.tsv has them) and its distance dependence (group/)."""
+    input:
+        unpack(qc_fc_inputs),
+    output:
+        matrix=group("atlas-{atlas}_stat-qcfc_relmat.tsv"),
+        summary=group("atlas-{atlas}_stat-qcfc_relmat.json"),
+        figure=group("figures/atlas-{atlas}_desc-qcfc_qc.png"),
+    log:
+        log_path("qc_fc", "atlas"),
+    benchmark:
+        benchmark_path("qc_fc", "atlas")
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        atlas=atlas_params,
+        visits=qc_fc_visit_labels,
+        fisher_z=config["fc"]["fisher_z"],
+    script:
+        "../scripts/qc_fc.py"
+
+
 rule report:
     """The cohort report (group/report.html)."""
     input:
         unpack(report_model_inputs),
+        unpack(report_qc_fc_inputs),
         table=rules.bids_inventory.output.table,
         qc=rules.cohort_qc.output.table,
         figures=all_input_qc_figures,

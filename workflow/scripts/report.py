@@ -14,4 +14,5 @@ for figure in [*snakemake.input.figures, *snakemake.input.anat_figures, *snakema
 write_report(availability_tsv=snakemake.input.table, qc_figures=figures, out_html=snakemake.output.html,
              dataset=snakemake.params.dataset,
              qc_tsv=snakemake.input.qc,
-             metrics_tsv=snakemake.input.get("metrics"), model_figures=list(snakemake.input.get("model_figures", [])))
+             metrics_tsv=snakemake.input.get("metrics"), model_figures=list(snakemake.input.get("model_figures", [])),
+             qcfc_json=snakemake.input.get("qcfc"), qcfc_figure=snakemake.input.get("qcfc_figure"))

@@ -41,6 +41,53 @@ def cohort_qc_inputs(wildcards):
     return sorted({path for files in cohort_qc_params(wildcards).values() for path in files.values()})
 
 
+def qc_fc_visits():
+    """participant label -> the visit whose FC QC-FC reads: one per participant, the model's choice
+    of session (model_visits); none with connectomes_dir (no head motion is known there)."""
+    if CONNECTOMES_DIR:
+        return {}
+    return model_visits(fc_kept_visits())
+
+
+def qc_fc_atlas():
+    """The atlas QC-FC is computed for: the model's, as in the cohort QC table."""
+    return MODEL_ATLAS if MODEL_ATLAS in ATLASES else ATLASES[0]
+
+
+def qc_fc_possible():
+    """Whether this run makes FC correlation matrices for enough participants for QC-FC
+    (connex.report.qcfc)."""
+    from connex.report.qcfc import MIN_PARTICIPANTS  # here: scipy.stats is slow to import at parse time
+
+    return "correlation" in FC_MEASURES and len(qc_fc_visits()) >= MIN_PARTICIPANTS
+
+
+def qc_fc_inputs(wildcards):
+    """The cohort QC table (mean FD), each participant's FC correlation matrix, participants.tsv
+    (age, sex) and the atlas files (region centroids)."""
+    visits = qc_fc_visits().values()
+    return {
+        "qc": rules.cohort_qc.output.table,
+        "connectomes": [fc_matrix(v, wildcards.atlas, "correlation") for v in visits],
+        "participants": rules.synthesize_demo.output.bids if IS_DEMO else str(BIDS_DIR / "participants.tsv"),
+        "atlas_files": atlas_input_files(wildcards),
+    }
+
+
+def qc_fc_visit_labels(wildcards):
+    """Visit labels (sub-01, sub-01_ses-1) in the order of qc_fc_inputs' connectomes."""
+    return [v.label for v in qc_fc_visits().values()]
+
+
+def report_qc_fc_inputs(wildcards):
+    """QC-FC's summary and figure, where it can be computed."""
+    if not qc_fc_possible():
+        return {}
+    out = rules.qc_fc.output
+    atlas = qc_fc_atlas()
+    return {"qcfc": out.summary.format(atlas=atlas), "qcfc_figure": out.figure.format(atlas=atlas)}
+
+
 def report_model_inputs(wildcards):
     """The model results the report shows (none when the model stages cannot run)."""
     if not model_is_possible():
