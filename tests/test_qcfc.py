@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from connex.anat.atlases import Atlas
+from connex.errors import ConnectomeError
 from connex.inputs.io import write_tsv
 from connex.report.qcfc import (
     cohort_qc_fc,
@@ -115,3 +116,28 @@ def test_cohort_qc_fc_reads_the_workflow_files_and_holds_age_and_sex_fixed(tmp_p
     assert np.allclose(distance, upper_distances(region_centroids(atlas)))
     matrix = qc_fc_table(result, ["A", "B", "C"]).to_numpy()
     assert np.allclose(matrix, matrix.T) and matrix[0, 1] == pytest.approx(result.r[0])
+
+
+def test_cohort_qc_fc_finds_each_visits_motion_in_a_table_with_sessions(tmp_path):
+    rng = np.random.default_rng(6)
+    atlas = square_atlas()
+    visits = [f"sub-{k:02d}_ses-{s}" for k in range(1, 4) for s in ("1", "2")]
+    fd = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    files = []
+    for visit, motion in zip(visits, fd):
+        matrix = np.full((3, 3), np.tanh(motion + rng.normal(0, 0.01)))  # FC rises with motion on every edge
+        np.fill_diagonal(matrix, 1)
+        files.append(write_tsv(pd.DataFrame(matrix, columns=atlas.table["name"]), tmp_path / f"{visit}_relmat.tsv"))
+    # the cohort QC table's layout with sessions: participant_id and session in two columns
+    qc_rows = pd.DataFrame({"participant_id": [v.split("_")[0] for v in visits],
+                            "session": [v.split("-")[-1] for v in visits], "mean_fd_mm": fd})
+    qc = write_tsv(qc_rows, tmp_path / "qc.tsv")
+    participants = write_tsv(pd.DataFrame({"participant_id": ["sub-01", "sub-02", "sub-03"]}), tmp_path / "p.tsv")
+    shuffled = [5, 2, 0, 4, 1, 3]  # the matrices in another order than the table: FD found by visit
+    result, _, summary = cohort_qc_fc([files[k] for k in shuffled], [visits[k] for k in shuffled], qc_tsv=qc,
+                                      participants_tsv=participants, atlas=atlas)
+    assert result.covariates == () and summary["Participants"] == 6
+    assert (result.r > 0.99).all()  # each matrix met its own visit's FD
+    write_tsv(qc_rows.assign(mean_fd_mm="n/a"), qc)
+    with pytest.raises(ConnectomeError, match="mean_fd_mm"):
+        cohort_qc_fc(files, visits, qc_tsv=qc, participants_tsv=participants, atlas=atlas)

@@ -119,7 +119,7 @@ def qc_fc_summary(result: QCFC, distance_mm: np.ndarray) -> dict:
     r, p = result.r[valid], result.p[valid]
     fdr = stats.false_discovery_control(p, method="bh") if len(p) else p
     usable = valid & ~np.isnan(distance_mm)
-    varies = usable.sum() > 2 and np.ptp(distance_mm[usable]) > 0
+    varies = usable.sum() > 2 and np.ptp(distance_mm[usable]) > 0 and np.ptp(result.r[usable]) > 0
     rho = stats.spearmanr(result.r[usable], distance_mm[usable]).statistic if varies else np.nan
     return {
         "Participants": result.n_participants,
@@ -200,8 +200,11 @@ def cohort_qc_fc(connectomes: list[str | Path], visits: list[str], *, qc_tsv: st
     from connex.evaluation.harmonise import covariate_matrix
     from connex.model.dataset import read_relmat
 
-    qc = pd.read_csv(qc_tsv, sep="\t", dtype={"participant_id": str}, na_values=["n/a"]).set_index("participant_id")
-    mean_fd = qc["mean_fd_mm"].reindex(visits).to_numpy(float)
+    qc = pd.read_csv(qc_tsv, sep="\t", dtype={"participant_id": str, "session": str}, na_values=["n/a"])
+    if "session" in qc:  # a dataset with sessions: one row per visit, the label split in two columns
+        has_session = qc["session"].notna()
+        qc.loc[has_session, "participant_id"] = qc["participant_id"] + "_ses-" + qc["session"]
+    mean_fd = qc.set_index("participant_id")["mean_fd_mm"].reindex(visits).to_numpy(float)
     edges = []
     iu = np.triu_indices(atlas.n_regions, 1)
     for path, visit in zip(connectomes, visits):
@@ -216,6 +219,9 @@ def cohort_qc_fc(connectomes: list[str | Path], visits: list[str], *, qc_tsv: st
     if not has_fd.all():
         log.warning("QC-FC: no mean FD for %s; left out.", [v for v, ok in zip(visits, has_fd) if not ok])
     edges, mean_fd, visits = edges[has_fd], mean_fd[has_fd], [v for v, ok in zip(visits, has_fd) if ok]
+    if len(visits) < MIN_PARTICIPANTS:
+        raise ConnectomeError(f"{qc_tsv}: {len(visits)} of the participants with an FC matrix have a mean FD "
+                              f"(mean_fd_mm); QC-FC needs at least {MIN_PARTICIPANTS}.")
 
     participants = pd.read_csv(participants_tsv, sep="\t", dtype=str).set_index("participant_id")
     rows = participants.reindex([visit.split("_")[0] for visit in visits]).reset_index()
